@@ -1,0 +1,34 @@
+# NeRF Atlas: `make demo` trains and renders the demo scene; `make test` runs the suite.
+# Both create .venv and install everything first (torch 2.13.0 CPU wheel before the rest).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint clean
+
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test]" $(foreach p,$(PLUGINS),-e ./$(p))
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	rm -rf outputs/demo outputs/demo-scene
+	$(BIN)/atlas data synth outputs/demo-scene --size 64
+	$(BIN)/atlas run --config configs/demo.toml --data outputs/demo-scene --out outputs/demo
+	@echo "demo: outputs/demo/metrics.json, outputs/demo/video.mp4"
+
+test: $(STAMP)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) outputs

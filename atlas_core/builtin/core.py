@@ -1,0 +1,52 @@
+"""Built-in plugin ``core``: the plain NeRF components."""
+
+from __future__ import annotations
+
+from atlas_core import hookimpl
+from atlas_core.data.blender import load_blender
+from atlas_core.encodings import IdentityEncoding, PositionalEncoding
+from atlas_core.fields import NeRFField, TinyField
+from atlas_core.hookspecs import Register
+from atlas_core.losses import RGBL1Loss, RGBL2Loss
+from atlas_core.render import VolumeRenderer
+from atlas_core.samplers import HierarchicalSampler, StratifiedSampler
+
+
+@hookimpl
+def atlas_register_encodings(register: Register) -> None:
+    """Positional (NeRF) and identity encodings."""
+    register("positional", PositionalEncoding, description="NeRF sin/cos frequencies + input")
+    register("identity", IdentityEncoding, description="raw coordinates")
+
+
+@hookimpl
+def atlas_register_fields(register: Register) -> None:
+    """The NeRF MLP and a tiny MLP."""
+    register("plain", NeRFField, description="NeRF 8x256 MLP, skip, view-direction branch")
+    register("tiny", TinyField, description="one small MLP for density and colour")
+
+
+@hookimpl
+def atlas_register_samplers(register: Register) -> None:
+    """Stratified and hierarchical (coarse/fine) sampling."""
+    register("stratified", StratifiedSampler, description="jittered uniform bins")
+    register("hierarchical", HierarchicalSampler, description="NeRF coarse/fine resampling")
+
+
+@hookimpl
+def atlas_register_renderers(register: Register) -> None:
+    """Volume rendering."""
+    register("volume", VolumeRenderer, description="alpha compositing, four backgrounds")
+
+
+@hookimpl
+def atlas_register_losses(register: Register) -> None:
+    """Colour losses."""
+    register("rgb_l2", RGBL2Loss, description="mean squared colour error")
+    register("rgb_l1", RGBL1Loss, description="mean absolute colour error")
+
+
+@hookimpl
+def atlas_register_datasets(register: Register) -> None:
+    """NeRF-synthetic folders."""
+    register("blender", load_blender, description="NeRF-synthetic transforms_*.json + PNGs")

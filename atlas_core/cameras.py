@@ -1,0 +1,60 @@
+"""Pinhole cameras in the NeRF/Blender convention.
+
+Camera space: the camera looks along -Z, +X is right and +Y is up. A camera-to-world
+matrix ``c2w`` (4x4) maps camera space to world space. Pixel ``(col, row)`` has its
+centre at ``(col + 0.5, row + 0.5)``; row 0 is the top of the image.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def focal_from_fov(width: int, camera_angle_x: float) -> float:
+    """Focal length in pixels from the horizontal field of view in radians."""
+    return 0.5 * width / math.tan(0.5 * camera_angle_x)
+
+
+def camera_directions(
+    cols: torch.Tensor, rows: torch.Tensor, focal: float, width: int, height: int
+) -> torch.Tensor:
+    """Unnormalised camera-space directions [..., 3] through pixel centres."""
+    x = (cols.float() + 0.5 - 0.5 * width) / focal
+    y = -(rows.float() + 0.5 - 0.5 * height) / focal
+    return torch.stack([x, y, -torch.ones_like(x)], dim=-1)
+
+
+def pixel_rays(
+    c2w: torch.Tensor,
+    cols: torch.Tensor,
+    rows: torch.Tensor,
+    focal: float,
+    width: int,
+    height: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """World-space origins, unit directions and pixel radii for pixels of cameras ``c2w``.
+
+    ``c2w`` is [..., 4, 4] broadcastable against ``cols``/``rows``. The radius is that of
+    a disc with the pixel's area at unit distance, as in Mip-NeRF (Barron et al. 2021).
+    """
+    dirs_cam = camera_directions(cols, rows, focal, width, height)
+    rot = c2w[..., :3, :3]
+    dirs = (rot @ dirs_cam.unsqueeze(-1)).squeeze(-1)
+    norm = dirs.norm(dim=-1, keepdim=True)
+    origins = c2w[..., :3, 3].expand_as(dirs)
+    radius = (2.0 / math.sqrt(12.0) / focal) / norm
+    return origins, dirs / norm, radius
+
+
+def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """Camera-to-world matrix [4, 4] for a camera at ``eye`` looking at ``target``."""
+    back = eye - target
+    back = back / back.norm()
+    right = torch.linalg.cross(up, back)
+    right = right / right.norm()
+    true_up = torch.linalg.cross(back, right)
+    c2w = torch.eye(4, dtype=eye.dtype)
+    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, true_up, back, eye
+    return c2w

@@ -1,0 +1,223 @@
+"""The ``atlas`` command: run | eval | render | plugins | data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from atlas_core import __version__
+from atlas_core.config import RunConfig, apply_overrides, load_toml
+from atlas_core.errors import AtlasError
+from atlas_core.plugins import describe_installed, load
+from atlas_core.train import Trainer
+from atlas_core.video import PATHS
+
+RESUME_FIXED = ("config", "data", "data_kind", "plugins", "overrides", "seed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    parser = argparse.ArgumentParser(prog="atlas", description="NeRF Atlas: composable NeRFs.")
+    parser.add_argument("--version", action="version", version=f"nerf-atlas {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train a model and write a run folder")
+    run.add_argument("--config", help="TOML config to start from (e.g. a run's config.toml)")
+    run.add_argument("--data", help="scene folder")
+    run.add_argument("--data-kind", help="data kind (default: blender)")
+    run.add_argument("--plugins", help="comma-separated plugins to enable")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--out", help="run folder (default: outputs/<scene>-<time>)")
+    run.add_argument("--max-steps", type=int)
+    run.add_argument("--time-budget", type=float, metavar="SECONDS")
+    run.add_argument("--eval-views", type=int, metavar="N")
+    run.add_argument("--save-every", type=int, metavar="STEPS")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    run.add_argument("--seed", type=int)
+    run.add_argument("--logger", choices=("none", "wandb"))
+
+    ev = sub.add_parser("eval", help="recompute a run's test metrics from its last checkpoint")
+    ev.add_argument("run_dir")
+    ev.add_argument("--eval-views", type=int, metavar="N")
+    ev.add_argument("--device", choices=("auto", "cpu", "cuda"))
+
+    render = sub.add_parser("render", help="render a video from a trained run")
+    render.add_argument("run_dir")
+    render.add_argument("--path", choices=PATHS, default="spiral")
+    render.add_argument("--frames", type=int, default=48)
+    render.add_argument("--output", help="video file (.mp4 or .gif); default RUN_DIR/<path>.mp4")
+    render.add_argument("--device", choices=("auto", "cpu", "cuda"))
+
+    plugins = sub.add_parser("plugins", help="list installed plugins and their components")
+    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+
+    data = sub.add_parser("data", help="data tools")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    synth = data_sub.add_parser("synth", help="write a procedural scene (NeRF-synthetic format)")
+    synth.add_argument("out")
+    synth.add_argument("--size", type=int, default=64, help="image width and height")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--train-views", type=int, default=100)
+    return parser
+
+
+def _apply_run_args(config: RunConfig, args: argparse.Namespace) -> None:
+    """Overlay command-line options on a config (they win over the file)."""
+    pairs = {
+        "train.max_steps": args.max_steps,
+        "train.time_budget": args.time_budget,
+        "eval.views": args.eval_views,
+        "train.save_every": args.save_every,
+        "device": args.device,
+        "logger": args.logger,
+    }
+    for key, value in pairs.items():
+        if value is not None:
+            config.set(key, value, source=f"--{key.split('.')[-1].replace('_', '-')}")
+
+
+def _run_config(args: argparse.Namespace) -> tuple[RunConfig, Path]:
+    if args.resume:
+        if not args.out:
+            raise AtlasError("--resume needs --out RUN_DIR")
+        given = [name for name in RESUME_FIXED if getattr(args, name)]
+        if given:
+            flags = ", ".join("--" + g.replace("_", "-").replace("overrides", "set") for g in given)
+            raise AtlasError(f"--resume reuses {args.out}/config.toml; drop {flags}")
+        out = Path(args.out)
+        config = load_toml(out / "config.toml")
+        _apply_run_args(config, args)
+        return config, out
+    config = load_toml(args.config) if args.config else RunConfig()
+    if args.data:
+        config.data.path = args.data
+    if args.data_kind:
+        config.set("data.kind", args.data_kind)
+    if args.plugins is not None:
+        config.plugins = [p.strip() for p in args.plugins.split(",") if p.strip()]
+    if args.seed is not None:
+        config.set("seed", args.seed)
+    apply_overrides(config, args.overrides)
+    _apply_run_args(config, args)
+    if not config.data.path:
+        raise AtlasError("no data: pass --data DIR (make one with `atlas data synth DIR`)")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out or f"outputs/{Path(config.data.path).name}-{config.field.name}-{stamp}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise AtlasError(f"{out}: already exists and is not empty; use --resume or another --out")
+    config.name = config.name or out.name
+    return config, out
+
+
+def _plugins_for(config: RunConfig):  # noqa: ANN202
+    return load(config.plugins, builtins=("wandb",) if config.logger == "wandb" else ())
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Train, evaluate, render and write the run folder."""
+    config, out = _run_config(args)
+    trainer = Trainer(config, _plugins_for(config), out, resume=args.resume)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer.write_config()
+    trainer.fit()
+    metrics = trainer.finish()
+    test = metrics["test"]
+    print(
+        f"{out}: test PSNR {test['psnr']:.2f} dB, SSIM {test['ssim']:.3f} "
+        f"({test['views']} views), {metrics['steps']} steps in {metrics['train_seconds']:.0f} s"
+    )
+    return 0
+
+
+def _trained(run_dir: str, device: str | None, eval_views: int | None = None) -> Trainer:
+    out = Path(run_dir)
+    config = load_toml(out / "config.toml")
+    if device:
+        config.set("device", device)
+    if eval_views is not None:
+        config.set("eval.views", eval_views)
+    trainer = Trainer(config, load(config.plugins), out)
+    if not trainer.restore():
+        raise AtlasError(f"{out / 'checkpoints'}: no checkpoint to load")
+    return trainer
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Recompute test metrics and rewrite metrics.json."""
+    trainer = _trained(args.run_dir, args.device, args.eval_views)
+    metrics = trainer.metrics(trainer.evaluate())
+    from atlas_core.io import atomic_write_json
+
+    atomic_write_json(trainer.out / "metrics.json", metrics)
+    print(f"{trainer.out}: test PSNR {metrics['test']['psnr']:.2f} dB, SSIM {metrics['test']['ssim']:.3f}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Render a camera path to a video file."""
+    if args.frames < 1:
+        raise AtlasError(f"--frames must be >= 1, got {args.frames}")
+    output = Path(args.output) if args.output else Path(args.run_dir) / f"{args.path}.mp4"
+    if output.suffix.lower() not in (".mp4", ".gif"):
+        raise AtlasError(f"{output}: video must end in .mp4 or .gif")
+    trainer = _trained(args.run_dir, args.device)
+    path = trainer.render_video(output, args.frames, args.path)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """List installed plugins (built-ins included) and what each registers."""
+    infos = describe_installed()
+    if args.json:
+        print(json.dumps([info.as_dict() for info in infos], indent=2))
+        return 0
+    for info in infos:
+        status = f"BROKEN: {info.error}" if info.error else ""
+        print(f"{info.name:12} {info.distribution:24} {info.version:10} {status}")
+        for kind, names in info.components.items():
+            print(f"    {kind:10} {', '.join(names)}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Data tools: ``synth`` writes the procedural scene."""
+    from atlas_core.data.synth import DEFAULT_VIEWS, write_scene
+
+    views = dict(DEFAULT_VIEWS, train=args.train_views)
+    try:
+        out = write_scene(args.out, size=args.size, seed=args.seed, views=views)
+    except (FileExistsError, ValueError) as exc:
+        raise AtlasError(f"{args.out}: {exc}") from exc
+    print(f"wrote {out} ({args.size}x{args.size}, {views})")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "eval": cmd_eval,
+    "render": cmd_render,
+    "plugins": cmd_plugins,
+    "data": cmd_data,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``atlas`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except AtlasError as exc:
+        print(f"atlas: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("atlas: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

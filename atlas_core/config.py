@@ -1,0 +1,260 @@
+"""Run configuration: dataclasses, TOML load/save and ``--set key=value`` overrides.
+
+Fixed sections (``train``, ``eval``, ``data.path``/``data.kind`` and the top level) are
+validated against their dataclass fields. A component slot (``field``, ``encoding``,
+``sampler``, ``renderer``) holds a registered name plus options, which are checked
+against the component factory's keyword arguments once the plugins are loaded.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass
+from dataclasses import field as option
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from atlas_core.errors import ConfigError
+from atlas_core.io import atomic_write_bytes
+from atlas_core.registry import unknown_choice
+
+SLOTS = {
+    "field": "fields",
+    "encoding": "encodings",
+    "sampler": "samplers",
+    "renderer": "renderers",
+}
+
+
+@dataclass
+class Slot:
+    """A component chosen by registered name, with keyword options for its factory."""
+
+    name: str
+    options: dict[str, Any] = option(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Where the scene is, its data kind and the data kind's options."""
+
+    path: str = ""
+    kind: str = "blender"
+    options: dict[str, Any] = option(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings."""
+
+    max_steps: int = option(default=3000, metadata={"min": 1})
+    time_budget: float = option(default=0.0, metadata={"min": 0})
+    batch_rays: int = option(default=4096, metadata={"min": 1})
+    lr: float = option(default=5e-3, metadata={"min": 0})
+    lr_final: float = option(default=5e-4, metadata={"min": 0})
+    save_every: int = option(default=500, metadata={"min": 1})
+    keep_checkpoints: int = option(default=3, metadata={"min": 1})
+    log_every: int = option(default=25, metadata={"min": 1})
+    eval_every: int = option(default=0, metadata={"min": 0})
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation and rendering settings."""
+
+    views: int = option(default=0, metadata={"min": 0})
+    chunk: int = option(default=16384, metadata={"min": 1})
+    video_frames: int = option(default=48, metadata={"min": 0})
+    fps: int = option(default=24, metadata={"min": 1})
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rerun a run."""
+
+    name: str = ""
+    seed: int = 0
+    device: typing.Literal["auto", "cpu", "cuda"] = "auto"
+    logger: typing.Literal["none", "wandb"] = "none"
+    plugins: list[str] = option(default_factory=list)
+    data: DataConfig = option(default_factory=DataConfig)
+    field: Slot = option(default_factory=lambda: Slot("tiny"))
+    encoding: Slot = option(default_factory=lambda: Slot("positional"))
+    sampler: Slot = option(default_factory=lambda: Slot("stratified"))
+    renderer: Slot = option(default_factory=lambda: Slot("volume"))
+    losses: dict[str, float] = option(default_factory=lambda: {"rgb_l2": 1.0})
+    train: TrainConfig = option(default_factory=TrainConfig)
+    eval: EvalConfig = option(default_factory=EvalConfig)
+    versions: dict[str, str] = option(default_factory=dict)
+    explicit: builtins.set[str] = option(default_factory=set, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain dict in the TOML layout (slot options inline with ``name``)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "seed": self.seed,
+            "device": self.device,
+            "logger": self.logger,
+            "plugins": list(self.plugins),
+            "data": {"path": self.data.path, "kind": self.data.kind, **self.data.options},
+        }
+        for slot in SLOTS:
+            chosen: Slot = getattr(self, slot)
+            out[slot] = {"name": chosen.name, **chosen.options}
+        out["losses"] = dict(self.losses)
+        out["train"] = dataclasses.asdict(self.train)
+        out["eval"] = dataclasses.asdict(self.eval)
+        out["versions"] = dict(self.versions)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RunConfig:
+        """Build from the TOML layout; unknown keys and bad types raise ConfigError."""
+        config, default = cls(), cls()
+        for key, value in raw.items():
+            if isinstance(value, dict) and key not in ("losses", "versions"):
+                for sub, subvalue in value.items():
+                    # a file that picks a non-default component chose it explicitly
+                    chosen = key in SLOTS and sub == "name"
+                    explicit = chosen and subvalue != getattr(default, key).name
+                    config.set(f"{key}.{sub}", subvalue, source=source, explicit=explicit)
+            else:
+                config.set(key, value, source=source, explicit=False)
+        return config
+
+    def set(self, key: str, value: Any, source: str = "--set", explicit: bool = True) -> None:
+        """Set one dotted key; ``field=NAME`` chooses a component for a slot."""
+        section, _, sub = key.partition(".")
+        if section in SLOTS:
+            slot: Slot = getattr(self, section)
+            if sub in ("", "name"):
+                slot.name = _coerce(key, value, str, source)
+                if explicit:
+                    self.explicit.add(section)
+            else:
+                slot.options[sub] = value
+        elif section == "data" and sub and sub not in ("path", "kind"):
+            self.data.options[sub] = value
+        elif section == "losses" and sub:
+            self.losses[sub] = _coerce(key, value, float, source)
+        elif section == "losses" and isinstance(value, dict):
+            self.losses = {k: _coerce(f"losses.{k}", v, float, source) for k, v in value.items()}
+        elif section == "versions" and isinstance(value, dict):
+            self.versions = {str(k): str(v) for k, v in value.items()}
+        elif section in ("data", "train", "eval") and sub:
+            _set_field(getattr(self, section), section, sub, value, source)
+        elif not sub:
+            _set_field(self, "", section, value, source)
+        else:
+            raise ConfigError(_unknown_key(key, source, self))
+
+
+def _unknown_key(key: str, source: str, config: RunConfig) -> str:
+    keys = set(known_keys(config))
+    return f"{source}: " + unknown_choice(f"config key '{key}'", key, keys)
+
+
+def known_keys(config: RunConfig) -> list[str]:
+    """Every fixed dotted key, for error messages."""
+    keys = ["name", "seed", "device", "logger", "plugins", "data.path", "data.kind"]
+    keys += [f"{slot}.name" for slot in SLOTS]
+    for section in ("train", "eval"):
+        keys += [f"{section}.{f.name}" for f in dataclasses.fields(getattr(config, section))]
+    return keys
+
+
+def _set_field(obj: Any, section: str, name: str, value: Any, source: str) -> None:
+    key = f"{section}.{name}" if section else name
+    fields = {f.name: f for f in dataclasses.fields(obj) if f.name != "explicit"}
+    if name not in fields or isinstance(getattr(obj, name), (Slot, DataConfig)):
+        raise ConfigError(_unknown_key(key, source, RunConfig()))
+    hints = typing.get_type_hints(type(obj))
+    coerced = _coerce(key, value, hints[name], source)
+    low = fields[name].metadata.get("min")
+    if low is not None and coerced < low:
+        raise ConfigError(f"{source}: {key} must be >= {low}, got {coerced!r}")
+    setattr(obj, name, coerced)
+
+
+def _coerce(key: str, value: Any, annotation: Any, source: str) -> Any:
+    """Check ``value`` against a type annotation, converting int to float where valid."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any or annotation is typing.Any:
+        return value
+    if origin is typing.Literal:
+        choices = typing.get_args(annotation)
+        if value not in choices:
+            raise ConfigError(f"{source}: " + unknown_choice(f"value {value!r} for {key}", str(value), choices))
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, value, arg, source)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{source}: {key} expects {annotation}, got {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {key} expects a list, got {value!r}")
+        (item,) = typing.get_args(annotation)[:1] or (Any,)
+        items = [_coerce(key, v, item, source) for v in value]
+        return origin(items)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, str, bool):
+        if type(value) is not annotation:
+            raise ConfigError(
+                f"{source}: {key} expects {annotation.__name__}, got {value!r}"
+            )
+        return value
+    return value
+
+
+def coerce_option(key: str, value: Any, annotation: Any, source: str = "config") -> Any:
+    """Public form of the type check used for component options."""
+    return _coerce(key, value, annotation, source)
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set`` value as a TOML literal, falling back to a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(config: RunConfig, pairs: list[str]) -> None:
+    """Apply ``key=value`` strings from the command line."""
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set: expected key=value, got {pair!r}")
+        config.set(key.strip(), parse_value(text.strip()))
+
+
+def load_toml(path: str | Path) -> RunConfig:
+    """Read a run config from TOML; malformed files raise ConfigError naming the file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return RunConfig.from_dict(raw, source=str(path))
+
+
+def save_toml(config: RunConfig, path: str | Path) -> None:
+    """Write the config as TOML (atomically)."""
+    atomic_write_bytes(Path(path), tomli_w.dumps(config.to_dict()).encode())

@@ -1,0 +1,1 @@
+"""Datasets: scene containers, the blender loader and the procedural scene maker."""

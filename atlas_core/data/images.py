@@ -1,0 +1,52 @@
+"""Image reading with conversion to 8-bit RGBA, and downscaling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+
+from atlas_core.errors import DataError
+
+
+def read_rgba(path: Path) -> np.ndarray:
+    """Read an image as uint8 [H, W, 4]; grayscale, RGB and 16-bit are converted."""
+    if not path.is_file():
+        raise DataError(f"{path}: image file is missing")
+    try:
+        image = np.asarray(iio.imread(path))
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
+        raise DataError(f"{path}: not a readable image ({type(exc).__name__})") from exc
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) / 257.0).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        if not np.issubdtype(image.dtype, np.floating):
+            raise DataError(f"{path}: unsupported pixel type {image.dtype}")
+        image = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
+        raise DataError(f"{path}: unsupported image shape {image.shape}")
+    channels = image.shape[2]
+    if channels in (1, 2):
+        gray, alpha = image[:, :, :1], image[:, :, 1:]
+        image = np.concatenate([gray, gray, gray, alpha], axis=2)
+    if image.shape[2] == 3:
+        opaque = np.full(image.shape[:2] + (1,), 255, dtype=np.uint8)
+        image = np.concatenate([image, opaque], axis=2)
+    return np.ascontiguousarray(image)
+
+
+def downscale_rgba(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """Area-average uint8 RGBA images [N, H, W, 4] by an integer factor (premultiplied)."""
+    if factor == 1:
+        return images
+    x = images.permute(0, 3, 1, 2).float() / 255.0
+    x = torch.cat([x[:, :3] * x[:, 3:], x[:, 3:]], dim=1)
+    x = torch.nn.functional.avg_pool2d(x, factor)
+    alpha = x[:, 3:]
+    rgb = torch.where(alpha > 0, x[:, :3] / alpha.clamp_min(1e-8), torch.zeros_like(x[:, :3]))
+    x = torch.cat([rgb.clamp(0, 1), alpha], dim=1)
+    return (x * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()

@@ -1,0 +1,110 @@
+"""In-memory scenes: posed images per split, and rays drawn from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from atlas_core.cameras import pixel_rays
+from atlas_core.rays import RayBundle, clip_to_box
+
+
+@dataclass
+class Views:
+    """One split: N posed images of one size, NeRF/Blender camera convention."""
+
+    images: Tensor  # [N, H, W, 4] uint8, straight alpha
+    c2w: Tensor  # [N, 4, 4] float32
+    focal: float
+    times: Tensor | None = None  # [N] in [0, 1]
+    names: list[str] = field(default_factory=list)
+
+    @property
+    def height(self) -> int:
+        """Image height in pixels."""
+        return self.images.shape[1]
+
+    @property
+    def width(self) -> int:
+        """Image width in pixels."""
+        return self.images.shape[2]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def to(self, device: torch.device | str) -> Views:
+        """Copy to a device."""
+        times = None if self.times is None else self.times.to(device)
+        return Views(self.images.to(device), self.c2w.to(device), self.focal, times, self.names)
+
+
+@dataclass
+class SceneData:
+    """A scene's splits plus the ray range and bounding box of its content."""
+
+    splits: dict[str, Views]
+    near: float = 2.0
+    far: float = 6.0
+    bounds: tuple[float, float, float, float, float, float] = (-1.5, -1.5, -1.5, 1.5, 1.5, 1.5)
+    name: str = "scene"
+
+    def split(self, name: str) -> Views:
+        """A split by name; falls back to train for missing val/test splits."""
+        return self.splits.get(name) or self.splits["train"]
+
+
+def make_rays(
+    views: Views,
+    image_indices: Tensor,
+    rows: Tensor,
+    cols: Tensor,
+    scene: SceneData,
+    with_targets: bool = True,
+) -> RayBundle:
+    """Rays through pixels ``(rows, cols)`` of images ``image_indices``, clipped to the
+    scene's box."""
+    c2w = views.c2w[image_indices]
+    origins, dirs, radii = pixel_rays(c2w, cols, rows, views.focal, views.width, views.height)
+    ones = torch.ones_like(radii)
+    near, far = clip_to_box(origins, dirs, ones * scene.near, ones * scene.far, scene.bounds)
+    times = None if views.times is None else views.times[image_indices][:, None]
+    rgba = None
+    if with_targets:
+        rgba = views.images[image_indices, rows, cols].float() / 255.0
+    return RayBundle(
+        origins=origins,
+        directions=dirs,
+        near=near,
+        far=far,
+        radii=radii,
+        camera_indices=image_indices,
+        times=times,
+        rgba=rgba,
+    )
+
+
+def image_rays(views: Views, index: int, scene: SceneData) -> RayBundle:
+    """All rays of one image, row-major."""
+    device = views.c2w.device
+    rows, cols = torch.meshgrid(
+        torch.arange(views.height, device=device),
+        torch.arange(views.width, device=device),
+        indexing="ij",
+    )
+    rows, cols = rows.reshape(-1), cols.reshape(-1)
+    indices = torch.full_like(rows, index)
+    return make_rays(views, indices, rows, cols, scene)
+
+
+def camera_rays(c2w: Tensor, focal: float, width: int, height: int, scene: SceneData) -> RayBundle:
+    """All rays of a free camera (no targets), row-major."""
+    rows, cols = torch.meshgrid(
+        torch.arange(height, device=c2w.device),
+        torch.arange(width, device=c2w.device),
+        indexing="ij",
+    )
+    views = Views(torch.zeros(1, height, width, 4, dtype=torch.uint8), c2w[None], focal)
+    rows, cols = rows.reshape(-1), cols.reshape(-1)
+    return make_rays(views, torch.zeros_like(rows), rows, cols, scene, with_targets=False)

@@ -1,0 +1,206 @@
+"""Build a run's model from its config: configure, create components, wrap the field.
+
+Data flow: RayBundle -> Sampler -> RaySamples -> Field -> outputs -> Renderer -> image,
+and the weighted sum of the loss terms.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from atlas_core.config import SLOTS, RunConfig, Slot, coerce_option
+from atlas_core.data.scene import SceneData
+from atlas_core.errors import ConfigError, PluginError
+from atlas_core.plugins import AtlasPlugins
+from atlas_core.rays import RayBundle
+from atlas_core.registry import unknown_choice
+
+SUPPLIED = ("context", "in_dim", "self")
+
+
+def factory_options(factory: Any) -> dict[str, tuple[Any, Any]]:
+    """Keyword options of a factory: name -> (annotation, default)."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    module = inspect.getmodule(target)
+    namespace = dict(vars(module)) if module else {}
+    options = {}
+    for name, param in inspect.signature(factory).parameters.items():
+        if name in SUPPLIED or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        annotation = param.annotation
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, namespace, vars(typing))  # noqa: S307
+            except Exception:  # noqa: BLE001 - unresolvable hints accept any value
+                annotation = Any
+        if annotation is inspect.Parameter.empty:
+            annotation = Any
+        options[name] = (annotation, param.default)
+    return options
+
+
+def accepts_context(factory: Any) -> bool:
+    """True when the factory takes the BuildContext."""
+    return "context" in inspect.signature(factory).parameters
+
+
+def call_factory(factory: Any, what: str, prefix: str, options: dict, **supplied: Any) -> Any:
+    """Call a factory with type-checked options; its ValueError becomes a ConfigError."""
+    known = factory_options(factory)
+    kwargs = {}
+    for key, value in options.items():
+        if key not in known:
+            choices = [f"{prefix}.{k}" for k in known]
+            raise ConfigError(
+                unknown_choice(f"option '{prefix}.{key}' for {what}", f"{prefix}.{key}", choices)
+            )
+        kwargs[key] = coerce_option(f"{prefix}.{key}", value, known[key][0])
+    try:
+        return factory(**supplied, **kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {exc}") from exc
+
+
+@dataclass
+class BuildContext:
+    """What factories may use: the config, the plugins, the scene's extent."""
+
+    config: RunConfig
+    plugins: AtlasPlugins
+    scene: SceneData
+
+    def create(self, slot_key: str, slot: Slot, **supplied: Any) -> Any:
+        """Create the component chosen for a slot, checking its options."""
+        kind = SLOTS.get(slot_key, slot_key)
+        component = self.plugins.registry.get(kind, slot.name)
+        return self.call(component.factory, f"{slot_key} '{slot.name}'", slot_key, slot.options, **supplied)
+
+    def call(self, factory: Any, what: str, prefix: str, options: dict, **supplied: Any) -> Any:
+        """Call a factory with checked options, handing it this context if it asks."""
+        if accepts_context(factory):
+            supplied["context"] = self
+        return call_factory(factory, what, prefix, options, **supplied)
+
+    def make_encoding(self, in_dim: int) -> nn.Module:
+        """The run's position encoding for an input of ``in_dim`` coordinates."""
+        return self.create("encoding", self.config.encoding, in_dim=in_dim)
+
+    def make_field(self) -> nn.Module:
+        """The run's field, wrapped by every enabled plugin's ``atlas_wrap_field``."""
+        field = self.create("field", self.config.field)
+        for name, function in ordered_impls(self.plugins, "atlas_wrap_field"):
+            try:
+                wrapped = function(field=field, config=self.config)
+            except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
+                raise PluginError(f"plugin '{name}' failed in atlas_wrap_field: {exc}") from exc
+            field = field if wrapped is None else wrapped
+        return field
+
+
+def ordered_impls(plugins: AtlasPlugins, hook: str) -> list[tuple[str, Any]]:
+    """(plugin name, function) of a hook's implementations in plugin load order."""
+    order = list(plugins.infos)
+    impls = getattr(plugins.pm.hook, hook).get_hookimpls()
+    ranked = sorted(impls, key=lambda impl: order.index(impl.plugin_name))
+    return [(impl.plugin_name, impl.function) for impl in ranked]
+
+
+def configure(config: RunConfig, plugins: AtlasPlugins) -> None:
+    """Let each plugin adjust the config; two plugins filling one slot is a conflict.
+
+    A slot the user chose explicitly keeps the user's choice.
+    """
+    owners: dict[str, str] = {}
+    for name, function in ordered_impls(plugins, "atlas_configure"):
+        before = {slot: getattr(config, slot).name for slot in SLOTS}
+        try:
+            function(config=config)
+        except (ConfigError, PluginError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
+            raise PluginError(f"plugin '{name}' failed in atlas_configure: {exc}") from exc
+        for slot, old in before.items():
+            new = getattr(config, slot).name
+            if new == old:
+                continue
+            if slot in config.explicit:
+                getattr(config, slot).name = old
+            elif slot in owners:
+                raise PluginError(
+                    f"plugins '{owners[slot]}' and '{name}' both choose the {slot} "
+                    f"('{old}' vs '{new}'); pick one with --set {slot}=NAME"
+                )
+            else:
+                owners[slot] = name
+
+
+class Pipeline(nn.Module):
+    """Sampler, field, renderer and weighted losses of one run."""
+
+    def __init__(self, context: BuildContext):
+        super().__init__()
+        config = context.config
+        self.field = context.make_field()
+        self.sampler = context.create("sampler", config.sampler)
+        self.renderer = context.create("renderer", config.renderer)
+        self.losses = nn.ModuleDict()
+        self.weights: dict[str, float] = {}
+        for name, weight in config.losses.items():
+            component = context.plugins.registry.get("losses", name)
+            self.losses[name] = context.call(component.factory, f"loss '{name}'", name, {})
+            self.weights[name] = weight
+
+    def forward(self, rays: RayBundle) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Render ``rays``; returns per-ray outputs and per-sample field outputs."""
+        samples, extras = self.sampler(rays, self.field)
+        field_outputs = self.field(samples)
+        background = self.renderer.background_color(rays)
+        outputs = self.renderer(field_outputs, samples, background)
+        if "coarse_rgb" in extras:
+            extras["coarse_rgb"] = extras["coarse_rgb"] + (1 - extras["coarse_acc"]) * background
+        outputs.update(extras)
+        if rays.rgba is not None:
+            target_bg = background
+            if getattr(self.renderer, "background", None) == "learned":
+                target_bg = torch.ones_like(background)
+            alpha = rays.rgba[:, 3:]
+            outputs["target_rgb"] = rays.rgba[:, :3] * alpha + target_bg * (1 - alpha)
+        return outputs, field_outputs
+
+    def loss(
+        self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Weighted total and the individual (unweighted) terms."""
+        terms = {name: loss(rays, outputs, field_outputs) for name, loss in self.losses.items()}
+        total = sum(self.weights[name] * value for name, value in terms.items())
+        return total, terms
+
+    @torch.no_grad()
+    def render(self, rays: RayBundle, chunk: int) -> dict[str, Tensor]:
+        """Render many rays in chunks without gradients: rgb, depth, acc."""
+        keep = ("rgb", "depth", "acc", "target_rgb", "normals")
+        parts: dict[str, list[Tensor]] = {}
+        for start in range(0, len(rays), chunk):
+            outputs, _ = self(rays[start : start + chunk])
+            for key in keep:
+                if key in outputs:
+                    parts.setdefault(key, []).append(outputs[key])
+        return {key: torch.cat(values) for key, values in parts.items()}
+
+
+def protocol_background(config: RunConfig) -> str:
+    """The colour test images are composited over for metrics."""
+    return "black" if config.renderer.options.get("background") == "black" else "white"
+
+
+def build(config: RunConfig, plugins: AtlasPlugins, scene: SceneData) -> Pipeline:
+    """Configure the run with its plugins, then build its pipeline."""
+    configure(config, plugins)
+    context = BuildContext(config, plugins, scene)
+    return Pipeline(context)

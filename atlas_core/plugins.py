@@ -1,0 +1,175 @@
+"""The one PluginManager("atlas"): entry points, selection and the failure policy.
+
+``atlas run --plugins a,b`` enables exactly those entry points of the group ``atlas``;
+installed is not enabled. The core's own components come from built-in plugins that
+use the same hooks and are always enabled.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import pluggy
+
+from atlas_core import __version__, hookspecs
+from atlas_core.errors import PluginError
+from atlas_core.registry import KINDS, Registry
+
+GROUP = "atlas"
+BUILTINS = {"core": "atlas_core.builtin.core", "wandb": "atlas_core.builtin.wandb_logger"}
+ALWAYS_ON = ("core",)
+
+
+@dataclass
+class PluginInfo:
+    """What ``atlas plugins`` shows about one plugin."""
+
+    name: str
+    distribution: str
+    version: str
+    components: dict[str, list[str]] = field(default_factory=dict)
+    builtin: bool = False
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "builtin": self.builtin,
+            "broken": self.error is not None,
+            "error": self.error,
+            "components": self.components,
+        }
+
+
+def installed() -> dict[str, EntryPoint]:
+    """Installed entry points of the ``atlas`` group, by name."""
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def _entry_point_info(ep: EntryPoint) -> PluginInfo:
+    dist = ep.dist
+    return PluginInfo(
+        name=ep.name,
+        distribution=dist.name if dist else "?",
+        version=dist.version if dist else "?",
+    )
+
+
+def _import_entry_point(name: str, ep: EntryPoint) -> object:
+    try:
+        return ep.load()
+    except Exception as exc:  # noqa: BLE001 - any import failure is reported by name
+        raise PluginError(
+            f"plugin '{name}' failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+class AtlasPlugins:
+    """Enabled plugins, their pluggy manager and the registry they filled."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("atlas")
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = Registry()
+        self.infos: dict[str, PluginInfo] = {}
+
+    @property
+    def hook(self) -> Any:
+        """The pluggy hook relay for lifecycle calls."""
+        return self.pm.hook
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Enabled plugin names and versions, in load order."""
+        return {name: info.version for name, info in self.infos.items()}
+
+    def add(self, name: str, module: object, info: PluginInfo) -> None:
+        """Register one plugin object with pluggy and collect its components."""
+        try:
+            self.pm.register(module, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin '{name}' has an invalid hook: {exc}") from exc
+        self.infos[name] = info
+        for kind in KINDS:
+            impls = getattr(self.pm.hook, f"atlas_register_{kind}").get_hookimpls()
+            for impl in impls:
+                if impl.plugin_name == name:
+                    self._call_register(name, kind, impl.function)
+        info.components = self.registry.by_plugin(name)
+
+    def _call_register(self, name: str, kind: str, function: Any) -> None:
+        try:
+            function(register=self.registry.register_callback(kind, name))
+        except PluginError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
+            raise PluginError(
+                f"plugin '{name}' failed in atlas_register_{kind}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def check(self) -> None:
+        """Fail loudly on hook implementations that match no spec (e.g. misspelt)."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            name = self.pm.get_name(exc.plugin) or "?"
+            raise PluginError(f"plugin '{name}': {exc}; check the hook's spelling") from exc
+
+
+def _builtin(name: str) -> tuple[object, PluginInfo]:
+    module = importlib.import_module(BUILTINS[name])
+    info = PluginInfo(name, "nerf-atlas", __version__, builtin=True)
+    return module, info
+
+
+def load(
+    names: Sequence[str] = (),
+    extra: Iterable[tuple[str, object]] = (),
+    builtins: Sequence[str] = (),
+) -> AtlasPlugins:
+    """Enable the core, the named installed plugins and ``extra`` in-process plugins."""
+    plugins = AtlasPlugins()
+    for name in (*ALWAYS_ON, *builtins):
+        plugins.add(name, *_builtin(name))
+    available = installed()
+    for name in names:
+        if name in plugins.infos:
+            raise PluginError(f"plugin '{name}' is listed twice")
+        if name not in available:
+            raise PluginError(
+                f"plugin '{name}' is not installed: pip install ./plugins/{name} "
+                f"(or pip install atlas-plugin-{name})"
+            )
+        ep = available[name]
+        plugins.add(name, _import_entry_point(name, ep), _entry_point_info(ep))
+    for name, module in extra:
+        plugins.add(name, module, PluginInfo(name, "(in-process)", "0"))
+    plugins.check()
+    return plugins
+
+
+def describe_installed() -> list[PluginInfo]:
+    """Every built-in and installed plugin with what it registers; broken ones marked."""
+    infos = []
+    for name in BUILTINS:
+        plugins = AtlasPlugins()
+        plugins.add(name, *_builtin(name))
+        infos.append(plugins.infos[name])
+    for name, ep in sorted(installed().items()):
+        info = _entry_point_info(ep)
+        try:
+            plugins = AtlasPlugins()
+            plugins.add(name, _import_entry_point(name, ep), info)
+            plugins.check()
+        except PluginError as exc:
+            info.error = str(exc)
+        infos.append(info)
+    return infos

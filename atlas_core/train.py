@@ -1,0 +1,228 @@
+"""Trainer: steps, evaluation, checkpoints, resume, outputs; calls the lifecycle hooks."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from atlas_core.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from atlas_core.config import RunConfig, save_toml
+from atlas_core.data.scene import SceneData, camera_rays, make_rays
+from atlas_core.errors import AtlasError
+from atlas_core.evaluate import evaluate
+from atlas_core.io import atomic_write_json
+from atlas_core.pipeline import build, call_factory, protocol_background
+from atlas_core.plugins import AtlasPlugins
+from atlas_core.video import orbit, to_uint8, write_video
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without it is an error."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AtlasError("--device cuda: no CUDA device is available (use auto or cpu)")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def load_scene(config: RunConfig, plugins: AtlasPlugins) -> SceneData:
+    """Load the run's data through its registered data kind."""
+    if not config.data.path:
+        raise AtlasError("no data: pass --data DIR (make one with `atlas data synth DIR`)")
+    component = plugins.registry.get("datasets", config.data.kind)
+    what = f"data kind '{config.data.kind}'"
+    return call_factory(component.factory, what, "data", config.data.options, path=config.data.path)
+
+
+class Trainer:
+    """Trains one run in ``out`` and writes its outputs."""
+
+    def __init__(self, config: RunConfig, plugins: AtlasPlugins, out: Path, resume: bool = False):
+        self.config, self.plugins, self.out = config, plugins, Path(out)
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.scene = load_scene(config, plugins)
+        self.pipeline = build(config, plugins, self.scene).to(self.device)
+        config.versions = plugins.versions
+        self.optimizer = torch.optim.Adam(self.pipeline.parameters(), lr=config.train.lr)
+        self.train_views = self.scene.split("train").to(self.device)
+        self.step = 0
+        self.train_seconds = 0.0
+        self.history: list[dict[str, Any]] = []
+        if resume:
+            self.restore()
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where checkpoints go."""
+        return self.out / "checkpoints"
+
+    def state(self) -> dict[str, Any]:
+        """Everything a checkpoint holds."""
+        return {
+            "step": self.step,
+            "train_seconds": self.train_seconds,
+            "model": self.pipeline.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": torch.get_rng_state(),
+            "config": self.config.to_dict(),
+            "plugins": self.plugins.versions,
+        }
+
+    def save(self) -> Path:
+        """Write a checkpoint for the current step."""
+        keep = self.config.train.keep_checkpoints
+        return save_checkpoint(self.checkpoint_dir, self.step, self.state(), keep)
+
+    def restore(self) -> bool:
+        """Load the newest checkpoint, if any; False when there is none."""
+        path = latest_checkpoint(self.checkpoint_dir)
+        if path is None:
+            return False
+        state = load_checkpoint(path, self.device)
+        saved = set(state.get("plugins", {}))
+        if saved != set(self.plugins.versions):
+            raise AtlasError(
+                f"{path}: saved with plugins {sorted(saved)}, "
+                f"but this run has {sorted(self.plugins.versions)}"
+            )
+        try:
+            self.pipeline.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise AtlasError(f"{path}: does not match this run's model: {exc}") from exc
+        torch.set_rng_state(state["rng"].cpu())
+        self.step = int(state["step"])
+        self.train_seconds = float(state["train_seconds"])
+        return True
+
+    def learning_rate(self) -> float:
+        """Exponential decay from ``lr`` to ``lr_final`` over steps or time budget."""
+        train = self.config.train
+        progress = self.step / train.max_steps
+        if train.time_budget > 0:
+            progress = max(progress, self.train_seconds / train.time_budget)
+        progress = min(progress, 1.0)
+        if train.lr_final <= 0 or train.lr <= 0:
+            return train.lr
+        return train.lr * math.exp(progress * math.log(train.lr_final / train.lr))
+
+    def sample_batch(self) -> Any:
+        """Random rays across all training images."""
+        views, count = self.train_views, self.config.train.batch_rays
+        device = self.device
+        images = torch.randint(len(views), (count,)).to(device)
+        rows = torch.randint(views.height, (count,)).to(device)
+        cols = torch.randint(views.width, (count,)).to(device)
+        return make_rays(views, images, rows, cols, self.scene)
+
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step; returns the loss terms and the learning rate."""
+        lr = self.learning_rate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        rays = self.sample_batch()
+        outputs, field_outputs = self.pipeline(rays)
+        total, terms = self.pipeline.loss(rays, outputs, field_outputs)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        metrics = {name: float(value.detach()) for name, value in terms.items()}
+        metrics.update(loss=float(total.detach()), lr=lr)
+        return metrics
+
+    def done(self) -> bool:
+        """True once the step count or the time budget is reached."""
+        train = self.config.train
+        if self.step >= train.max_steps:
+            return True
+        return train.time_budget > 0 and self.train_seconds >= train.time_budget
+
+    def fit(self) -> None:
+        """Train until done, saving and (optionally) evaluating along the way."""
+        train = self.config.train
+        hook = self.plugins.hook
+        hook.atlas_train_start(trainer=self)
+        self.pipeline.train()
+        bar = tqdm(total=train.max_steps, initial=self.step, desc="train", unit="step", mininterval=2.0)
+        while not self.done():
+            start = time.perf_counter()
+            metrics = self.train_step()
+            self.step += 1
+            self.train_seconds += time.perf_counter() - start
+            hook.atlas_train_step_end(trainer=self, step=self.step, metrics=metrics)
+            if self.step % train.log_every == 0:
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.1e}")
+                self.history.append({"step": self.step, **metrics})
+            bar.update(1)
+            if self.step % train.save_every == 0:
+                self.save()
+            if train.eval_every and self.step % train.eval_every == 0:
+                self.evaluate(write_images=False)
+        bar.close()
+        self.save()
+
+    def evaluate(self, write_images: bool = True) -> dict[str, Any]:
+        """Evaluate on the test split and call ``atlas_eval_end``."""
+        result = evaluate(
+            self.pipeline,
+            self.scene,
+            self.device,
+            self.config.eval.views,
+            self.config.eval.chunk,
+            out_dir=self.out / "test" if write_images else None,
+        )
+        self.plugins.hook.atlas_eval_end(trainer=self, step=self.step, metrics=result)
+        return result
+
+    def render_video(self, path: Path, frames: int, camera_path: str = "turntable") -> Path:
+        """Render an orbit around the scene to ``path`` (mp4 or gif)."""
+        views = self.scene.split("train")
+        poses = orbit(views.c2w, frames, camera_path).to(self.device)
+        self.pipeline.eval()
+        images = []
+        for pose in tqdm(poses, desc=f"render {camera_path}", leave=False):
+            rays = camera_rays(pose, views.focal, views.width, views.height, self.scene)
+            rgb = self.pipeline.render(rays, self.config.eval.chunk)["rgb"]
+            images.append(to_uint8(rgb.view(views.height, views.width, 3)))
+        return write_video(path, images, self.config.eval.fps)
+
+    def metrics(self, test: dict[str, Any]) -> dict[str, Any]:
+        """The run's metrics.json content."""
+        views = self.scene.split("test")
+        batch = self.config.train.batch_rays
+        return {
+            "test": {k: test[k] for k in ("psnr", "ssim", "views", "per_view_psnr")},
+            "steps": self.step,
+            "train_seconds": self.train_seconds,
+            "rays_per_second": self.step * batch / max(self.train_seconds, 1e-9),
+            "protocol": {
+                "data": self.config.data.path,
+                "data_kind": self.config.data.kind,
+                "split": "test" if "test" in self.scene.splits else "train",
+                "views": test["views"],
+                "resolution": [views.height, views.width],
+                "background": protocol_background(self.config),
+            },
+            "plugins": self.plugins.versions,
+            "device": str(self.device),
+        }
+
+    def finish(self, video: bool = True) -> dict[str, Any]:
+        """Final evaluation, video and metrics.json; calls ``atlas_train_end``."""
+        test = self.evaluate()
+        if video and self.config.eval.video_frames > 0:
+            self.render_video(self.out / "video.mp4", self.config.eval.video_frames)
+        metrics = self.metrics(test)
+        atomic_write_json(self.out / "metrics.json", metrics)
+        self.plugins.hook.atlas_train_end(trainer=self, metrics=metrics)
+        return metrics
+
+    def write_config(self) -> None:
+        """Save config.toml (with plugin versions) into the run folder."""
+        save_toml(self.config, self.out / "config.toml")

@@ -39,7 +39,9 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise AtlasError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise AtlasError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def latest_checkpoint(folder: Path) -> Path | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from atlas_core import __version__
 from atlas_core.config import RunConfig, apply_overrides, load_toml
 from atlas_core.errors import AtlasError
+from atlas_core.io import atomic_write_json
 from atlas_core.plugins import describe_installed, load
 from atlas_core.train import Trainer
 from atlas_core.video import PATHS
@@ -150,10 +151,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Recompute test metrics and rewrite metrics.json."""
     trainer = _trained(args.run_dir, args.device, args.eval_views)
     metrics = trainer.metrics(trainer.evaluate())
-    from atlas_core.io import atomic_write_json
-
     atomic_write_json(trainer.out / "metrics.json", metrics)
-    print(f"{trainer.out}: test PSNR {metrics['test']['psnr']:.2f} dB, SSIM {metrics['test']['ssim']:.3f}")
+    test = metrics["test"]
+    print(f"{trainer.out}: test PSNR {test['psnr']:.2f} dB, SSIM {test['ssim']:.3f}")
     return 0
 
 

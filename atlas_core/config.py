@@ -190,7 +190,9 @@ def _coerce(key: str, value: Any, annotation: Any, source: str) -> Any:
     if origin is typing.Literal:
         choices = typing.get_args(annotation)
         if value not in choices:
-            raise ConfigError(f"{source}: " + unknown_choice(f"value {value!r} for {key}", str(value), choices))
+            raise ConfigError(
+                f"{source}: " + unknown_choice(f"value {value!r} for {key}", str(value), choices)
+            )
         return value
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(annotation)
@@ -214,9 +216,7 @@ def _coerce(key: str, value: Any, annotation: Any, source: str) -> Any:
         return float(value)
     if annotation in (int, float, str, bool):
         if type(value) is not annotation:
-            raise ConfigError(
-                f"{source}: {key} expects {annotation.__name__}, got {value!r}"
-            )
+            raise ConfigError(f"{source}: {key} expects {annotation.__name__}, got {value!r}")
         return value
     return value
 

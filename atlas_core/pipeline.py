@@ -79,7 +79,9 @@ class BuildContext:
         """Create the component chosen for a slot, checking its options."""
         kind = SLOTS.get(slot_key, slot_key)
         component = self.plugins.registry.get(kind, slot.name)
-        return self.call(component.factory, f"{slot_key} '{slot.name}'", slot_key, slot.options, **supplied)
+        return self.call(
+            component.factory, f"{slot_key} '{slot.name}'", slot_key, slot.options, **supplied
+        )
 
     def call(self, factory: Any, what: str, prefix: str, options: dict, **supplied: Any) -> Any:
         """Call a factory with checked options, handing it this context if it asks."""

@@ -66,9 +66,7 @@ def _import_entry_point(name: str, ep: EntryPoint) -> object:
     try:
         return ep.load()
     except Exception as exc:  # noqa: BLE001 - any import failure is reported by name
-        raise PluginError(
-            f"plugin '{name}' failed to import: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise PluginError(f"plugin '{name}' failed to import: {type(exc).__name__}: {exc}") from exc
 
 
 class AtlasPlugins:
@@ -111,8 +109,7 @@ class AtlasPlugins:
             raise
         except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
             raise PluginError(
-                f"plugin '{name}' failed in atlas_register_{kind}: "
-                f"{type(exc).__name__}: {exc}"
+                f"plugin '{name}' failed in atlas_register_{kind}: {type(exc).__name__}: {exc}"
             ) from exc
 
     def check(self) -> None:

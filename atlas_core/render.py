@@ -29,9 +29,7 @@ def segment_exclusive_cumsum(values: Tensor, ray_indices: Tensor, num_rays: int)
     return (dense.cumsum(dim=1) - dense)[ray_indices, slot]
 
 
-def render_weights(
-    density: Tensor, deltas: Tensor, ray_indices: Tensor, num_rays: int
-) -> Tensor:
+def render_weights(density: Tensor, deltas: Tensor, ray_indices: Tensor, num_rays: int) -> Tensor:
     """Compositing weights ``w_i = T_i (1 - exp(-sigma_i delta_i))`` [N]."""
     tau = density.reshape(-1) * deltas.reshape(-1)
     transmittance = torch.exp(-segment_exclusive_cumsum(tau, ray_indices, num_rays))
@@ -74,9 +72,7 @@ class VolumeRenderer(nn.Module):
     ) -> dict[str, Tensor]:
         """Composite per-sample outputs into per-ray images over ``background``."""
         num_rays = samples.num_rays
-        weights = render_weights(
-            outputs["density"], samples.deltas, samples.ray_indices, num_rays
-        )
+        weights = render_weights(outputs["density"], samples.deltas, samples.ray_indices, num_rays)
         w = weights[:, None]
         mid = 0.5 * (samples.t_starts + samples.t_ends)
         acc = segment_sum(w, samples.ray_indices, num_rays)

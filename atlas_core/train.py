@@ -149,7 +149,9 @@ class Trainer:
         hook = self.plugins.hook
         hook.atlas_train_start(trainer=self)
         self.pipeline.train()
-        bar = tqdm(total=train.max_steps, initial=self.step, desc="train", unit="step", mininterval=2.0)
+        bar = tqdm(
+            total=train.max_steps, initial=self.step, desc="train", unit="step", mininterval=2.0
+        )
         while not self.done():
             start = time.perf_counter()
             metrics = self.train_step()

@@ -53,7 +53,9 @@ def test_run_writes_every_output(atlas_scene, tmp_path, quick_args, capsys) -> N
     assert frames(out / "video.mp4") == 2
     # --save-every 10 and keep 3: steps 20, 30 remain (30 also saved at the end)
     assert [p.name for p in checkpoint_paths(out / "checkpoints")] == [
-        "step-0000010.pt", "step-0000020.pt", "step-0000030.pt"
+        "step-0000010.pt",
+        "step-0000020.pt",
+        "step-0000030.pt",
     ]
     saved = tomllib.loads((out / "config.toml").read_text())
     assert saved["train"]["max_steps"] == 30 and saved["versions"] == {"core": "0.1.0"}

@@ -9,7 +9,7 @@ from atlas_core.config import RunConfig
 from atlas_core.data.scene import SceneData
 from atlas_core.encodings import PositionalEncoding
 from atlas_core.pipeline import BuildContext, Pipeline
-from atlas_core.rays import RayBundle, samples_from_bins
+from atlas_core.rays import RayBundle
 from atlas_core.samplers import HierarchicalSampler, StratifiedSampler, sample_pdf
 
 
@@ -23,7 +23,9 @@ def make_context(atlas_pm, **sets: object) -> BuildContext:  # noqa: ANN001
 def rays(n: int = 8) -> RayBundle:
     ones = torch.ones(n, 1)
     dirs = torch.nn.functional.normalize(torch.randn(n, 3), dim=-1)
-    return RayBundle(torch.zeros(n, 3), dirs, ones * 2, ones * 6, ones * 1e-3, torch.zeros(n).long())
+    return RayBundle(
+        torch.zeros(n, 3), dirs, ones * 2, ones * 6, ones * 1e-3, torch.zeros(n).long()
+    )
 
 
 def test_positional_encoding_has_identity_and_frequencies() -> None:

@@ -73,10 +73,16 @@ def edit_json(root: Path, change) -> Path:  # noqa: ANN001
     [
         (lambda m: m.pop("camera_angle_x"), "missing key 'camera_angle_x'"),
         (lambda m: m.update(frames=[]), "'frames' is empty"),
-        (lambda m: m["frames"][1].pop("transform_matrix"), "frame 1: missing key 'transform_matrix'"),
+        (
+            lambda m: m["frames"][1].pop("transform_matrix"),
+            "frame 1: missing key 'transform_matrix'",
+        ),
         (lambda m: m["frames"][0].update(transform_matrix=[[1, 0], [0, 1]]), "must be 4x4"),
         (lambda m: m["frames"][0]["transform_matrix"][0].__setitem__(0, float("nan")), "NaN"),
-        (lambda m: m["frames"][0].update(file_path="./train/nothing"), "nothing.png: image file is missing"),
+        (
+            lambda m: m["frames"][0].update(file_path="./train/nothing"),
+            "nothing.png: image file is missing",
+        ),
     ],
 )
 def test_bad_json_is_reported_with_file(atlas_scene, tmp_path, change, message) -> None:  # noqa: ANN001

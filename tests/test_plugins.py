@@ -186,8 +186,14 @@ def test_lifecycle_hooks_are_called(atlas_pm, atlas_scene, tmp_path) -> None:  #
 
     config = RunConfig()
     config.data.path = str(atlas_scene)
-    for key, value in {"train.max_steps": 3, "train.batch_rays": 64, "sampler.samples": 8,
-                       "eval.views": 1, "eval.video_frames": 0, "train.eval_every": 2}.items():
+    for key, value in {
+        "train.max_steps": 3,
+        "train.batch_rays": 64,
+        "sampler.samples": 8,
+        "eval.views": 1,
+        "eval.video_frames": 0,
+        "train.eval_every": 2,
+    }.items():
         config.set(key, value)
     trainer = Trainer(config, atlas_pm(Recorder()), tmp_path / "run")
     trainer.fit()

@@ -14,7 +14,9 @@ def bundle(n: int) -> RayBundle:
     """n rays along +x from the origin."""
     ones = torch.ones(n, 1)
     dirs = torch.tensor([[1.0, 0.0, 0.0]]).repeat(n, 1)
-    return RayBundle(torch.zeros(n, 3), dirs, ones * 0, ones * 4, ones * 1e-3, torch.zeros(n).long())
+    return RayBundle(
+        torch.zeros(n, 3), dirs, ones * 0, ones * 4, ones * 1e-3, torch.zeros(n).long()
+    )
 
 
 def test_weights_match_hand_computation() -> None:

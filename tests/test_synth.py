@@ -22,9 +22,7 @@ def _load(root: Path, split: str) -> tuple[dict, list[np.ndarray]]:
     return meta, images
 
 
-def _pixel_rays(
-    c2w: np.ndarray, size: int, angle_x: float
-) -> tuple[np.ndarray, np.ndarray]:
+def _pixel_rays(c2w: np.ndarray, size: int, angle_x: float) -> tuple[np.ndarray, np.ndarray]:
     """Origin and unit directions [size, size, 3] through pixel centres (test's own code)."""
     f = 0.5 * size / math.tan(0.5 * angle_x)
     rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
@@ -40,9 +38,7 @@ def _pixel_rays(
     return c2w[:3, 3], d / np.linalg.norm(d, axis=-1, keepdims=True)
 
 
-def _miss_distance(
-    origin: np.ndarray, dirs: np.ndarray, center: np.ndarray
-) -> np.ndarray:
+def _miss_distance(origin: np.ndarray, dirs: np.ndarray, center: np.ndarray) -> np.ndarray:
     """Closest distance between ``center`` and each ray (rays pointing away count fully)."""
     oc = center - origin
     t = np.maximum(dirs @ oc, 0.0)
@@ -52,9 +48,7 @@ def _miss_distance(
 @pytest.fixture(scope="module")
 def small_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny scene: 16 px, 3 train, 1 val and 2 test views."""
-    return synth.write_scene(
-        tmp_path_factory.mktemp("synth") / "scene", size=16, views=SMALL_VIEWS
-    )
+    return synth.write_scene(tmp_path_factory.mktemp("synth") / "scene", size=16, views=SMALL_VIEWS)
 
 
 def test_files_and_json_structure(small_scene: Path) -> None:
@@ -224,8 +218,7 @@ def test_ray_tracer_hand_check(tmp_path: Path) -> None:
         d = dirs[size // 2, size // 2]
         t_hit = 4.0 - sphere.radius
         occluded = any(
-            _miss_distance(eye, d, c) < r and d @ (c - eye) - r < t_hit
-            for c, r in others
+            _miss_distance(eye, d, c) < r and d @ (c - eye) - r < t_hit for c, r in others
         )
         if occluded:
             continue
@@ -250,9 +243,7 @@ def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     for rel in files:
         assert (a / rel).read_bytes() == (b / rel).read_bytes()
-    assert (a / "transforms_train.json").read_bytes() != (
-        c / "transforms_train.json"
-    ).read_bytes()
+    assert (a / "transforms_train.json").read_bytes() != (c / "transforms_train.json").read_bytes()
 
 
 def test_refuses_non_empty_folder_and_creates_parents(tmp_path: Path) -> None:
@@ -280,6 +271,4 @@ def test_scene_bounds_bracket_the_scene() -> None:
     assert near <= synth.CAMERA_RADIUS - synth.SCENE_RADIUS
     assert far >= synth.CAMERA_RADIUS + synth.SCENE_RADIUS
     # The bounding ball is inside the field of view, so every camera sees the whole scene.
-    assert synth.SCENE_RADIUS / synth.CAMERA_RADIUS < math.sin(
-        0.5 * synth.CAMERA_ANGLE_X
-    )
+    assert synth.SCENE_RADIUS / synth.CAMERA_RADIUS < math.sin(0.5 * synth.CAMERA_ANGLE_X)

@@ -147,9 +147,7 @@ class Box:
         face = 2 * axis + (sign > 0)
         uv = np.stack([q[rows, (axis + 1) % 3], q[rows, (axis + 2) % 3]], axis=-1)
         checker = (np.floor(np.clip(uv, -1.0, 1.0 - 1e-9) + 1.0).sum(-1) % 2)[:, None]
-        albedo = np.asarray(self.face_colors)[face] * np.where(
-            checker == 0, 1.0, self.dark
-        )
+        albedo = np.asarray(self.face_colors)[face] * np.where(checker == 0, 1.0, self.dark)
         return n_local @ rot.T, albedo
 
 
@@ -180,9 +178,7 @@ class Cylinder:
         candidates = []
         for t in ((-b - root) / a_safe, (-b + root) / a_safe):
             z = origins[:, 2] + t * dz
-            candidates.append(
-                np.where(ok & (z >= z0) & (z <= z1) & (t > _EPS), t, np.inf)
-            )
+            candidates.append(np.where(ok & (z >= z0) & (z <= z1) & (t > _EPS), t, np.inf))
         dz_safe = np.where(np.abs(dz) < 1e-12, 1e-12, dz)
         for zc in (z0, z1):
             t = (zc - origins[:, 2]) / dz_safe
@@ -325,9 +321,7 @@ def camera_poses(split: str, count: int, seed: int = 0) -> list[Array]:
     elevation, at azimuths offset from each other. ``seed`` rotates each pattern about Z.
     """
     if split not in DEFAULT_VIEWS:
-        raise ValueError(
-            f"unknown split {split!r}; expected one of {list(DEFAULT_VIEWS)}"
-        )
+        raise ValueError(f"unknown split {split!r}; expected one of {list(DEFAULT_VIEWS)}")
     if count < 0:
         raise ValueError(f"view count must be non-negative, got {count}")
     phases = np.random.default_rng(seed).uniform(0.0, 2.0 * math.pi, size=3)
@@ -406,13 +400,9 @@ def write_scene(
     views = dict(DEFAULT_VIEWS if views is None else views)
     for split, count in views.items():
         if split not in DEFAULT_VIEWS:
-            raise ValueError(
-                f"unknown split {split!r}; expected one of {list(DEFAULT_VIEWS)}"
-            )
+            raise ValueError(f"unknown split {split!r}; expected one of {list(DEFAULT_VIEWS)}")
         if count < 0:
-            raise ValueError(
-                f"view count must be non-negative, got {count} for {split}"
-            )
+            raise ValueError(f"view count must be non-negative, got {count} for {split}")
     if size < 1 or supersample < 1:
         raise ValueError("size and supersample must be positive")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -68,8 +68,8 @@ class TrainConfig:
 class EvalConfig:
     """Evaluation and rendering settings."""
 
-    views: int = option(default=0, metadata={"min": 0})
-    chunk: int = option(default=16384, metadata={"min": 1})
+    views: int = option(default=25, metadata={"min": 0})
+    chunk: int = option(default=4096, metadata={"min": 1})
     video_frames: int = option(default=48, metadata={"min": 0})
     fps: int = option(default=24, metadata={"min": 1})
 

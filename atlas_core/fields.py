@@ -21,6 +21,14 @@ class Field(nn.Module):
         """Evaluate the field at every sample."""
         raise NotImplementedError
 
+    def density(self, positions: Tensor, times: Tensor | None = None) -> Tensor:
+        """Density [N, 1] at world positions [N, 3]; used by occupancy grids.
+
+        Fields without a volume density (or that cannot query it cheaply) leave this
+        unimplemented, and samplers that need it say so when the run starts.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not provide density()")
+
 
 class _TruncExp(torch.autograd.Function):
     @staticmethod
@@ -65,6 +73,10 @@ class TinyField(Field):
         raw = self.mlp(self.encoding.encode_samples(samples))
         return {"density": trunc_exp(raw[:, :1] - 1.0), "rgb": torch.sigmoid(raw[:, 1:])}
 
+    def density(self, positions: Tensor, times: Tensor | None = None) -> Tensor:
+        """Density at world positions."""
+        return trunc_exp(self.mlp(self.encoding(positions))[:, :1] - 1.0)
+
 
 class NeRFField(Field):
     """The original NeRF MLP (Mildenhall et al. 2020, fig. 7).
@@ -105,14 +117,22 @@ class NeRFField(Field):
             nn.Linear(head_width, 3),
         )
 
-    def forward(self, samples: RaySamples) -> dict[str, Tensor]:
-        """Density (ReLU) and view-dependent sigmoid colour per sample."""
-        encoded = self.encoding.encode_samples(samples)
+    def trunk(self, encoded: Tensor) -> Tensor:
+        """The position MLP with its skip connections."""
         h = encoded
         for i, layer in enumerate(self.layers):
             h = torch.relu(layer(h))
             if i in self.skips:
                 h = torch.cat([h, encoded], dim=-1)
+        return h
+
+    def density(self, positions: Tensor, times: Tensor | None = None) -> Tensor:
+        """Density at world positions."""
+        return torch.relu(self.density_head(self.trunk(self.encoding(positions))))
+
+    def forward(self, samples: RaySamples) -> dict[str, Tensor]:
+        """Density (ReLU) and view-dependent sigmoid colour per sample."""
+        h = self.trunk(self.encoding.encode_samples(samples))
         density = torch.relu(self.density_head(h))
         views = self.dir_encoding(samples.directions)
         rgb = torch.sigmoid(self.rgb_head(torch.cat([self.feature(h), views], dim=-1)))

@@ -49,13 +49,21 @@ class Trainer:
         self.scene = load_scene(config, plugins)
         self.pipeline = build(config, plugins, self.scene).to(self.device)
         config.versions = plugins.versions
-        self.optimizer = torch.optim.Adam(self.pipeline.parameters(), lr=config.train.lr)
+        self.optimizer = self.make_optimizer()
         self.train_views = self.scene.split("train").to(self.device)
         self.step = 0
         self.train_seconds = 0.0
         self.history: list[dict[str, Any]] = []
         if resume:
             self.restore()
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """Adam over the pipeline's current parameters."""
+        return torch.optim.Adam(self.pipeline.parameters(), lr=self.config.train.lr)
+
+    def rebuild_optimizer(self) -> None:
+        """Start a new optimizer after a plugin replaced parameters (e.g. grid upscaling)."""
+        self.optimizer = self.make_optimizer()
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -93,6 +101,7 @@ class Trainer:
             )
         try:
             self.pipeline.load_state_dict(state["model"])
+            self.rebuild_optimizer()  # parameters may have been resized while loading
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, KeyError, ValueError) as exc:
             raise AtlasError(f"{path}: does not match this run's model: {exc}") from exc

@@ -216,3 +216,83 @@ def test_atlas_plugins_lists_broken_and_json(monkeypatch, capsys) -> None:  # no
     assert main(["plugins"]) == 0
     text = capsys.readouterr().out
     assert "BROKEN" in text and "fields     plain, tiny" in text
+
+
+def test_plugin_components_of_every_kind_run(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001
+    from atlas_core.data.blender import load_blender
+    from atlas_core.encodings import PositionalEncoding
+    from atlas_core.losses import Loss
+    from atlas_core.render import VolumeRenderer
+    from atlas_core.samplers import StratifiedSampler
+    from atlas_core.train import Trainer
+
+    used: set[str] = set()
+
+    class SpyEncoding(PositionalEncoding):
+        def __init__(self, in_dim: int = 3, frequencies: int = 10) -> None:
+            used.add("encoding")
+            super().__init__(in_dim, frequencies)
+
+    class SpyField(TinyField):
+        def __init__(self, context, width: int = 64) -> None:  # noqa: ANN001
+            used.add("field")
+            super().__init__(context, width)
+
+    class SpySampler(StratifiedSampler):
+        def __init__(self, samples: int = 64) -> None:
+            used.add("sampler")
+            super().__init__(samples)
+
+    class SpyRenderer(VolumeRenderer):
+        def __init__(self) -> None:
+            used.add("renderer")
+            super().__init__("white")
+
+    class ZeroLoss(Loss):
+        def forward(self, rays, outputs, field_outputs):  # noqa: ANN001, ANN201
+            used.add("loss")
+            return outputs["rgb"].sum() * 0.0
+
+    def toy_dataset(path: str, downscale: int = 1):  # noqa: ANN202
+        used.add("dataset")
+        return load_blender(path, downscale=downscale)
+
+    class Everything:
+        name = "everything"
+
+        @hookimpl
+        def atlas_register_encodings(self, register) -> None:  # noqa: ANN001
+            register("enc", SpyEncoding)
+
+        @hookimpl
+        def atlas_register_fields(self, register) -> None:  # noqa: ANN001
+            register("fld", SpyField)
+
+        @hookimpl
+        def atlas_register_samplers(self, register) -> None:  # noqa: ANN001
+            register("smp", SpySampler)
+
+        @hookimpl
+        def atlas_register_renderers(self, register) -> None:  # noqa: ANN001
+            register("rnd", SpyRenderer)
+
+        @hookimpl
+        def atlas_register_losses(self, register) -> None:  # noqa: ANN001
+            register("zero", ZeroLoss)
+
+        @hookimpl
+        def atlas_register_datasets(self, register) -> None:  # noqa: ANN001
+            register("toy", toy_dataset)
+
+    config = RunConfig()
+    config.data.path, config.data.kind = str(atlas_scene), "toy"
+    pairs = {"field": "fld", "encoding": "enc", "sampler": "smp", "renderer": "rnd",
+             "sampler.samples": 4, "data.downscale": 2, "losses.zero": 1.0,
+             "train.max_steps": 2, "train.batch_rays": 16, "eval.views": 1,
+             "eval.video_frames": 0}  # fmt: skip
+    for key, value in pairs.items():
+        config.set(key, value)
+    trainer = Trainer(config, atlas_pm(Everything()), tmp_path / "run")
+    trainer.fit()
+    assert trainer.train_views.width == 12
+    assert used == {"encoding", "field", "sampler", "renderer", "loss", "dataset"}

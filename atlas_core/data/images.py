@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -16,7 +17,9 @@ def read_rgba(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: image file is missing")
     try:
-        image = np.asarray(iio.imread(path))
+        with warnings.catch_warnings():  # imageio's plugin search warns on bad files
+            warnings.simplefilter("ignore")
+            image = np.asarray(iio.imread(path))
     except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
         raise DataError(f"{path}: not a readable image ({type(exc).__name__})") from exc
     if image.dtype == np.uint16:

@@ -74,6 +74,13 @@ class BuildContext:
     config: RunConfig
     plugins: AtlasPlugins
     scene: SceneData
+    field: nn.Module | None = None  # the run's (wrapped) field, once built
+
+    def field_module(self) -> nn.Module:
+        """The run's built field, for losses that regularise it (keep no submodule ref)."""
+        if self.field is None:
+            raise RuntimeError("the field is built before samplers, renderers and losses")
+        return self.field
 
     def create(self, slot_key: str, slot: Slot, **supplied: Any) -> Any:
         """Create the component chosen for a slot, checking its options."""
@@ -148,7 +155,7 @@ class Pipeline(nn.Module):
     def __init__(self, context: BuildContext):
         super().__init__()
         config = context.config
-        self.field = context.make_field()
+        self.field = context.field = context.make_field()
         self.sampler = context.create("sampler", config.sampler)
         self.renderer = context.create("renderer", config.renderer)
         self.losses = nn.ModuleDict()

@@ -56,6 +56,7 @@ class TrainConfig:
     max_steps: int = option(default=3000, metadata={"min": 1})
     time_budget: float = option(default=0.0, metadata={"min": 0})
     batch_rays: int = option(default=4096, metadata={"min": 1})
+    target_samples: int = option(default=0, metadata={"min": 0})
     lr: float = option(default=5e-3, metadata={"min": 0})
     lr_final: float = option(default=5e-4, metadata={"min": 0})
     save_every: int = option(default=500, metadata={"min": 1})

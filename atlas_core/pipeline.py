@@ -168,6 +168,7 @@ class Pipeline(nn.Module):
     def forward(self, rays: RayBundle) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Render ``rays``; returns per-ray outputs and per-sample field outputs."""
         samples, extras = self.sampler(rays, self.field)
+        self.last_num_samples = samples.t_starts.shape[0]
         field_outputs = self.field(samples)
         background = self.renderer.background_color(rays)
         outputs = self.renderer(field_outputs, samples, background)

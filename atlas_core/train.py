@@ -51,6 +51,8 @@ class Trainer:
         config.versions = plugins.versions
         self.optimizer = self.make_optimizer()
         self.train_views = self.scene.split("train").to(self.device)
+        self.batch_rays = config.train.batch_rays
+        self.rays_seen = 0
         self.step = 0
         self.train_seconds = 0.0
         self.history: list[dict[str, Any]] = []
@@ -75,6 +77,8 @@ class Trainer:
         return {
             "step": self.step,
             "train_seconds": self.train_seconds,
+            "batch_rays": self.batch_rays,
+            "rays_seen": self.rays_seen,
             "model": self.pipeline.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": torch.get_rng_state(),
@@ -108,6 +112,8 @@ class Trainer:
         torch.set_rng_state(state["rng"].cpu())
         self.step = int(state["step"])
         self.train_seconds = float(state["train_seconds"])
+        self.batch_rays = int(state.get("batch_rays", self.batch_rays))
+        self.rays_seen = int(state.get("rays_seen", 0))
         return True
 
     def learning_rate(self) -> float:
@@ -123,7 +129,7 @@ class Trainer:
 
     def sample_batch(self) -> Any:
         """Random rays across all training images."""
-        views, count = self.train_views, self.config.train.batch_rays
+        views, count = self.train_views, self.batch_rays
         device = self.device
         images = torch.randint(len(views), (count,)).to(device)
         rows = torch.randint(views.height, (count,)).to(device)
@@ -142,8 +148,24 @@ class Trainer:
         total.backward()
         self.optimizer.step()
         metrics = {name: float(value.detach()) for name, value in terms.items()}
-        metrics.update(loss=float(total.detach()), lr=lr)
+        metrics.update(loss=float(total.detach()), lr=lr, rays=len(rays))
+        metrics["samples"] = self.pipeline.last_num_samples
+        self.adapt_batch(metrics["samples"])
         return metrics
+
+    def adapt_batch(self, samples: int) -> None:
+        """Steer the ray batch so a step holds about ``train.target_samples`` samples.
+
+        With an occupancy grid the samples per ray fall as empty space is found; a
+        fixed sample budget keeps each step's cost steady (as Instant-NGP does).
+        """
+        target = self.config.train.target_samples
+        if target <= 0:
+            return
+        per_ray = max(samples, 1) / self.batch_rays
+        wanted = target / per_ray
+        smoothed = 0.8 * self.batch_rays + 0.2 * wanted
+        self.batch_rays = int(min(max(smoothed, 256), 1 << 17))
 
     def done(self) -> bool:
         """True once the step count or the time budget is reached."""
@@ -165,6 +187,7 @@ class Trainer:
             start = time.perf_counter()
             metrics = self.train_step()
             self.step += 1
+            self.rays_seen += metrics["rays"]
             self.train_seconds += time.perf_counter() - start
             hook.atlas_train_step_end(trainer=self, step=self.step, metrics=metrics)
             if self.step % train.log_every == 0:
@@ -206,12 +229,11 @@ class Trainer:
     def metrics(self, test: dict[str, Any]) -> dict[str, Any]:
         """The run's metrics.json content."""
         views = self.scene.split("test")
-        batch = self.config.train.batch_rays
         return {
             "test": {k: test[k] for k in ("psnr", "ssim", "views", "per_view_psnr")},
             "steps": self.step,
             "train_seconds": self.train_seconds,
-            "rays_per_second": self.step * batch / max(self.train_seconds, 1e-9),
+            "rays_per_second": self.rays_seen / max(self.train_seconds, 1e-9),
             "protocol": {
                 "data": self.config.data.path,
                 "data_kind": self.config.data.kind,

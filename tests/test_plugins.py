@@ -112,7 +112,7 @@ def test_registration_hooks_fill_registry(atlas_pm) -> None:  # noqa: ANN001
     assert loaded.infos["fieldplugin"].components == {"encodings": ["raw"], "fields": ["mine"]}
     core = loaded.registry.by_plugin("core")
     assert core["fields"] == ["plain", "tiny"] and core["datasets"] == ["blender"]
-    assert core["samplers"] == ["hierarchical", "stratified"]
+    assert core["samplers"] == ["hierarchical", "occupancy", "stratified"]
     assert core["renderers"] == ["volume"] and core["losses"] == ["rgb_l1", "rgb_l2"]
     assert core["encodings"] == ["identity", "positional"]
 
@@ -200,7 +200,7 @@ def test_lifecycle_hooks_are_called(atlas_pm, atlas_scene, tmp_path) -> None:  #
     trainer.finish()
     assert calls[0] == ("start", 0)
     assert [c[1] for c in calls if c[0] == "step"] == [1, 2, 3]
-    assert calls[1][2] == ["loss", "lr", "rgb_l2"]
+    assert calls[1][2] == ["loss", "lr", "rays", "rgb_l2", "samples"]
     assert [c[1] for c in calls if c[0] == "eval"] == [2, 3]
     assert calls[-1] == ("end", 3)
 

@@ -8,6 +8,7 @@ from atlas_core.encodings import IdentityEncoding, PositionalEncoding
 from atlas_core.fields import NeRFField, TinyField
 from atlas_core.hookspecs import Register
 from atlas_core.losses import RGBL1Loss, RGBL2Loss
+from atlas_core.occupancy import OccupancySampler
 from atlas_core.render import VolumeRenderer
 from atlas_core.samplers import HierarchicalSampler, StratifiedSampler
 
@@ -28,9 +29,10 @@ def atlas_register_fields(register: Register) -> None:
 
 @hookimpl
 def atlas_register_samplers(register: Register) -> None:
-    """Stratified and hierarchical (coarse/fine) sampling."""
+    """Stratified, hierarchical (coarse/fine) and occupancy-grid sampling."""
     register("stratified", StratifiedSampler, description="jittered uniform bins")
     register("hierarchical", HierarchicalSampler, description="NeRF coarse/fine resampling")
+    register("occupancy", OccupancySampler, description="occupancy grid, skips empty space")
 
 
 @hookimpl

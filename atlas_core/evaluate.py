@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +45,15 @@ def evaluate(
     was_training = pipeline.training
     pipeline.eval()
     psnrs, ssims = [], []
+    render_seconds = 0.0
     shape = (data.height, data.width)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     for index in tqdm(indices, desc=f"eval {split}", disable=not progress, leave=False):
         rays = image_rays(data, index, scene)
+        start = time.perf_counter()
         out = pipeline.render(rays, chunk)
+        render_seconds += time.perf_counter() - start
         pred = out["rgb"].view(*shape, 3)
         target = out["target_rgb"].view(*shape, 3)
         psnrs.append(psnr(pred, target))
@@ -70,5 +74,6 @@ def evaluate(
         "psnr": sum(psnrs) / len(psnrs),
         "ssim": sum(ssims) / len(ssims),
         "views": len(indices),
+        "seconds_per_view": render_seconds / len(indices),
         "per_view_psnr": psnrs,
     }

@@ -60,8 +60,18 @@ class Trainer:
             self.restore()
 
     def make_optimizer(self) -> torch.optim.Optimizer:
-        """Adam over the pipeline's current parameters."""
-        return torch.optim.Adam(self.pipeline.parameters(), lr=self.config.train.lr)
+        """Adam over the pipeline's current parameters, grouped by ``lr_scale``.
+
+        A component may set ``param.lr_scale`` (e.g. grids learn faster than MLPs, as in
+        DVGO and Instant-NGP); the schedule multiplies every group's rate alike.
+        """
+        groups: dict[float, list[torch.nn.Parameter]] = {}
+        for param in self.pipeline.parameters():
+            groups.setdefault(float(getattr(param, "lr_scale", 1.0)), []).append(param)
+        lr = self.config.train.lr
+        return torch.optim.Adam(
+            [{"params": ps, "lr": lr * scale, "lr_scale": scale} for scale, ps in groups.items()]
+        )
 
     def rebuild_optimizer(self) -> None:
         """Start a new optimizer after a plugin replaced parameters (e.g. grid upscaling)."""
@@ -140,7 +150,7 @@ class Trainer:
         """One optimizer step; returns the loss terms and the learning rate."""
         lr = self.learning_rate()
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         rays = self.sample_batch()
         outputs, field_outputs = self.pipeline(rays)
         total, terms = self.pipeline.loss(rays, outputs, field_outputs)
@@ -230,7 +240,9 @@ class Trainer:
         """The run's metrics.json content."""
         views = self.scene.split("test")
         return {
-            "test": {k: test[k] for k in ("psnr", "ssim", "views", "per_view_psnr")},
+            "test": {
+                k: test[k] for k in ("psnr", "ssim", "views", "seconds_per_view", "per_view_psnr")
+            },
             "steps": self.step,
             "train_seconds": self.train_seconds,
             "rays_per_second": self.rays_seen / max(self.train_seconds, 1e-9),

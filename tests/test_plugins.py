@@ -296,3 +296,21 @@ def test_plugin_components_of_every_kind_run(atlas_pm, atlas_scene, tmp_path) ->
     trainer.fit()
     assert trainer.train_views.width == 12
     assert used == {"encoding", "field", "sampler", "renderer", "loss", "dataset"}
+
+
+def test_parameters_with_lr_scale_get_their_own_rate(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001
+    from atlas_core.train import Trainer
+
+    config = RunConfig()
+    config.data.path = str(atlas_scene)
+    config.set("train.batch_rays", 16)
+    trainer = Trainer(config, atlas_pm(), tmp_path / "run")
+    first = next(trainer.pipeline.field.parameters())
+    first.lr_scale = 10.0
+    trainer.rebuild_optimizer()
+    trainer.train_step()
+    rates = {g["lr_scale"]: g["lr"] for g in trainer.optimizer.param_groups}
+    assert set(rates) == {1.0, 10.0}
+    assert abs(rates[10.0] - 10 * rates[1.0]) < 1e-12
+    scaled = [g for g in trainer.optimizer.param_groups if g["lr_scale"] == 10.0][0]
+    assert scaled["params"] == [first]

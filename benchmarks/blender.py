@@ -1,0 +1,131 @@
+"""Train configurations on a Blender scene under wall-clock budgets; JSON + Markdown table.
+
+Not part of ``make test``. One training process at a time (two cores). Plain NeRF (the
+``plain`` field with hierarchical sampling) is the baseline of every run.
+
+    python benchmarks/blender.py --budgets 60 120 --configs nerf ngp voxel
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LEGO = ROOT.parent / "shared" / "data" / "nerf_synthetic" / "lego"
+
+CONFIGS: dict[str, dict] = {
+    "nerf": {
+        "plugins": [],
+        "set": ["field=plain", "sampler=hierarchical", "train.lr=5e-4", "train.lr_final=5e-5",
+                "train.batch_rays=1024"],
+    },
+    "tiny": {"plugins": [], "set": ["field=tiny", "sampler.samples=64"]},
+    "tiny-occupancy": {
+        "plugins": [],
+        "set": ["field=tiny", "sampler=occupancy", "train.target_samples=262144"],
+    },
+    "ngp": {"plugins": ["ngp"], "set": []},
+    "voxel": {"plugins": ["voxel"], "set": []},
+}  # fmt: skip
+
+
+def installed_plugins() -> set[str]:
+    """Names of installed atlas plugins."""
+    return {ep.name for ep in entry_points(group="atlas")}
+
+
+def run_one(name: str, budget: float, data: Path, views: int, out: Path) -> dict:
+    """Train one configuration for one budget in a child process; its metrics + memory."""
+    spec = CONFIGS[name]
+    args = [
+        str(Path(sys.executable).with_name("atlas")), "run", "--data", str(data),
+        "--out", str(out), "--time-budget", str(budget), "--max-steps", "1000000",
+        "--eval-views", str(views), "--set", "eval.video_frames=0",
+    ]  # fmt: skip
+    if spec["plugins"]:
+        args += ["--plugins", ",".join(spec["plugins"])]
+    for pair in spec["set"]:
+        args += ["--set", pair]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    start = time.perf_counter()
+    with open(out.with_suffix(".log"), "w") as log:
+        child = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        return {"config": name, "budget": budget, "error": f"exit {status}, see {out}.log"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    return {
+        "config": name,
+        "budget": budget,
+        "steps": metrics["steps"],
+        "rays_per_second": metrics["rays_per_second"],
+        "psnr": metrics["test"]["psnr"],
+        "ssim": metrics["test"]["ssim"],
+        "views": metrics["test"]["views"],
+        "peak_memory_mb": usage.ru_maxrss / 1024,
+        "seconds_per_view": metrics["test"]["seconds_per_view"],
+        "wall_seconds": time.perf_counter() - start,
+        "resolution": metrics["protocol"]["resolution"],
+    }
+
+
+def markdown(rows: list[dict]) -> str:
+    """The results as a Markdown table."""
+    lines = [
+        "| config | budget (s) | steps | rays/s | test PSNR | SSIM | peak MB | s/view |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['config']} | {r['budget']:.0f} | {r['error']} | | | | | |")
+            continue
+        lines.append(
+            f"| {r['config']} | {r['budget']:.0f} | {r['steps']} | {r['rays_per_second']:.0f} "
+            f"| {r['psnr']:.2f} | {r['ssim']:.3f} | {r['peak_memory_mb']:.0f} "
+            f"| {r['seconds_per_view']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark grid and write ``results.json`` and ``results.md``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=LEGO)
+    parser.add_argument("--budgets", type=float, nargs="+", default=[60, 120, 300, 600])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--views", type=int, default=25, help="test views (evenly spaced)")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench-blender")
+    args = parser.parse_args(argv)
+    if not args.data.is_dir():
+        parser.error(f"{args.data}: no such scene folder")
+    available = installed_plugins()
+    configs = [c for c in args.configs if set(CONFIGS[c]["plugins"]) <= available]
+    skipped = sorted(set(args.configs) - set(configs))
+    if skipped:
+        print(f"skipping (plugins not installed): {', '.join(skipped)}")
+    if "nerf" not in configs:
+        configs.insert(0, "nerf")  # the baseline is always in the same run
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = args.out / stamp
+    folder.mkdir(parents=True)
+    rows = []
+    for budget in args.budgets:
+        for name in configs:
+            row = run_one(name, budget, args.data, args.views, folder / f"{name}-{budget:.0f}")
+            rows.append(row)
+            print(markdown([row]).splitlines()[-1], flush=True)
+    (folder / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (folder / "results.md").write_text(markdown(rows))
+    print(f"\n{markdown(rows)}\nwritten to {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
 
 from atlas_core import __version__
 from atlas_core.config import RunConfig, apply_overrides, load_toml
-from atlas_core.errors import AtlasError
+from atlas_core.errors import AtlasError, Interrupted
 from atlas_core.io import atomic_write_json
 from atlas_core.plugins import describe_installed, load
 from atlas_core.train import Trainer
@@ -90,6 +91,10 @@ def _run_config(args: argparse.Namespace) -> tuple[RunConfig, Path]:
             flags = ", ".join("--" + g.replace("_", "-").replace("overrides", "set") for g in given)
             raise AtlasError(f"--resume reuses {args.out}/config.toml; drop {flags}")
         out = Path(args.out)
+        if not (out / "config.toml").is_file():
+            raise AtlasError(
+                f"{out}: no config.toml, so there is no run to resume; start it without --resume"
+            )
         config = load_toml(out / "config.toml")
         _apply_run_args(config, args)
         return config, out
@@ -124,8 +129,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     trainer = Trainer(config, _plugins_for(config), out, resume=args.resume)
     out.mkdir(parents=True, exist_ok=True)
     trainer.write_config()
-    trainer.fit()
-    metrics = trainer.finish()
+    try:
+        trainer.fit()
+        metrics = trainer.finish()
+    except KeyboardInterrupt as exc:  # a second Ctrl-C, or one during evaluation
+        raise Interrupted(
+            f"interrupted at step {trainer.step}; resume with: "
+            f"atlas run --resume --out {shlex.quote(str(out))}"
+        ) from exc
     test = metrics["test"]
     print(
         f"{out}: test PSNR {test['psnr']:.2f} dB, SSIM {test['ssim']:.3f} "
@@ -179,6 +190,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for info in infos:
         status = f"BROKEN: {info.error}" if info.error else ""
         print(f"{info.name:12} {info.distribution:24} {info.version:10} {status}")
+        for text in info.warnings:
+            print(f"    warning    {text}")
         for kind, names in info.components.items():
             print(f"    {kind:10} {', '.join(names)}")
     return 0
@@ -214,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     except AtlasError as exc:
         print(f"atlas: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"atlas: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("atlas: interrupted", file=sys.stderr)
         return 130

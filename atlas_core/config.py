@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -63,6 +64,7 @@ class TrainConfig:
     keep_checkpoints: int = option(default=3, metadata={"min": 1})
     log_every: int = option(default=25, metadata={"min": 1})
     eval_every: int = option(default=0, metadata={"min": 0})
+    max_bad_steps: int = option(default=20, metadata={"min": 1})
 
 
 @dataclass
@@ -214,10 +216,12 @@ def _coerce(key: str, value: Any, annotation: Any, source: str) -> Any:
         items = [_coerce(key, v, item, source) for v in value]
         return origin(items)
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value) if abs(value) < 2**1023 else math.inf
     if annotation in (int, float, str, bool):
         if type(value) is not annotation:
             raise ConfigError(f"{source}: {key} expects {annotation.__name__}, got {value!r}")
+        if annotation is float and not math.isfinite(value):
+            raise ConfigError(f"{source}: {key} must be a finite number, got {value!r}")
         return value
     return value
 

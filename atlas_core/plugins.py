@@ -3,25 +3,38 @@
 ``atlas run --plugins a,b`` enables exactly those entry points of the group ``atlas``;
 installed is not enabled. The core's own components come from built-in plugins that
 use the same hooks and are always enabled.
+
+Plugin warnings (a hook marked ``optionalhook=True`` that no spec defines, an entry point
+whose distribution has no version) are printed as one line each on stderr, or raised as
+PluginError when ``ATLAS_STRICT_PLUGINS=1``.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import pluggy
+from pluggy import HookImpl
 
 from atlas_core import __version__, hookspecs
-from atlas_core.errors import PluginError
+from atlas_core.errors import PluginError, first_line, warn
 from atlas_core.registry import KINDS, Registry
 
 GROUP = "atlas"
 BUILTINS = {"core": "atlas_core.builtin.core", "wandb": "atlas_core.builtin.wandb_logger"}
 ALWAYS_ON = ("core",)
+STRICT_ENV = "ATLAS_STRICT_PLUGINS"
+UNKNOWN_VERSION = "?"
+
+
+def strict() -> bool:
+    """True when ``ATLAS_STRICT_PLUGINS`` asks for plugin warnings to be errors."""
+    return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass
@@ -34,6 +47,7 @@ class PluginInfo:
     components: dict[str, list[str]] = field(default_factory=dict)
     builtin: bool = False
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -44,6 +58,7 @@ class PluginInfo:
             "builtin": self.builtin,
             "broken": self.error is not None,
             "error": self.error,
+            "warnings": list(self.warnings),
             "components": self.components,
         }
 
@@ -55,11 +70,14 @@ def installed() -> dict[str, EntryPoint]:
 
 def _entry_point_info(ep: EntryPoint) -> PluginInfo:
     dist = ep.dist
-    return PluginInfo(
-        name=ep.name,
-        distribution=dist.name if dist else "?",
-        version=dist.version if dist else "?",
-    )
+    version = (dist.version if dist else None) or UNKNOWN_VERSION
+    info = PluginInfo(name=ep.name, distribution=dist.name if dist else "?", version=version)
+    if version == UNKNOWN_VERSION:
+        info.warnings.append(
+            f"plugin '{ep.name}' ({ep.value}): its distribution has no version, "
+            "so runs cannot record which one they used"
+        )
+    return info
 
 
 def _import_entry_point(name: str, ep: EntryPoint) -> object:
@@ -112,6 +130,24 @@ class AtlasPlugins:
                 f"plugin '{name}' failed in atlas_register_{kind}: {type(exc).__name__}: {exc}"
             ) from exc
 
+    def impls(self, hook: str) -> list[HookImpl]:
+        """A hook's implementations in plugin load order."""
+        order = list(self.infos)
+        found = getattr(self.pm.hook, hook).get_hookimpls()
+        return sorted(found, key=lambda impl: order.index(impl.plugin_name))
+
+    def call(self, hook: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook's implementations in load order; a failure names its plugin."""
+        for impl in self.impls(hook):
+            try:
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except PluginError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
+                raise PluginError(
+                    f"plugin '{impl.plugin_name}' failed in {hook}: {first_line(exc)}"
+                ) from exc
+
     def check(self) -> None:
         """Fail loudly on hook implementations that match no spec (e.g. misspelt)."""
         try:
@@ -119,6 +155,35 @@ class AtlasPlugins:
         except pluggy.PluginValidationError as exc:
             name = self.pm.get_name(exc.plugin) or "?"
             raise PluginError(f"plugin '{name}': {exc}; check the hook's spelling") from exc
+        for name, plugin in self.pm.list_name_plugin():
+            for caller in self.pm.get_hookcallers(plugin) or []:
+                for impl in caller.get_hookimpls():
+                    if impl.plugin is plugin:
+                        self._check_impl(name, caller.name, caller.spec is None, impl)
+
+    def _check_impl(self, name: str, hook: str, unknown: bool, impl: HookImpl) -> None:
+        if impl.hookwrapper or impl.wrapper:
+            raise PluginError(
+                f"plugin '{name}': {hook} is a hook wrapper; NeRF Atlas calls each "
+                "implementation directly, so use a plain @hookimpl"
+            )
+        if unknown and impl.optionalhook and name in self.infos:
+            self.infos[name].warnings.append(
+                f"plugin '{name}' implements {hook} (optionalhook=True), which no hook "
+                "spec defines, so it is never called"
+            )
+
+    @property
+    def warnings(self) -> list[str]:
+        """Warnings about the enabled plugins, in load order."""
+        return [text for info in self.infos.values() for text in info.warnings]
+
+    def report(self) -> None:
+        """Print each warning as one line, or raise the first when strict."""
+        if self.warnings and strict():
+            raise PluginError(f"{self.warnings[0]} ({STRICT_ENV}=1)")
+        for text in self.warnings:
+            warn(text)
 
 
 def _builtin(name: str) -> tuple[object, PluginInfo]:
@@ -150,6 +215,7 @@ def load(
     for name, module in extra:
         plugins.add(name, module, PluginInfo(name, "(in-process)", "0"))
     plugins.check()
+    plugins.report()
     return plugins
 
 
@@ -168,5 +234,7 @@ def describe_installed() -> list[PluginInfo]:
             plugins.check()
         except PluginError as exc:
             info.error = str(exc)
+        if info.warnings and info.error is None and strict():
+            info.error = f"{info.warnings[0]} ({STRICT_ENV}=1)"
         infos.append(info)
     return infos

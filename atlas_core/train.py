@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -10,14 +11,16 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from atlas_core.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from atlas_core.checkpoints import check_versions, latest_checkpoint, load_latest, save_checkpoint
 from atlas_core.config import RunConfig, save_toml
 from atlas_core.data.scene import SceneData, camera_rays, make_rays
-from atlas_core.errors import AtlasError
+from atlas_core.errors import AtlasError, ConfigError, Interrupted, first_line
 from atlas_core.evaluate import evaluate
+from atlas_core.faults import BadSteps, InterruptRequest, finite_gradients
 from atlas_core.io import atomic_write_json
 from atlas_core.pipeline import build, call_factory, protocol_background
 from atlas_core.plugins import AtlasPlugins
+from atlas_core.registry import unknown_choice
 from atlas_core.video import orbit, to_uint8, write_video
 
 
@@ -39,6 +42,14 @@ def load_scene(config: RunConfig, plugins: AtlasPlugins) -> SceneData:
     return call_factory(component.factory, what, "data", config.data.options, path=config.data.path)
 
 
+def check_losses(config: RunConfig, plugins: AtlasPlugins) -> None:
+    """Every loss term in the config must be a registered loss."""
+    names = plugins.registry.names("losses")
+    for name in config.losses:
+        if name not in names:
+            raise ConfigError(unknown_choice(f"loss 'losses.{name}'", name, names))
+
+
 class Trainer:
     """Trains one run in ``out`` and writes its outputs."""
 
@@ -46,6 +57,7 @@ class Trainer:
         self.config, self.plugins, self.out = config, plugins, Path(out)
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
+        check_losses(config, plugins)
         self.scene = load_scene(config, plugins)
         self.pipeline = build(config, plugins, self.scene).to(self.device)
         config.versions = plugins.versions
@@ -55,6 +67,7 @@ class Trainer:
         self.rays_seen = 0
         self.step = 0
         self.train_seconds = 0.0
+        self.faults = BadSteps(config.train.max_bad_steps)
         self.history: list[dict[str, Any]] = []
         if resume:
             self.restore()
@@ -92,6 +105,7 @@ class Trainer:
             "model": self.pipeline.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": torch.get_rng_state(),
+            "skipped_steps": self.faults.skipped,
             "config": self.config.to_dict(),
             "plugins": self.plugins.versions,
         }
@@ -102,26 +116,22 @@ class Trainer:
         return save_checkpoint(self.checkpoint_dir, self.step, self.state(), keep)
 
     def restore(self) -> bool:
-        """Load the newest checkpoint, if any; False when there is none."""
-        path = latest_checkpoint(self.checkpoint_dir)
-        if path is None:
+        """Load the newest readable checkpoint, if any; False when there is none."""
+        found = load_latest(self.checkpoint_dir, self.device)
+        if found is None:
             return False
-        state = load_checkpoint(path, self.device)
-        saved = set(state.get("plugins", {}))
-        if saved != set(self.plugins.versions):
-            raise AtlasError(
-                f"{path}: saved with plugins {sorted(saved)}, "
-                f"but this run has {sorted(self.plugins.versions)}"
-            )
+        path, state = found
+        check_versions(path, dict(state.get("plugins", {})), self.plugins.versions)
         try:
             self.pipeline.load_state_dict(state["model"])
             self.rebuild_optimizer()  # parameters may have been resized while loading
             self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise AtlasError(f"{path}: does not match this run's model: {exc}") from exc
-        torch.set_rng_state(state["rng"].cpu())
+            torch.set_rng_state(state["rng"].cpu())
+        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise AtlasError(f"{path}: does not match this run's model: {first_line(exc)}") from exc
+        self.faults.skipped = int(state.get("skipped_steps", 0))
         self.step = int(state["step"])
-        self.train_seconds = float(state["train_seconds"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         self.batch_rays = int(state.get("batch_rays", self.batch_rays))
         self.rays_seen = int(state.get("rays_seen", 0))
         return True
@@ -155,13 +165,23 @@ class Trainer:
         outputs, field_outputs = self.pipeline(rays)
         total, terms = self.pipeline.loss(rays, outputs, field_outputs)
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        self.faults.record(self.apply_update(total))
         metrics = {name: float(value.detach()) for name, value in terms.items()}
         metrics.update(loss=float(total.detach()), lr=lr, rays=len(rays))
         metrics["samples"] = self.pipeline.last_num_samples
         self.adapt_batch(metrics["samples"])
         return metrics
+
+    def apply_update(self, total: torch.Tensor) -> bool:
+        """Backpropagate and step, unless the loss or a gradient is NaN/Inf (then skip)."""
+        if not bool(torch.isfinite(total.detach())):
+            return False
+        total.backward()
+        if not finite_gradients(self.pipeline.parameters()):
+            self.optimizer.zero_grad(set_to_none=True)
+            return False
+        self.optimizer.step()
+        return True
 
     def adapt_batch(self, samples: int) -> None:
         """Steer the ray batch so a step holds about ``train.target_samples`` samples.
@@ -185,31 +205,61 @@ class Trainer:
         return train.time_budget > 0 and self.train_seconds >= train.time_budget
 
     def fit(self) -> None:
-        """Train until done, saving and (optionally) evaluating along the way."""
-        train = self.config.train
-        hook = self.plugins.hook
-        hook.atlas_train_start(trainer=self)
+        """Train until done, saving and (optionally) evaluating along the way.
+
+        The first Ctrl-C stops after the current step, saves a checkpoint and raises
+        Interrupted; too many non-finite steps in a row raise an AtlasError.
+        """
+        self.plugins.call("atlas_train_start", trainer=self)
         self.pipeline.train()
         bar = tqdm(
-            total=train.max_steps, initial=self.step, desc="train", unit="step", mininterval=2.0
+            total=self.config.train.max_steps,
+            initial=self.step,
+            desc="train",
+            unit="step",
+            mininterval=2.0,
         )
-        while not self.done():
-            start = time.perf_counter()
-            metrics = self.train_step()
-            self.step += 1
-            self.rays_seen += metrics["rays"]
-            self.train_seconds += time.perf_counter() - start
-            hook.atlas_train_step_end(trainer=self, step=self.step, metrics=metrics)
-            if self.step % train.log_every == 0:
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.1e}")
-                self.history.append({"step": self.step, **metrics})
-            bar.update(1)
-            if self.step % train.save_every == 0:
-                self.save()
-            if train.eval_every and self.step % train.eval_every == 0:
-                self.evaluate(write_images=False)
-        bar.close()
-        self.save()
+        with InterruptRequest() as interrupt:
+            try:
+                while not self.done() and not interrupt.requested:
+                    self.fit_step(bar)
+            finally:
+                bar.close()
+            self.save()
+        if interrupt.requested:
+            raise Interrupted(
+                f"interrupted at step {self.step} (checkpoint saved); resume with: "
+                f"atlas run --resume --out {shlex.quote(str(self.out))}"
+            )
+
+    def fit_step(self, bar: tqdm) -> None:
+        """One training step with its hook call, logging, checkpoint and evaluation."""
+        train = self.config.train
+        start = time.perf_counter()
+        metrics = self.train_step()
+        self.step += 1
+        self.rays_seen += metrics["rays"]
+        self.train_seconds += time.perf_counter() - start
+        self.plugins.call("atlas_train_step_end", trainer=self, step=self.step, metrics=metrics)
+        if self.faults.exhausted:
+            raise self.numeric_failure()
+        if self.step % train.log_every == 0:
+            bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.1e}")
+            self.history.append({"step": self.step, **metrics})
+        bar.update(1)
+        if self.step % train.save_every == 0 and self.faults.in_row == 0:
+            self.save()  # never during a run of bad steps: the last good one stays
+        if train.eval_every and self.step % train.eval_every == 0:
+            self.evaluate(write_images=False)
+
+    def numeric_failure(self) -> AtlasError:
+        """The error that stops a run after ``train.max_bad_steps`` bad steps in a row."""
+        last = latest_checkpoint(self.checkpoint_dir)
+        kept = f"last good checkpoint: {last}" if last else "no checkpoint was written"
+        return AtlasError(
+            f"step {self.step}: loss or gradient was NaN/Inf in {self.faults.in_row} steps "
+            f"in a row (train.max_bad_steps); {kept}; try a lower train.lr"
+        )
 
     def evaluate(self, write_images: bool = True) -> dict[str, Any]:
         """Evaluate on the test split and call ``atlas_eval_end``."""
@@ -221,7 +271,7 @@ class Trainer:
             self.config.eval.chunk,
             out_dir=self.out / "test" if write_images else None,
         )
-        self.plugins.hook.atlas_eval_end(trainer=self, step=self.step, metrics=result)
+        self.plugins.call("atlas_eval_end", trainer=self, step=self.step, metrics=result)
         return result
 
     def render_video(self, path: Path, frames: int, camera_path: str = "turntable") -> Path:
@@ -244,6 +294,7 @@ class Trainer:
                 k: test[k] for k in ("psnr", "ssim", "views", "seconds_per_view", "per_view_psnr")
             },
             "steps": self.step,
+            "skipped_steps": self.faults.skipped,
             "train_seconds": self.train_seconds,
             "rays_per_second": self.rays_seen / max(self.train_seconds, 1e-9),
             "protocol": {
@@ -265,7 +316,7 @@ class Trainer:
             self.render_video(self.out / "video.mp4", self.config.eval.video_frames)
         metrics = self.metrics(test)
         atomic_write_json(self.out / "metrics.json", metrics)
-        self.plugins.hook.atlas_train_end(trainer=self, metrics=metrics)
+        self.plugins.call("atlas_train_end", trainer=self, metrics=metrics)
         return metrics
 
     def write_config(self) -> None:

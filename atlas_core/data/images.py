@@ -11,17 +11,39 @@ import torch
 
 from atlas_core.errors import DataError
 
+PALETTE_MODES = ("P", "PA")  # palette images: read as RGBA to keep their transparency
 
-def read_rgba(path: Path) -> np.ndarray:
-    """Read an image as uint8 [H, W, 4]; grayscale, RGB and 16-bit are converted."""
-    if not path.is_file():
-        raise DataError(f"{path}: image file is missing")
+
+def is_palette(path: Path) -> bool:
+    """True for a palette image (False when its metadata cannot be read)."""
+    try:
+        return iio.immeta(path).get("mode") in PALETTE_MODES
+    except Exception:  # noqa: BLE001 - decoding reports a bad file
+        return False
+
+
+def decode(path: Path) -> np.ndarray:
+    """Decode an image file to an array; any decoder failure is a DataError."""
     try:
         with warnings.catch_warnings():  # imageio's plugin search warns on bad files
             warnings.simplefilter("ignore")
-            image = np.asarray(iio.imread(path))
+            if is_palette(path):
+                return np.asarray(iio.imread(path, mode="RGBA"))
+            return np.asarray(iio.imread(path))
     except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
-        raise DataError(f"{path}: not a readable image ({type(exc).__name__})") from exc
+        kind = type(exc).__name__
+        if type(exc).__module__ != "builtins":
+            kind = f"{type(exc).__module__}.{kind}"
+        raise DataError(f"{path}: not a readable image (damaged or not an image: {kind})") from exc
+
+
+def read_rgba(path: Path) -> np.ndarray:
+    """Read an image as uint8 [H, W, 4]; gray (+alpha), RGB, palette, 16-bit are converted."""
+    if not path.is_file():
+        raise DataError(f"{path}: image file is missing")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: image file is empty (0 bytes)")
+    image = decode(path)
     if image.dtype == np.uint16:
         image = (image.astype(np.float32) / 257.0).round().astype(np.uint8)
     elif image.dtype != np.uint8:
@@ -32,6 +54,8 @@ def read_rgba(path: Path) -> np.ndarray:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
         raise DataError(f"{path}: unsupported image shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise DataError(f"{path}: image has no pixels ({image.shape[1]}x{image.shape[0]})")
     channels = image.shape[2]
     if channels in (1, 2):
         gray, alpha = image[:, :, :1], image[:, :, 1:]

@@ -103,21 +103,10 @@ class BuildContext:
     def make_field(self) -> nn.Module:
         """The run's field, wrapped by every enabled plugin's ``atlas_wrap_field``."""
         field = self.create("field", self.config.field)
-        for name, function in ordered_impls(self.plugins, "atlas_wrap_field"):
-            try:
-                wrapped = function(field=field, config=self.config)
-            except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
-                raise PluginError(f"plugin '{name}' failed in atlas_wrap_field: {exc}") from exc
+        for impl in self.plugins.impls("atlas_wrap_field"):
+            wrapped = self.plugins.invoke(impl, "atlas_wrap_field", field=field, config=self.config)
             field = field if wrapped is None else wrapped
         return field
-
-
-def ordered_impls(plugins: AtlasPlugins, hook: str) -> list[tuple[str, Any]]:
-    """(plugin name, function) of a hook's implementations in plugin load order."""
-    order = list(plugins.infos)
-    impls = getattr(plugins.pm.hook, hook).get_hookimpls()
-    ranked = sorted(impls, key=lambda impl: order.index(impl.plugin_name))
-    return [(impl.plugin_name, impl.function) for impl in ranked]
 
 
 def configure(config: RunConfig, plugins: AtlasPlugins) -> None:
@@ -126,14 +115,10 @@ def configure(config: RunConfig, plugins: AtlasPlugins) -> None:
     A slot the user chose explicitly keeps the user's choice.
     """
     owners: dict[str, str] = {}
-    for name, function in ordered_impls(plugins, "atlas_configure"):
+    for impl in plugins.impls("atlas_configure"):
+        name = impl.plugin_name
         before = {slot: getattr(config, slot).name for slot in SLOTS}
-        try:
-            function(config=config)
-        except (ConfigError, PluginError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
-            raise PluginError(f"plugin '{name}' failed in atlas_configure: {exc}") from exc
+        plugins.invoke(impl, "atlas_configure", config=config)
         for slot, old in before.items():
             new = getattr(config, slot).name
             if new == old:

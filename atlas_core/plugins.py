@@ -22,7 +22,7 @@ import pluggy
 from pluggy import HookImpl
 
 from atlas_core import __version__, hookspecs
-from atlas_core.errors import PluginError, first_line, warn
+from atlas_core.errors import AtlasError, PluginError, first_line, warn
 from atlas_core.registry import KINDS, Registry
 
 GROUP = "atlas"
@@ -136,17 +136,21 @@ class AtlasPlugins:
         found = getattr(self.pm.hook, hook).get_hookimpls()
         return sorted(found, key=lambda impl: order.index(impl.plugin_name))
 
+    def invoke(self, impl: HookImpl, hook: str, **kwargs: Any) -> Any:
+        """Call one implementation with the arguments it declares; a failure names it."""
+        try:
+            return impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+        except AtlasError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
+            raise PluginError(
+                f"plugin '{impl.plugin_name}' failed in {hook}: {first_line(exc)}"
+            ) from exc
+
     def call(self, hook: str, **kwargs: Any) -> None:
         """Call a lifecycle hook's implementations in load order; a failure names its plugin."""
         for impl in self.impls(hook):
-            try:
-                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
-            except PluginError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
-                raise PluginError(
-                    f"plugin '{impl.plugin_name}' failed in {hook}: {first_line(exc)}"
-                ) from exc
+            self.invoke(impl, hook, **kwargs)
 
     def check(self) -> None:
         """Fail loudly on hook implementations that match no spec (e.g. misspelt)."""

@@ -30,3 +30,9 @@ def test_ssim_matches_scikit_image(seed: int) -> None:
     got = ssim(torch.from_numpy(y).float(), torch.from_numpy(x).float())
     assert abs(got - expected) < 1e-4
     assert abs(ssim(torch.from_numpy(x), torch.from_numpy(x)) - 1.0) < 1e-9
+
+
+def test_ssim_on_images_smaller_than_the_window() -> None:
+    x = torch.rand(6, 5, 3)
+    assert abs(ssim(x, x) - 1.0) < 1e-9
+    assert ssim(x, 1 - x) < 0.5

@@ -1,0 +1,36 @@
+"""Instant-NGP for NeRF Atlas: the ``hash`` encoding and the ``ngp`` field.
+
+Mueller et al. 2022, "Instant Neural Graphics Primitives with a Multiresolution Hash
+Encoding". Enabling the plugin (``--plugins ngp``) makes ``ngp`` the run's field unless
+the user chose a field; the hash encoding can also feed other fields
+(``--set encoding=hash``).
+"""
+
+from __future__ import annotations
+
+from atlas_core import hookimpl
+from atlas_core.config import RunConfig
+from atlas_core.hookspecs import Register
+from atlas_plugin_ngp.field import NGPField
+from atlas_plugin_ngp.hash_encoding import HashEncoding
+
+__all__ = ["HashEncoding", "NGPField"]
+
+
+@hookimpl
+def atlas_register_encodings(register: Register) -> None:
+    """The multiresolution hash encoding."""
+    register("hash", HashEncoding, description="multiresolution hash grid (Instant-NGP)")
+
+
+@hookimpl
+def atlas_register_fields(register: Register) -> None:
+    """The Instant-NGP field."""
+    register("ngp", NGPField, description="hash grid, 64-wide density and colour MLPs, SH views")
+
+
+@hookimpl
+def atlas_configure(config: RunConfig) -> None:
+    """Choose the ``ngp`` field when the field slot is still at its default."""
+    if config.field.name == RunConfig().field.name and "field" not in config.explicit:
+        config.field.name = "ngp"

@@ -1,0 +1,95 @@
+"""Total-variation losses: values, sampling, weights, and how they find the field."""
+
+from __future__ import annotations
+
+import atlas_plugin_voxel
+import pytest
+import torch
+from atlas_plugin_voxel.losses import DensityTVLoss, find_voxel_field, total_variation
+from torch import nn
+
+from atlas_core.config import RunConfig
+from atlas_core.data.scene import SceneData
+from atlas_core.pipeline import BuildContext, Pipeline
+
+
+def test_tv_is_zero_for_a_constant_grid_and_positive_otherwise() -> None:
+    constant = torch.full((3, 6, 7, 8), 2.5)
+    assert total_variation(constant) == 0
+    assert total_variation(constant, voxels=20) == 0
+    bumped = constant.clone()
+    bumped[1, 3, 3, 3] += 1.0
+    assert total_variation(bumped) > 0
+
+
+def test_tv_value_of_a_ramp() -> None:
+    # f = 2x (in voxel steps): squared x-difference 4 everywhere, others 0
+    ramp = (2.0 * torch.arange(5.0))[:, None, None].expand(5, 4, 3)[None].contiguous()
+    assert torch.isclose(total_variation(ramp), torch.tensor(4.0))
+    assert torch.isclose(total_variation(ramp, voxels=7), torch.tensor(4.0))
+
+
+def test_sampled_tv_estimates_full_tv() -> None:
+    torch.manual_seed(0)
+    grid = torch.randn(2, 20, 20, 20)
+    full = total_variation(grid)
+    estimates = torch.stack([total_variation(grid, voxels=2000) for _ in range(20)])
+    assert torch.isclose(estimates.mean(), full, rtol=0.02)
+    assert total_variation(grid, voxels=10**6) == full  # more voxels than the grid: exact
+
+
+def build(atlas_pm, **sets: object) -> Pipeline:  # noqa: ANN001
+    config = RunConfig()
+    for key, value in sets.items():
+        config.set(key.replace("__", "."), value)
+    return Pipeline(BuildContext(config, atlas_pm(atlas_plugin_voxel), SceneData({})))
+
+
+def test_weighted_terms_in_the_pipeline(atlas_pm) -> None:  # noqa: ANN001
+    pipeline = build(
+        atlas_pm, field="voxel", field__resolution=8, field__initial_resolution=8,
+        field__upscale_steps=[], losses__tv_density=0.5, losses__tv_color=2.0,
+    )  # fmt: skip
+    field = pipeline.field
+    with torch.no_grad():
+        field.density_grid[0, 4] += 1.0
+        field.feature_grid[:, :, 2] -= 3.0
+    rays = None  # TV terms do not look at the batch
+    outputs = {"rgb": torch.zeros(4, 3), "target_rgb": torch.zeros(4, 3)}
+    total, terms = pipeline.loss(rays, outputs, {})
+    assert terms["tv_density"] == total_variation(field.density_grid) > 0
+    assert terms["tv_color"] == total_variation(field.feature_grid) > 0
+    expected = terms["rgb_l2"] + 0.5 * terms["tv_density"] + 2.0 * terms["tv_color"]
+    assert torch.isclose(total, expected)
+    total.backward()
+    assert field.density_grid.grad.abs().sum() > 0 and field.feature_grid.grad.abs().sum() > 0
+
+
+def test_losses_do_not_own_the_field_parameters(atlas_pm) -> None:  # noqa: ANN001
+    pipeline = build(atlas_pm, field="voxel", field__resolution=8, field__initial_resolution=8,
+                     field__upscale_steps=[], losses__tv_density=1.0)  # fmt: skip
+    assert list(pipeline.losses.parameters()) == []
+    names = [name for name, _ in pipeline.named_parameters()]
+    assert len(names) == len(set(id(p) for p in pipeline.parameters()))
+    assert "field.density_grid" in names
+
+
+def test_zero_weight_term_is_not_computed(atlas_pm) -> None:  # noqa: ANN001
+    pipeline = build(atlas_pm, field="voxel", field__resolution=8, field__initial_resolution=8,
+                     field__upscale_steps=[], losses__tv_density=0.0)  # fmt: skip
+    with torch.no_grad():
+        pipeline.field.density_grid[0, 4] += 1.0
+    term = pipeline.losses["tv_density"](None, {}, {})
+    assert term == 0 and not term.requires_grad
+
+
+def test_finds_a_wrapped_field_and_reports_a_missing_one(atlas_pm) -> None:  # noqa: ANN001
+    pipeline = build(atlas_pm, field="voxel", field__resolution=8, field__initial_resolution=8,
+                     field__upscale_steps=[])  # fmt: skip
+    wrapper = nn.Sequential(nn.Linear(2, 2), pipeline.field)
+    assert find_voxel_field(wrapper) is pipeline.field
+    with pytest.raises(ValueError, match="holds no voxel grid.*field=voxel"):
+        find_voxel_field(nn.Linear(2, 2))
+    context = BuildContext(RunConfig(), None, SceneData({}), field=nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="holds no voxel grid"):
+        DensityTVLoss(context)

@@ -114,21 +114,12 @@ class AtlasPlugins:
             raise PluginError(f"plugin '{name}' has an invalid hook: {exc}") from exc
         self.infos[name] = info
         for kind in KINDS:
-            impls = getattr(self.pm.hook, f"atlas_register_{kind}").get_hookimpls()
-            for impl in impls:
+            hook = f"atlas_register_{kind}"
+            for impl in self.impls(hook):
                 if impl.plugin_name == name:
-                    self._call_register(name, kind, impl.function)
+                    register = self.registry.register_callback(kind, name)
+                    self.invoke(impl, hook, register=register)
         info.components = self.registry.by_plugin(name)
-
-    def _call_register(self, name: str, kind: str, function: Any) -> None:
-        try:
-            function(register=self.registry.register_callback(kind, name))
-        except PluginError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
-            raise PluginError(
-                f"plugin '{name}' failed in atlas_register_{kind}: {type(exc).__name__}: {exc}"
-            ) from exc
 
     def impls(self, hook: str) -> list[HookImpl]:
         """A hook's implementations in plugin load order."""

@@ -14,9 +14,10 @@ The lookup and its gradient are one custom autograd function, vectorised over po
 levels and corners at once, with no Python loop over points. Points go in chunks so the
 temporaries stay in cache, and within a chunk the rows are read level by level, so one
 level's part of the table stays in cache too. On CPU a row of two features moves as one
-complex64 number, several times faster than a row of two floats. The corner rows and
-weights of the forward pass are kept for the backward pass, which is one
-``scatter_add_`` of the weighted output gradient into the table per chunk.
+complex64 number, several times faster than a row of two floats. Interpolation is one
+lerp per axis. The corner rows and cell positions of the forward pass are kept for the
+backward pass, which is one ``scatter_add_`` of the weighted output gradient into the
+table per chunk.
 """
 
 from __future__ import annotations
@@ -110,11 +111,6 @@ def repeat_lanes(frac: Tensor, lanes: int) -> Tensor:
     if lanes == 2:  # (f, f) pairs from one fast kernel
         return torch.view_as_real(torch.complex(frac, frac)).flatten(-2)
     return frac.unsqueeze(-1).expand(*frac.shape, lanes).flatten(-2)
-
-
-def corner_weights(frac: Tensor) -> Tensor:
-    """d-linear interpolation weights [count, 2^d, m] from positions [count, d, m]."""
-    return corner_product(torch.stack([1.0 - frac, frac], dim=2), torch.mul)
 
 
 def spread(grad: Tensor, frac: Tensor) -> Tensor:

@@ -9,8 +9,8 @@ import torch
 from atlas_plugin_ngp.hash_encoding import (
     PRIMES,
     HashEncoding,
-    corner_weights,
     level_resolutions,
+    spread,
 )
 
 
@@ -87,7 +87,7 @@ def test_indices_stay_in_their_level() -> None:
     x = torch.cat([torch.rand(5000, 3), torch.eye(3), torch.ones(1, 3), torch.zeros(1, 3)])
     for group in enc.groups():
         rows, frac = group.corners(x.t().contiguous(), 1)
-        weights = corner_weights(frac)
+        weights = spread(torch.ones_like(frac[:, 0]), frac)  # [count, 8, n]
         for i, level in enumerate(range(group.levels.start, group.levels.stop)):
             low = enc.offsets[level]
             assert rows[i].min() >= low and rows[i].max() < low + enc.sizes[level]

@@ -24,7 +24,7 @@ demo: $(STAMP)
 	@echo "demo: outputs/demo/metrics.json, outputs/demo/video.mp4"
 
 test: $(STAMP)
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+	WANDB_MODE=disabled OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

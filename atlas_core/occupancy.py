@@ -127,6 +127,8 @@ class OccupancyGrid(torch.nn.Module):
         decayed = self.opacity[index] * decay
         self.opacity[index] = torch.maximum(decayed, fresh)
         self.mask = self.opacity > min(float(self.opacity.mean()), threshold)
+        if not self.mask.any():  # a uniform field: keep marching everywhere, never stall
+            self.mask.fill_(True)
         self.refresh_derived()
 
 

@@ -157,3 +157,13 @@ def test_training_with_occupancy_learns(atlas_scene, tmp_path) -> None:  # noqa:
     assert after - before >= 8.0, (before, after)
     grid = trainer.pipeline.sampler.grid
     assert 0.005 < grid.mask.float().mean() < 0.5  # empty space was found
+
+
+def test_uniform_density_never_empties_the_grid() -> None:
+    class Fog(Field):
+        def density(self, positions, times=None):  # noqa: ANN001, ANN201
+            return torch.full((len(positions), 1), 1e-3)
+
+    sampler = make_sampler(Fog(), resolution=8)
+    sampler.grid.update(Fog().density, sampler.step_size, 0.0, 0.01, all_cells=True)
+    assert sampler.grid.mask.all()

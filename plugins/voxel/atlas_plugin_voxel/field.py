@@ -58,14 +58,14 @@ class VoxelField(Field):
         context: BuildContext,
         resolution: int = 128,
         initial_resolution: int = 64,
-        upscale_steps: tuple[int, ...] = (300, 700, 1200),
+        upscale_steps: tuple[int, ...] = (50, 100, 150),
         features: int = 12,
         color: Literal["mlp", "sh"] = "mlp",
         width: int = 64,
         depth: int = 2,
         dir_frequencies: int = 4,
         alpha_init: float = 1e-2,
-        grid_lr_scale: float = 20.0,
+        grid_lr_scale: float = 80.0,
     ):
         super().__init__()
         if not 2 <= initial_resolution <= resolution:

@@ -80,27 +80,42 @@ def total_variation(grid: Tensor, voxels: int = 0) -> Tensor:
 
 
 class _GridTV(Loss):
-    """TV of one grid of the run's VoxelField."""
+    """TV of one grid of the run's VoxelField, estimated on ``voxels`` random voxels.
+
+    Its gradient is a dense tensor the size of the grid, which costs as much as the
+    rest of a small training step; so while training it flows every ``every``-th call
+    only, scaled by ``every`` (the same expected gradient), and the other calls return
+    the value without a graph.
+    """
 
     grid = ""
     name = ""
 
-    def __init__(self, context: BuildContext, voxels: int = 65536):
+    def __init__(self, context: BuildContext, voxels: int = 65536, every: int = 4):
         super().__init__()
+        if every < 1:
+            raise ValueError("every must be >= 1")
         # a plain list, so the field's parameters are not registered a second time here
         self._field = [find_voxel_field(context.field_module())]
-        self.voxels = voxels
+        self.voxels, self.every = voxels, every
         self.active = context.config.losses.get(self.name, 1.0) != 0
+        self.calls = 0
 
     def forward(
         self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]
     ) -> Tensor:
         """The grid's total variation (zero, uncomputed, when the term's weight is 0)."""
-        field = self._field[0]
-        grid = getattr(field, self.grid)
+        grid = getattr(self._field[0], self.grid)
         if not self.active:
             return grid.new_zeros(())
-        return total_variation(grid, self.voxels)
+        if not (self.training and grid.requires_grad and torch.is_grad_enabled()):
+            return total_variation(grid, self.voxels)
+        self.calls += 1
+        if self.calls % self.every:
+            with torch.no_grad():
+                return total_variation(grid, self.voxels)
+        value = total_variation(grid, self.voxels)
+        return value * self.every - value.detach() * (self.every - 1)
 
 
 class DensityTVLoss(_GridTV):

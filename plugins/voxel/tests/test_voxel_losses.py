@@ -54,6 +54,8 @@ def test_weighted_terms_in_the_pipeline(atlas_pm) -> None:  # noqa: ANN001
     with torch.no_grad():
         field.density_grid[0, 4] += 1.0
         field.feature_grid[:, :, 2] -= 3.0
+    for name in ("tv_density", "tv_color"):
+        pipeline.losses[name].every = 1  # a gradient on every call
     rays = None  # TV terms do not look at the batch
     outputs = {"rgb": torch.zeros(4, 3), "target_rgb": torch.zeros(4, 3)}
     total, terms = pipeline.loss(rays, outputs, {})
@@ -93,3 +95,25 @@ def test_finds_a_wrapped_field_and_reports_a_missing_one(atlas_pm) -> None:  # n
     context = BuildContext(RunConfig(), None, SceneData({}), field=nn.Linear(2, 2))
     with pytest.raises(ValueError, match="holds no voxel grid"):
         DensityTVLoss(context)
+
+
+def test_gradient_every_few_calls_scaled_to_match(atlas_pm) -> None:  # noqa: ANN001
+    pipeline = build(atlas_pm, field="voxel", field__resolution=8, field__initial_resolution=8,
+                     field__upscale_steps=[], losses__tv_color=1.0)  # fmt: skip
+    grid = pipeline.field.feature_grid
+    with torch.no_grad():
+        grid.normal_()
+    expected = torch.autograd.grad(total_variation(grid), grid)[0]
+    loss = pipeline.losses["tv_color"]
+    assert loss.every == 4
+    graphs = []
+    for _ in range(8):
+        value = loss(None, {}, {})
+        assert torch.isclose(value, total_variation(grid))  # the value, every call
+        graphs.append(value.requires_grad)
+        if value.requires_grad:
+            assert torch.allclose(torch.autograd.grad(value, grid)[0], 4 * expected)
+    assert graphs == [False, False, False, True] * 2
+    pipeline.eval()  # outside training: the plain term, uncounted
+    value = loss(None, {}, {})
+    assert loss.calls == 8 and torch.allclose(torch.autograd.grad(value, grid)[0], expected)

@@ -4,6 +4,8 @@ Fixed sections (``train``, ``eval``, ``data.path``/``data.kind`` and the top lev
 validated against their dataclass fields. A component slot (``field``, ``encoding``,
 ``sampler``, ``renderer``) holds a registered name plus options, which are checked
 against the component factory's keyword arguments once the plugins are loaded.
+An enabled plugin's own options live in a section named after it (``--set
+dnerf.deformation=planes`` once ``dnerf`` is in ``plugins``); the plugin checks them.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class RunConfig:
     train: TrainConfig = option(default_factory=TrainConfig)
     eval: EvalConfig = option(default_factory=EvalConfig)
     versions: dict[str, str] = option(default_factory=dict)
+    plugin_options: dict[str, dict[str, Any]] = option(default_factory=dict)
     explicit: builtins.set[str] = option(default_factory=set, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,13 +117,16 @@ class RunConfig:
         out["train"] = dataclasses.asdict(self.train)
         out["eval"] = dataclasses.asdict(self.eval)
         out["versions"] = dict(self.versions)
+        for plugin, options in self.plugin_options.items():
+            out[plugin] = dict(options)
         return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RunConfig:
         """Build from the TOML layout; unknown keys and bad types raise ConfigError."""
         config, default = cls(), cls()
-        for key, value in raw.items():
+        # plugins first: an enabled plugin's section is only valid once it is enabled
+        for key, value in sorted(raw.items(), key=lambda item: item[0] != "plugins"):
             if isinstance(value, dict) and key not in ("losses", "versions"):
                 for sub, subvalue in value.items():
                     # a file that picks a non-default component chose it explicitly
@@ -152,10 +158,15 @@ class RunConfig:
             self.versions = {str(k): str(v) for k, v in value.items()}
         elif section in ("data", "train", "eval") and sub:
             _set_field(getattr(self, section), section, sub, value, source)
-        elif not sub:
+        elif not sub and section != "plugin_options":
             _set_field(self, "", section, value, source)
+        elif section in self.plugins and section not in SECTIONS:
+            self.plugin_options.setdefault(section, {})[sub] = value
         else:
             raise ConfigError(_unknown_key(key, source, self))
+
+
+SECTIONS = ("data", "losses", "versions", "train", "eval", *SLOTS)
 
 
 def _unknown_key(key: str, source: str, config: RunConfig) -> str:

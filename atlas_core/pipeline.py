@@ -67,6 +67,16 @@ def call_factory(factory: Any, what: str, prefix: str, options: dict, **supplied
         raise ConfigError(f"{what}: {exc}") from exc
 
 
+def plugin_options(config: RunConfig, plugin: str, factory: Any) -> Any:
+    """A plugin's checked options: ``factory(**config.plugin_options[plugin])``.
+
+    The keys of the plugin's section (``--set PLUGIN.KEY=VALUE``) must be keyword
+    options of ``factory`` with matching types, as for components.
+    """
+    options = config.plugin_options.get(plugin, {})
+    return call_factory(factory, f"plugin '{plugin}'", plugin, options)
+
+
 @dataclass
 class BuildContext:
     """What factories may use: the config, the plugins, the scene's extent."""

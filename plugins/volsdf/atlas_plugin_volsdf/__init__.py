@@ -1,0 +1,41 @@
+"""VolSDF for NeRF Atlas: the ``volsdf`` field and the ``eikonal`` loss.
+
+Yariv et al. 2021, "Volume Rendering of Neural Implicit Surfaces". Enabling the plugin
+(``--plugins volsdf``) makes ``volsdf`` the run's field unless the user chose a field,
+and adds the eikonal term (weight 0.1, as in the paper) unless ``losses.eikonal`` is set.
+"""
+
+from __future__ import annotations
+
+from atlas_core import hookimpl
+from atlas_core.config import RunConfig
+from atlas_core.hookspecs import Register
+from atlas_plugin_volsdf.density import LaplaceDensity, laplace_cdf
+from atlas_plugin_volsdf.field import VolSDFField
+from atlas_plugin_volsdf.losses import EikonalLoss
+from atlas_plugin_volsdf.sdf_network import SDFNetwork
+
+__all__ = ["EikonalLoss", "LaplaceDensity", "SDFNetwork", "VolSDFField", "laplace_cdf"]
+
+EIKONAL_WEIGHT = 0.1  # VolSDF, appendix (lambda = 0.1)
+
+
+@hookimpl
+def atlas_register_fields(register: Register) -> None:
+    """The VolSDF field."""
+    register("volsdf", VolSDFField, description="SDF MLP, Laplace-CDF density, normals (VolSDF)")
+
+
+@hookimpl
+def atlas_register_losses(register: Register) -> None:
+    """The eikonal regulariser."""
+    register("eikonal", EikonalLoss, description="(|grad sdf| - 1)^2 at the sample points")
+
+
+@hookimpl
+def atlas_configure(config: RunConfig) -> None:
+    """Choose the ``volsdf`` field if the slot is still at its default; add the eikonal term."""
+    if config.field.name == RunConfig().field.name and "field" not in config.explicit:
+        config.field.name = "volsdf"
+    if config.field.name == "volsdf":
+        config.losses.setdefault("eikonal", EIKONAL_WEIGHT)

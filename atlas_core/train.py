@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from atlas_core import distributed
 from atlas_core.checkpoints import check_versions, latest_checkpoint, load_latest, save_checkpoint
 from atlas_core.config import RunConfig, save_toml
 from atlas_core.data.scene import SceneData, camera_rays, make_rays
@@ -56,6 +57,7 @@ class Trainer:
     def __init__(self, config: RunConfig, plugins: AtlasPlugins, out: Path, resume: bool = False):
         self.config, self.plugins, self.out = config, plugins, Path(out)
         self.device = resolve_device(config.device)
+        self.world = distributed.init(self.device)  # None unless started by torchrun
         torch.manual_seed(config.seed)
         check_losses(config, plugins)
         self.scene = load_scene(config, plugins)
@@ -110,8 +112,15 @@ class Trainer:
             "plugins": self.plugins.versions,
         }
 
-    def save(self) -> Path:
-        """Write a checkpoint for the current step."""
+    @property
+    def main(self) -> bool:
+        """True in a single process and on rank 0 of a data-parallel run (it writes)."""
+        return self.world is None or self.world.main
+
+    def save(self) -> Path | None:
+        """Write a checkpoint for the current step (rank 0 only)."""
+        if not self.main:
+            return None
         keep = self.config.train.keep_checkpoints
         return save_checkpoint(self.checkpoint_dir, self.step, self.state(), keep)
 
@@ -154,6 +163,7 @@ class Trainer:
         images = torch.randint(len(views), (count,)).to(device)
         rows = torch.randint(views.height, (count,)).to(device)
         cols = torch.randint(views.width, (count,)).to(device)
+        images, rows, cols = distributed.shard(self.world, images, rows, cols)
         return make_rays(views, images, rows, cols, self.scene)
 
     def train_step(self) -> dict[str, float]:
@@ -167,17 +177,24 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.faults.record(self.apply_update(total))
         metrics = {name: float(value.detach()) for name, value in terms.items()}
-        metrics.update(loss=float(total.detach()), lr=lr, rays=len(rays))
-        metrics["samples"] = self.pipeline.last_num_samples
+        loss = distributed.mean(self.world, float(total.detach()))
+        metrics.update(loss=loss, lr=lr, rays=distributed.total(self.world, len(rays)))
+        metrics["samples"] = distributed.total(self.world, self.pipeline.last_num_samples)
         self.adapt_batch(metrics["samples"])
         return metrics
 
     def apply_update(self, total: torch.Tensor) -> bool:
-        """Backpropagate and step, unless the loss or a gradient is NaN/Inf (then skip)."""
-        if not bool(torch.isfinite(total.detach())):
+        """Backpropagate and step, unless the loss or a gradient is NaN/Inf (then skip).
+
+        In a data-parallel run every rank joins the gradient all-reduce, and all skip
+        together when any rank's loss was not finite.
+        """
+        finite = distributed.everywhere(self.world, bool(torch.isfinite(total.detach())))
+        if not finite and self.world is None:
             return False
         total.backward()
-        if not finite_gradients(self.pipeline.parameters()):
+        distributed.average_gradients(self.world, self.pipeline.parameters())
+        if not finite or not finite_gradients(self.pipeline.parameters()):
             self.optimizer.zero_grad(set_to_none=True)
             return False
         self.optimizer.step()
@@ -262,7 +279,9 @@ class Trainer:
         )
 
     def evaluate(self, write_images: bool = True) -> dict[str, Any]:
-        """Evaluate on the test split and call ``atlas_eval_end``."""
+        """Evaluate on the test split and call ``atlas_eval_end`` (rank 0 only)."""
+        if not self.main:
+            return distributed.skipped_eval()
         result = evaluate(
             self.pipeline,
             self.scene,
@@ -312,6 +331,8 @@ class Trainer:
     def finish(self, video: bool = True) -> dict[str, Any]:
         """Final evaluation, video and metrics.json; calls ``atlas_train_end``."""
         test = self.evaluate()
+        if not self.main:
+            return self.metrics(test)
         if video and self.config.eval.video_frames > 0:
             self.render_video(self.out / "video.mp4", self.config.eval.video_frames)
         metrics = self.metrics(test)
@@ -321,4 +342,5 @@ class Trainer:
 
     def write_config(self) -> None:
         """Save config.toml (with plugin versions) into the run folder."""
-        save_toml(self.config, self.out / "config.toml")
+        if self.main:
+            save_toml(self.config, self.out / "config.toml")

@@ -1,0 +1,69 @@
+"""Mip-NeRF for NeRF Atlas: the ``ipe`` encoding and the ``mip`` sampler.
+
+Barron et al. 2021, "Mip-NeRF: A Multiscale Representation for Anti-Aliasing Neural
+Radiance Fields". Enabling the plugin (``--plugins mip``) chooses the integrated
+positional encoding and the frustum sampler, so any field that takes its position
+features from the run's encoding integrates them over conical frustums
+(``--set mip.shape=cylinder`` for cylinders). A field with its own encoding (e.g. ngp's
+hash grid) cannot use them: the run stops at start-up and says so.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from atlas_core import hookimpl
+from atlas_core.config import RunConfig
+from atlas_core.errors import PluginError
+from atlas_core.hookspecs import Register
+from atlas_plugin_mip.encoding import IntegratedPositionalEncoding, ipe_encoding
+from atlas_plugin_mip.options import MipOptions
+from atlas_plugin_mip.sampler import MipSampler
+
+__all__ = ["IntegratedPositionalEncoding", "MipOptions", "MipSampler"]
+
+
+@hookimpl
+def atlas_register_encodings(register: Register) -> None:
+    """The integrated positional encoding."""
+    register("ipe", ipe_encoding, description="integrated positional encoding of frustums")
+
+
+@hookimpl
+def atlas_register_samplers(register: Register) -> None:
+    """Coarse-to-fine frustum sampling with one field."""
+    register("mip", MipSampler, description="coarse then resampled frustums, one shared field")
+
+
+@hookimpl
+def atlas_configure(config: RunConfig) -> None:
+    """Check ``mip.*`` options and choose the ``ipe`` encoding and ``mip`` sampler.
+
+    The core keeps a slot the user chose and reports another plugin choosing the same.
+    """
+    from atlas_core.pipeline import plugin_options
+
+    plugin_options(config, "mip", MipOptions)
+    config.encoding.name = "ipe"
+    config.sampler.name = "mip"
+
+
+def _owner(field: nn.Module) -> str:
+    """The plugin a field class comes from, by its package name."""
+    package = type(field).__module__.split(".")[0]
+    return package.removeprefix("atlas_plugin_") if package != "atlas_core" else "core"
+
+
+@hookimpl
+def atlas_wrap_field(field: nn.Module, config: RunConfig) -> None:
+    """Stop at start-up when the field ignores the ``ipe`` encoding (say, its own hash grid)."""
+    if config.encoding.name != "ipe":
+        return
+    if any(isinstance(module, IntegratedPositionalEncoding) for module in field.modules()):
+        return
+    raise PluginError(
+        f"plugins 'mip' and '{_owner(field)}' clash on the encoding: field "
+        f"'{config.field.name}' has its own position encoding, so Mip-NeRF's integrated "
+        "encoding cannot feed it; choose a field that takes the run's encoding "
+        "(--set field=tiny, plain, ...) or drop one of the plugins"
+    )

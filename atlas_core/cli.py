@@ -53,6 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--frames", type=int, default=48)
     render.add_argument("--output", help="video file (.mp4 or .gif); default RUN_DIR/<path>.mp4")
     render.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    render.add_argument(
+        "--over-time", action="store_true", help="fixed test camera, time swept over [0, 1]"
+    )
+    render.add_argument("--camera", type=int, metavar="K", help="test camera for --over-time")
+
+    export = sub.add_parser("export", help="export a trained run's geometry (mesh.ply)")
+    export.add_argument("run_dir")
+    export.add_argument("what", choices=("mesh",))
+    export.add_argument("--resolution", type=int, default=256, help="grid nodes per axis")
+    export.add_argument("--level", type=float, help="iso-level (default: 0 for an SDF, 25 density)")
+    export.add_argument("--device", choices=("auto", "cpu", "cuda"))
 
     plugins = sub.add_parser("plugins", help="list installed plugins and their components")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
@@ -172,12 +183,50 @@ def cmd_render(args: argparse.Namespace) -> int:
     """Render a camera path to a video file."""
     if args.frames < 1:
         raise AtlasError(f"--frames must be >= 1, got {args.frames}")
+    if args.over_time or args.camera is not None:
+        return _render_over_time(args)
     output = Path(args.output) if args.output else Path(args.run_dir) / f"{args.path}.mp4"
     if output.suffix.lower() not in (".mp4", ".gif"):
         raise AtlasError(f"{output}: video must end in .mp4 or .gif")
     trainer = _trained(args.run_dir, args.device)
     path = trainer.render_video(output, args.frames, args.path)
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Extract the trained field's surface with marching cubes into RUN_DIR/mesh.ply."""
+    from atlas_core.export import connected_components, export_mesh
+
+    if args.resolution < 2:
+        raise AtlasError(f"--resolution must be >= 2, got {args.resolution}")
+    if not Path(args.run_dir).is_dir():
+        raise AtlasError(f"{args.run_dir}: not a run folder")
+    trainer = _trained(args.run_dir, args.device)
+    path = trainer.out / "mesh.ply"
+    field, scene = trainer.pipeline.field, trainer.scene
+    mesh = export_mesh(field, scene.bounds, path, args.resolution, args.level, trainer.device)
+    print(
+        f"wrote {path}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces, "
+        f"{connected_components(mesh)} connected components"
+    )
+    return 0
+
+
+def _render_over_time(args: argparse.Namespace) -> int:
+    """``render --over-time --camera K``: a dynamic scene seen from one test camera."""
+    from atlas_core.video import render_over_time, write_video
+
+    if not args.over_time or args.camera is None:
+        raise AtlasError("--over-time and --camera K go together")
+    name = f"over-time-camera{args.camera}.mp4"
+    output = Path(args.output) if args.output else Path(args.run_dir) / name
+    if output.suffix.lower() not in (".mp4", ".gif"):
+        raise AtlasError(f"{output}: video must end in .mp4 or .gif")
+    trainer = _trained(args.run_dir, args.device)
+    chunk = trainer.config.eval.chunk
+    images = render_over_time(trainer.pipeline, trainer.scene, args.camera, args.frames, chunk)
+    print(f"wrote {write_video(output, images, trainer.config.eval.fps)}")
     return 0
 
 
@@ -214,6 +263,7 @@ COMMANDS = {
     "run": cmd_run,
     "eval": cmd_eval,
     "render": cmd_render,
+    "export": cmd_export,
     "plugins": cmd_plugins,
     "data": cmd_data,
 }

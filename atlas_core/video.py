@@ -1,9 +1,10 @@
-"""Camera paths around a scene and video writing (mp4 through ffmpeg, or GIF)."""
+"""Camera paths around a scene, time sweeps, and video writing (mp4 through ffmpeg, or GIF)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import imageio.v2 as imageio
 import numpy as np
@@ -11,6 +12,11 @@ import torch
 from torch import Tensor
 
 from atlas_core.cameras import look_at
+from atlas_core.data.scene import SceneData, camera_rays
+from atlas_core.errors import AtlasError
+
+if TYPE_CHECKING:
+    from atlas_core.pipeline import Pipeline
 
 PATHS = ("turntable", "spiral")
 
@@ -58,3 +64,27 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
         padded.append(np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge"))
     imageio.mimwrite(path, padded, fps=fps, macro_block_size=1, codec="libx264", quality=8)
     return path
+
+
+def render_over_time(
+    pipeline: Pipeline, scene: SceneData, camera: int, frames: int, chunk: int
+) -> list[np.ndarray]:
+    """Frames of test camera ``camera`` fixed while time sweeps evenly over [0, 1].
+
+    For dynamic scenes (rays carry their time); a static field gives a still video.
+    """
+    views = scene.split("test")
+    if not 0 <= camera < len(views):
+        raise AtlasError(f"--camera {camera}: the test split has cameras 0..{len(views) - 1}")
+    device = next(pipeline.parameters()).device
+    c2w = views.c2w[camera].to(device)
+    rays = camera_rays(c2w, views.focal, views.width, views.height, scene)
+    was_training = pipeline.training
+    pipeline.eval()
+    images = []
+    for time in torch.linspace(0.0, 1.0, frames).tolist():
+        rays.times = torch.full((len(rays), 1), time, device=device)
+        rgb = pipeline.render(rays, chunk)["rgb"]
+        images.append(to_uint8(rgb.view(views.height, views.width, 3)))
+    pipeline.train(was_training)
+    return images

@@ -1,0 +1,92 @@
+"""Dynamic scenes for NeRF Atlas: the ``dnerf`` data kind and time-conditioned deformations.
+
+``--plugins dnerf`` wraps the run's field (any canonical field) in a deformation chosen
+by ``--set dnerf.deformation=mlp|spline|planes``: D-NeRF's MLP (Pumarola et al. 2021),
+per-point Bezier motion with rigidity, or factored space-time planes (K-Planes,
+Fridovich-Keil et al. 2023). Load D-NeRF scenes with ``--data-kind dnerf``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from atlas_core import hookimpl
+from atlas_core.errors import ConfigError
+from atlas_core.hookspecs import Register
+from atlas_core.pipeline import plugin_options
+from atlas_plugin_dnerf.data import load_dnerf
+from atlas_plugin_dnerf.deformation import make_deformation
+from atlas_plugin_dnerf.field import DeformedField, deform
+from atlas_plugin_dnerf.losses import (
+    DisplacementLoss,
+    DivergenceLoss,
+    RigidityLoss,
+    SplineLengthLoss,
+)
+from atlas_plugin_dnerf.maps import write_maps
+from atlas_plugin_dnerf.options import DNeRFOptions
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from atlas_core.config import RunConfig
+    from atlas_core.train import Trainer
+
+__all__ = ["DNeRFOptions", "DeformedField", "load_dnerf"]
+__version__ = "0.1.0"
+
+NAME = "dnerf"
+DEFAULT_BOUND = 1.5  # the blender/dnerf loaders' default data.bound
+
+
+def options(config: RunConfig) -> DNeRFOptions:
+    """The run's checked ``dnerf.*`` options."""
+    return plugin_options(config, NAME, DNeRFOptions)
+
+
+@hookimpl
+def atlas_register_datasets(register: Register) -> None:
+    """D-NeRF scenes: blender layout with a time per frame."""
+    register(NAME, load_dnerf, description="NeRF-synthetic layout whose frames carry a time")
+
+
+@hookimpl
+def atlas_register_losses(register: Register) -> None:
+    """Motion regularisers."""
+    register("displacement", DisplacementLoss, description="mean squared displacement")
+    register("divergence", DivergenceLoss, description="squared divergence of the motion")
+    register("spline_length", SplineLengthLoss, description="Bezier control-polygon length")
+    register("rigidity", RigidityLoss, description="mean rigidity (prefers static points)")
+
+
+@hookimpl
+def atlas_configure(config: RunConfig) -> None:
+    """Check the ``dnerf.*`` options before anything is built."""
+    options(config)
+
+
+@hookimpl
+def atlas_wrap_field(field: nn.Module, config: RunConfig) -> nn.Module:
+    """Wrap the canonical field in the chosen deformation."""
+    bound = float(config.data.options.get("bound", DEFAULT_BOUND))
+    return deform(field, make_deformation(bound, options(config)))
+
+
+@hookimpl
+def atlas_train_start(trainer: Trainer) -> None:
+    """A dynamic run needs data with times."""
+    if trainer.scene.split("train").times is None:
+        raise ConfigError(
+            f"plugin 'dnerf': data kind '{trainer.config.data.kind}' gives no frame times; "
+            "load a dynamic scene with --data-kind dnerf"
+        )
+
+
+@hookimpl
+def atlas_train_end(trainer: Trainer, metrics: dict[str, Any]) -> None:
+    """Flow maps (and rigidity maps for the spline) next to the test images."""
+    count = options(trainer.config).maps
+    if count:
+        config = trainer.config
+        write_maps(trainer.pipeline, trainer.scene, trainer.device, config.eval.views, count,
+                   config.eval.chunk, trainer.out / "test")  # fmt: skip

@@ -1,0 +1,80 @@
+"""A time-conditioned wrapper around any canonical field (D-NeRF, Pumarola et al. 2021)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from atlas_core.fields import Field
+from atlas_core.occupancy import has_density
+from atlas_core.rays import RayBundle, RaySamples
+from atlas_plugin_dnerf.deformation import Deformation
+
+
+def sample_times(samples: RaySamples) -> Tensor:
+    """Per-sample times [N, 1]; rays without a time show the canonical frame (t = 0)."""
+    times = samples.times
+    if times is None:
+        return samples.t_starts.new_zeros(samples.t_starts.shape)
+    return times
+
+
+def moved_samples(samples: RaySamples, offsets: Tensor) -> RaySamples:
+    """The samples as intervals of one ray each, whose origins are moved by ``offsets``.
+
+    Moving the origin translates the whole interval (its midpoint and, for cone-aware
+    encodings such as Mip-NeRF's, its frustum), so any canonical field sees the
+    displaced samples however it reads them.
+    """
+    index = samples.ray_indices
+    rays = samples.rays
+    per_sample = RayBundle(
+        origins=rays.origins[index] + offsets,
+        directions=rays.directions[index],
+        near=rays.near[index],
+        far=rays.far[index],
+        radii=rays.radii[index],
+        camera_indices=rays.camera_indices[index],
+        times=None if rays.times is None else rays.times[index],
+    )
+    arange = torch.arange(index.shape[0], device=index.device)
+    return RaySamples(per_sample, samples.t_starts, samples.t_ends, arange)
+
+
+class DeformedField(Field):
+    """``canonical(x + dx(x, t))``; adds ``deformation`` (and the variant's extras) to
+    the outputs, plus the observed ``sample_positions`` and ``sample_times`` for losses."""
+
+    def __init__(self, canonical: nn.Module, deformation: Deformation):
+        super().__init__()
+        self.canonical = canonical
+        self.deformation = deformation
+
+    def forward(self, samples: RaySamples) -> dict[str, Tensor]:
+        """Evaluate the canonical field at the deformed samples."""
+        positions = samples.positions
+        times = sample_times(samples)
+        motion = self.deformation(positions, times)
+        outputs = dict(self.canonical(moved_samples(samples, motion["deformation"])))
+        outputs.update(motion)
+        outputs["sample_positions"] = positions
+        outputs["sample_times"] = times
+        return outputs
+
+
+class DeformedDensityField(DeformedField):
+    """A DeformedField whose canonical field has ``density()`` (for occupancy grids)."""
+
+    def density(self, positions: Tensor, times: Tensor | None = None) -> Tensor:
+        """Density at world positions and times; without times, at random times in
+        [0, 1], so occupancy grids refreshed over many steps cover the whole motion."""
+        if times is None:
+            times = torch.rand(positions.shape[0], 1, device=positions.device)
+        moved = positions + self.deformation(positions, times)["deformation"]
+        return self.canonical.density(moved)
+
+
+def deform(canonical: nn.Module, deformation: Deformation) -> DeformedField:
+    """Wrap ``canonical``, keeping ``density()`` only when the canonical field has it."""
+    wrapper = DeformedDensityField if has_density(canonical) else DeformedField
+    return wrapper(canonical, deformation)

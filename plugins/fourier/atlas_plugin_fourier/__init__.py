@@ -1,0 +1,41 @@
+"""Gaussian Fourier features for NeRF Atlas: the ``fourier`` encoding.
+
+Tancik et al. 2020. Enabling the plugin (``--plugins fourier``) makes ``fourier`` the
+run's position encoding unless the user chose one; with ``encoding.anneal_steps`` the
+frequencies open coarse to fine as training proceeds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from atlas_core import hookimpl
+from atlas_core.config import RunConfig
+from atlas_core.hookspecs import Register
+from atlas_plugin_fourier.encoding import FourierEncoding
+
+if TYPE_CHECKING:
+    from atlas_core.train import Trainer
+
+__all__ = ["FourierEncoding"]
+
+
+@hookimpl
+def atlas_register_encodings(register: Register) -> None:
+    """The Gaussian Fourier feature encoding."""
+    register("fourier", FourierEncoding, description="Gaussian random Fourier features")
+
+
+@hookimpl
+def atlas_configure(config: RunConfig) -> None:
+    """Choose ``fourier`` when the encoding slot is still at its default."""
+    if config.encoding.name == RunConfig().encoding.name and "encoding" not in config.explicit:
+        config.encoding.name = "fourier"
+
+
+@hookimpl
+def atlas_train_step_end(trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
+    """Move every Fourier encoding's annealing window to the finished step."""
+    for module in trainer.pipeline.modules():
+        if isinstance(module, FourierEncoding):
+            module.set_step(step)

@@ -1,0 +1,90 @@
+"""The fourier plugin through the core: registration, configuration, annealed runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from atlas_plugin_fourier import FourierEncoding
+
+from atlas_core import plugins
+from atlas_core.cli import main
+from atlas_core.config import RunConfig
+from atlas_core.pipeline import configure
+from atlas_core.train import Trainer
+
+QUICK = {"train.batch_rays": 128, "sampler.samples": 12, "field.width": 16,
+         "eval.views": 1, "eval.video_frames": 0, "encoding.features": 16}  # fmt: skip
+
+
+def test_entry_point_registers_the_encoding(atlas_pm) -> None:  # noqa: ANN001
+    loaded = atlas_pm(enable=("fourier",))
+    component = loaded.registry.get("encodings", "fourier")
+    assert component.factory is FourierEncoding and component.plugin == "fourier"
+    assert loaded.infos["fourier"].distribution == "atlas-plugin-fourier"
+    assert loaded.infos["fourier"].components == {"encodings": ["fourier"]}
+    assert "fourier" not in plugins.load().infos  # installed is not enabled
+
+
+def test_configure_fills_only_a_default_encoding(atlas_pm) -> None:  # noqa: ANN001
+    loaded = atlas_pm(enable=("fourier",))
+    config = RunConfig()
+    configure(config, loaded)
+    assert config.encoding.name == "fourier"
+    assert (config.field.name, config.sampler.name) == ("tiny", "stratified")
+    for chosen in ("positional", "identity"):
+        explicit = RunConfig()
+        explicit.set("encoding", chosen)
+        configure(explicit, loaded)
+        assert explicit.encoding.name == chosen
+
+
+def make_trainer(scene: Path, out: Path, steps: int, **extra: object) -> Trainer:
+    config = RunConfig()
+    config.data.path = str(scene)
+    config.plugins = ["fourier"]
+    for key, value in {**QUICK, "train.max_steps": steps, **extra}.items():
+        config.set(key, value)
+    return Trainer(config, plugins.load(["fourier"]), out)
+
+
+def test_annealing_changes_the_features_during_training(atlas_scene, tmp_path) -> None:  # noqa: ANN001
+    trainer = make_trainer(atlas_scene, tmp_path / "r", 6, **{"encoding.anneal_steps": 12})
+    encoding = trainer.pipeline.field.encoding
+    assert isinstance(encoding, FourierEncoding)
+    point = torch.tensor([[0.3, -0.2, 0.5]])
+    before = encoding(point).clone()
+    assert torch.equal(before[:, 3:], torch.zeros(1, 32))  # step 0: every frequency closed
+    trainer.fit()
+    assert int(encoding.step) == 6
+    during = encoding(point)
+    assert not torch.equal(during, before)
+    window = encoding.window()
+    assert window[0] == 1.0 and window[-1] == 0.0  # half way: low open, high closed
+    assert int(trainer.state()["model"]["field.encoding.step"]) == 6  # resumes annealed
+
+
+def test_cli_run_uses_fourier_and_checks_options(atlas_scene, tmp_path) -> None:  # noqa: ANN001
+    base = ["run", "--data", str(atlas_scene), "--plugins", "fourier", "--max-steps", "3",
+            "--eval-views", "1", "--set", "eval.video_frames=0", "--set", "train.batch_rays=64",
+            "--set", "sampler.samples=8", "--set", "field.width=16"]  # fmt: skip
+    out = tmp_path / "ok"
+    assert main([*base, "--out", str(out), "--set", "encoding.sigma=2.5"]) == 0
+    text = (out / "config.toml").read_text()
+    assert 'name = "fourier"' in text and "sigma = 2.5" in text
+    assert main([*base, "--out", str(tmp_path / "bad"), "--set", "encoding.sigma=0.0"]) == 2
+    assert main([*base, "--out", str(tmp_path / "typo"), "--set", "encoding.sigmaa=1.0"]) == 2
+
+
+def test_training_raises_psnr(atlas_scene, tmp_path) -> None:  # noqa: ANN001
+    """80 steps on the 24x24 scene: measured 10.0 -> 13.8 dB (positional: 9.5 -> 13.3)."""
+    torch.manual_seed(0)
+    trainer = make_trainer(
+        atlas_scene, tmp_path / "fit", 80, **{"encoding.features": 64, "encoding.sigma": 0.5,
+        "field.width": 64, "train.batch_rays": 512, "sampler.samples": 24, "eval.views": 3,
+        "train.lr": 1e-2},
+    )  # fmt: skip
+    before = trainer.evaluate(write_images=False)["psnr"]
+    trainer.fit()
+    after = trainer.evaluate(write_images=False)["psnr"]
+    assert after > before + 2.5, (before, after)

@@ -1,4 +1,4 @@
-"""The ``atlas`` command: run | eval | render | plugins | data."""
+"""The ``atlas`` command: run | eval | render | plugins | sweep | data."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from atlas_core.config import RunConfig, apply_overrides, load_toml
 from atlas_core.errors import AtlasError, Interrupted
 from atlas_core.io import atomic_write_json
 from atlas_core.plugins import describe_installed, load
+from atlas_core.sweep.options import add_arguments as add_sweep_arguments
 from atlas_core.train import Trainer
 from atlas_core.video import PATHS
 
@@ -67,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins = sub.add_parser("plugins", help="list installed plugins and their components")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sweep = sub.add_parser("sweep", help="run an Optuna study: one atlas run per trial")
+    add_sweep_arguments(sweep)
 
     data = sub.add_parser("data", help="data tools")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -259,12 +263,20 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run or resume a sweep (see atlas_core.sweep)."""
+    from atlas_core.sweep.runner import sweep
+
+    return sweep(args)
+
+
 COMMANDS = {
     "run": cmd_run,
     "eval": cmd_eval,
     "render": cmd_render,
     "export": cmd_export,
     "plugins": cmd_plugins,
+    "sweep": cmd_sweep,
     "data": cmd_data,
 }
 

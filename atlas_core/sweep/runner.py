@@ -1,0 +1,63 @@
+"""``atlas sweep``: create the study, run the workers, summarise the results."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from atlas_core.config import RunConfig, apply_overrides
+from atlas_core.errors import AtlasError
+from atlas_core.sweep import storage
+from atlas_core.sweep.objective import Settings
+from atlas_core.sweep.results import summarize
+from atlas_core.sweep.space import load_study
+from atlas_core.sweep.worker import run_workers
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Check the options and turn them into the workers' Settings."""
+    if args.trials < 1:
+        raise AtlasError(f"--trials must be >= 1, got {args.trials}")
+    if args.workers < 1:
+        raise AtlasError(f"--workers must be >= 1, got {args.workers}")
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise AtlasError(f"--time-budget must be > 0 seconds, got {args.time_budget}")
+    if not Path(args.data).is_dir():
+        raise AtlasError(f"--data {args.data}: not a folder")
+    apply_overrides(RunConfig(), args.overrides)  # a bad --set fails here, not in a trial
+    study = load_study(args.study)
+    study.check_plugins()
+    name = args.study_name or study.name
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise AtlasError(f"--study-name {name!r}: use letters, digits, '.', '_' or '-'")
+    sweep_dir = Path(args.out or f"outputs/sweep-{name}")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    return Settings(
+        study_path=str(study.path),
+        study_name=name,
+        storage=args.storage or storage.default_url(sweep_dir),
+        sweep_dir=str(sweep_dir),
+        data=args.data,
+        trials=args.trials,
+        workers=args.workers,
+        time_budget=args.time_budget,
+        objective=args.objective,
+        pruner=args.pruner,
+        logger=args.logger,
+        overrides=list(args.overrides),
+    )
+
+
+def sweep(args: argparse.Namespace) -> int:
+    """Run (or resume) a sweep and print its summary; 1 when a worker failed."""
+    settings = settings_from(args)
+    study = storage.create_study(settings.storage, settings.study_name, settings.pruner)
+    print(
+        f"sweep {settings.study_name}: {settings.trials} trials, {settings.workers} worker(s), "
+        f"storage {settings.storage}, folder {settings.sweep_dir}",
+        flush=True,
+    )
+    code = run_workers(settings)
+    print(summarize(study, Path(settings.sweep_dir), settings.objective))
+    return code

@@ -64,8 +64,22 @@ class VolSDFField(Field):
         self.dir_encoding = PositionalEncoding(3, dir_frequencies)
         color_in = 3 + 3 + self.dir_encoding.out_dim + features
         self.color_mlp = mlp(color_in, color_width, color_depth, 3)
+        self.fit_initial_sphere(radius)
 
-    def geometry(self, positions: Tensor, samples: RaySamples | None = None) -> tuple[Tensor, Tensor]:
+    @torch.no_grad()
+    def fit_initial_sphere(self, radius: float, count: int = 8192) -> None:
+        """Make the starting SDF |x| - radius in a ball of 3 * radius (see SDFNetwork)."""
+        generator = torch.Generator().manual_seed(0)
+        directions = torch.randn(count, 3, generator=generator)
+        directions = directions / directions.norm(dim=-1, keepdim=True)
+        lengths = 3.0 * radius * torch.rand(count, 1, generator=generator) ** (1.0 / 3.0)
+        points = directions * lengths  # uniform in the ball
+        inputs = torch.cat([points, self.encoding(points)], dim=-1)
+        self.sdf_network.fit_sphere(inputs, radius)
+
+    def geometry(
+        self, positions: Tensor, samples: RaySamples | None = None
+    ) -> tuple[Tensor, Tensor]:
         """SDF [N, 1] and geometry features at positions (encoded from ``samples`` if given)."""
         if samples is None:
             encoded = self.encoding(positions)
@@ -88,7 +102,7 @@ class VolSDFField(Field):
     @property
     def beta(self) -> float:
         """The current Laplace scale (smaller is a sharper surface)."""
-        return float(self.laplace.beta)
+        return float(self.laplace.beta.detach())
 
     def forward(self, samples: RaySamples) -> dict[str, Tensor]:
         """Density, colour, SDF, unit normals and raw SDF gradients per sample.

@@ -1,0 +1,37 @@
+"""SIREN for NeRF Atlas: the ``siren`` encoding and the ``siren`` field.
+
+Sitzmann et al. 2020, "Implicit Neural Representations with Periodic Activation
+Functions". Enabling the plugin (``--plugins siren``) makes ``siren`` (learned sine
+features) the run's position encoding unless the user chose one; ``--set field=siren``
+also swaps the field's ReLU MLP for sine layers.
+"""
+
+from __future__ import annotations
+
+from atlas_core import hookimpl
+from atlas_core.config import RunConfig
+from atlas_core.hookspecs import Register
+from atlas_plugin_siren.encoding import SirenEncoding
+from atlas_plugin_siren.field import SirenField
+from atlas_plugin_siren.layers import SineLayer
+
+__all__ = ["SineLayer", "SirenEncoding", "SirenField"]
+
+
+@hookimpl
+def atlas_register_encodings(register: Register) -> None:
+    """Learned sine features."""
+    register("siren", SirenEncoding, description="SIREN first layer: sin(w0 (Wx + b))")
+
+
+@hookimpl
+def atlas_register_fields(register: Register) -> None:
+    """The sine-activated field."""
+    register("siren", SirenField, description="sine-activated MLP (SIREN init), density + rgb")
+
+
+@hookimpl
+def atlas_configure(config: RunConfig) -> None:
+    """Choose the ``siren`` encoding when the encoding slot is still at its default."""
+    if config.encoding.name == RunConfig().encoding.name and "encoding" not in config.explicit:
+        config.encoding.name = "siren"

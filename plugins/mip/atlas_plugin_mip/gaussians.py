@@ -1,4 +1,4 @@
-"""Gaussian approximations of the frustum each interval covers (Barron et al. 2021, Mip-NeRF, sec. 3).
+"""Gaussians approximating the frustum each interval covers (Barron et al. 2021, Mip-NeRF).
 
 A ray with unit direction ``d`` and pixel radius ``r`` (at unit distance) sweeps a cone;
 the interval ``[t0, t1]`` cuts a conical frustum out of it. Its mean and variances along
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from torch import Tensor
 
 Shape = Literal["cone", "cylinder"]
@@ -29,7 +28,9 @@ def cone_moments(t_starts: Tensor, t_ends: Tensor, radii: Tensor) -> tuple[Tenso
     denom = (3.0 * mu2 + delta2).clamp_min(EPS)
     mean_t = t_mu + 2.0 * t_mu * delta2 / denom
     var_t = delta2 / 3.0 - (4.0 / 15.0) * delta2.square() * (12.0 * mu2 - delta2) / denom.square()
-    var_r = radii.square() * (mu2 / 4.0 + (5.0 / 12.0) * delta2 - (4.0 / 15.0) * delta2.square() / denom)
+    var_r = radii.square() * (
+        mu2 / 4.0 + (5.0 / 12.0) * delta2 - (4.0 / 15.0) * delta2.square() / denom
+    )
     return mean_t, var_t.clamp_min(0.0), var_r.clamp_min(0.0)
 
 
@@ -80,4 +81,3 @@ def frustum_gaussians(
     """World-space means [N, 3] and diagonal covariances [N, 3] of the intervals."""
     mean_t, var_t, var_r = frustum_moments(t_starts, t_ends, radii, shape)
     return origins + directions * mean_t, lift_diagonal(directions, var_t, var_r)
-

@@ -1,4 +1,4 @@
-"""Mip-NeRF's coarse-to-fine sampling with one shared field (Barron et al. 2021, Mip-NeRF, sec. 3)."""
+"""Coarse-to-fine frustum sampling with one shared field (Barron et al. 2021, Mip-NeRF)."""
 
 from __future__ import annotations
 

@@ -95,7 +95,9 @@ def test_cylinder_closed_forms() -> None:
 
 
 def test_lift_diagonal_along_an_axis() -> None:
-    cov = lift_diagonal(torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[2.0]]), torch.tensor([[0.5]]))
+    cov = lift_diagonal(
+        torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[2.0]]), torch.tensor([[0.5]])
+    )
     torch.testing.assert_close(cov, torch.tensor([[0.5, 0.5, 2.0]]))
 
 

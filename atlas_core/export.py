@@ -35,7 +35,10 @@ def occupancy_function(field: nn.Module) -> tuple[str, Callable[[Tensor], Tensor
     sdf = getattr(field, "sdf", None)
     if callable(sdf):
         return "sdf", sdf
-    return "density", field.density
+    density = getattr(field, "density", None)
+    if not callable(density):
+        raise AtlasError(f"{type(field).__name__} has neither sdf() nor density() to mesh")
+    return "density", density
 
 
 @torch.no_grad()

@@ -8,10 +8,11 @@ stays RUNNING (see the README).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from atlas_core.errors import AtlasError
@@ -39,6 +40,14 @@ def _postgres(url: str) -> str:
     return f"postgresql+psycopg://{rest}" if scheme == "postgresql" else url
 
 
+def _retry_callback() -> object:
+    """Rerun a trial whose worker died (Optuna >= 4.9 renamed the callback)."""
+    storages = optuna.storages
+    retry = getattr(storages, "RetryHeartbeatStaleTrialCallback", None)
+    retry = retry or storages.RetryFailedTrialCallback
+    return retry(max_retry=RETRIES)
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """The storage a ``--storage`` URL names; an unknown or unusable one is an AtlasError."""
     if url.startswith("journal:"):
@@ -55,13 +64,15 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     else:
         raise AtlasError(f"--storage {url}: unknown storage; {USAGE}")
     try:
-        return RDBStorage(
-            url,
-            engine_kwargs=kwargs,
-            heartbeat_interval=HEARTBEAT,
-            grace_period=GRACE,
-            heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=RETRIES),
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                engine_kwargs=kwargs,
+                heartbeat_interval=HEARTBEAT,
+                grace_period=GRACE,
+                heartbeat_stale_trial_callback=_retry_callback(),
+            )
     except Exception as exc:  # noqa: BLE001 - connection and URL errors, named by URL
         raise AtlasError(f"--storage {url}: cannot open: {str(exc).splitlines()[0]}") from exc
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from atlas_core import hookimpl
-from atlas_core.errors import ConfigError
+from atlas_core.errors import ConfigError, PluginError
 from atlas_core.hookspecs import Register
 from atlas_core.pipeline import plugin_options
 from atlas_plugin_dnerf.data import load_dnerf
 from atlas_plugin_dnerf.deformation import make_deformation
-from atlas_plugin_dnerf.field import DeformedField, deform
+from atlas_plugin_dnerf.field import DeformedField, deform, passes_position_gradient
 from atlas_plugin_dnerf.losses import (
     DisplacementLoss,
     DivergenceLoss,
@@ -68,6 +68,12 @@ def atlas_configure(config: RunConfig) -> None:
 @hookimpl
 def atlas_wrap_field(field: nn.Module, config: RunConfig) -> nn.Module:
     """Wrap the canonical field in the chosen deformation."""
+    if not passes_position_gradient(field):
+        raise PluginError(
+            f"plugins 'dnerf' and field '{config.field.name}' ({type(field).__name__}) clash: "
+            "the field passes no gradient to sample positions, so the deformation cannot "
+            "learn; choose another field with --set field=NAME"
+        )
     bound = float(config.data.options.get("bound", DEFAULT_BOUND))
     return deform(field, make_deformation(bound, options(config)))
 

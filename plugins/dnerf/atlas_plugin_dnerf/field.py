@@ -74,6 +74,29 @@ class DeformedDensityField(DeformedField):
         return self.canonical.density(moved)
 
 
+def passes_position_gradient(canonical: nn.Module) -> bool:
+    """Whether the field's outputs depend differentiably on the sample positions.
+
+    A deformation learns only through that gradient; a field whose interpolation
+    treats positions as constants would train its canonical scene and never the motion.
+    """
+    count = 8
+    generator = torch.Generator().manual_seed(0)  # leaves the run's random stream alone
+    origins = (0.1 * torch.randn(count, 3, generator=generator)).requires_grad_()
+    directions = torch.nn.functional.normalize(torch.randn(count, 3, generator=generator), dim=-1)
+    ones = torch.ones(count, 1)
+    rays = RayBundle(origins, directions, ones * 0.0, ones * 0.2, ones * 1e-3,
+                     torch.zeros(count, dtype=torch.long), times=ones * 0.5)  # fmt: skip
+    samples = RaySamples(rays, ones * 0.0, ones * 0.1, torch.arange(count))
+    with torch.enable_grad():
+        outputs = canonical(samples)
+        total = outputs["density"].sum() + outputs["rgb"].sum()
+        if not total.requires_grad:
+            return False
+        (grad,) = torch.autograd.grad(total, origins, allow_unused=True)
+    return grad is not None
+
+
 def deform(canonical: nn.Module, deformation: Deformation) -> DeformedField:
     """Wrap ``canonical``, keeping ``density()`` only when the canonical field has it."""
     wrapper = DeformedDensityField if has_density(canonical) else DeformedField

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from torch import nn
+
 from atlas_core import hookimpl
 from atlas_core.config import RunConfig
 from atlas_core.hookspecs import Register
+from atlas_plugin_fourier.checks import require_encoding
 from atlas_plugin_fourier.encoding import FourierEncoding
 
 if TYPE_CHECKING:
@@ -39,3 +42,9 @@ def atlas_train_step_end(trainer: Trainer, step: int, metrics: dict[str, float])
     for module in trainer.pipeline.modules():
         if isinstance(module, FourierEncoding):
             module.set_step(step)
+
+
+@hookimpl
+def atlas_wrap_field(field: nn.Module, config: RunConfig) -> None:
+    """Stop at start-up when the field ignores the ``fourier`` encoding (e.g. a hash grid)."""
+    require_encoding(field, config, "fourier", FourierEncoding)

@@ -8,9 +8,12 @@ also swaps the field's ReLU MLP for sine layers.
 
 from __future__ import annotations
 
+from torch import nn
+
 from atlas_core import hookimpl
 from atlas_core.config import RunConfig
 from atlas_core.hookspecs import Register
+from atlas_plugin_siren.checks import require_encoding
 from atlas_plugin_siren.encoding import SirenEncoding
 from atlas_plugin_siren.field import SirenField
 from atlas_plugin_siren.layers import SineLayer
@@ -35,3 +38,9 @@ def atlas_configure(config: RunConfig) -> None:
     """Choose the ``siren`` encoding when the encoding slot is still at its default."""
     if config.encoding.name == RunConfig().encoding.name and "encoding" not in config.explicit:
         config.encoding.name = "siren"
+
+
+@hookimpl
+def atlas_wrap_field(field: nn.Module, config: RunConfig) -> None:
+    """Stop at start-up when the field ignores the ``siren`` encoding (e.g. a hash grid)."""
+    require_encoding(field, config, "siren", SirenEncoding)

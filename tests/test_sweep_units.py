@@ -1,0 +1,155 @@
+"""Sweep building blocks: study files, plugin sets, storages, pruners, results, retries."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from atlas_core.cli import main
+from atlas_core.config import RunConfig
+from atlas_core.errors import AtlasError
+from atlas_core.plugins import load
+from atlas_core.sweep import choose_plugins, space, storage
+from atlas_core.sweep.objective import Settings, objective_value, trial_config
+from atlas_core.sweep.results import importances, markdown_table, table_rows
+from atlas_core.sweep.space import load_study, plugin_set_name
+from atlas_core.sweep.worker import work
+from atlas_core.train import Trainer
+
+SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+TINY_STUDY = """from atlas_core.sweep import set_param
+
+
+def space(trial, config):
+    set_param(config, "train.lr", trial.suggest_float("lr", 1e-3, 1e-2, log=True))
+"""
+
+
+def test_choose_plugins_keeps_installed_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The categorical offers only sets whose plugins are all installed."""
+    monkeypatch.setattr(space, "installed_plugins", lambda: {"ngp", "mip"})
+    trial = optuna.create_study().ask()
+    config = RunConfig()
+    chosen = choose_plugins(trial, config, [(), ("ngp",), ("volsdf", "mip"), ("mip",)])
+    assert trial.distributions["plugins"].choices == ("none", "ngp", "mip")
+    assert config.plugins == list(chosen)
+    with pytest.raises(AtlasError, match="missing: \\['volsdf'\\]"):
+        choose_plugins(optuna.create_study().ask(), RunConfig(), [("volsdf",)])
+
+
+def test_study_files_load_and_name_missing_plugins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Shipped studies import; one needing a missing plugin names it and the pip line."""
+    for name in ("plugin_combos", "ngp_tune", "volsdf_mip"):
+        study = load_study(SWEEPS / f"{name}.py")
+        assert study.name == name and callable(study.space)
+    monkeypatch.setattr(space, "installed_plugins", lambda: {"volsdf"})
+    with pytest.raises(AtlasError, match="needs plugin\\(s\\) mip.*pip install -e ./plugins/mip"):
+        load_study(SWEEPS / "volsdf_mip.py").check_plugins()
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    with pytest.raises(AtlasError, match="defines no space"):
+        load_study(tmp_path / "empty.py")
+    (tmp_path / "broken.py").write_text("import nowhere_to_be_found\n")
+    with pytest.raises(AtlasError, match="failed to import: ModuleNotFoundError"):
+        load_study(tmp_path / "broken.py")
+    with pytest.raises(AtlasError, match="study file not found"):
+        load_study(tmp_path / "missing.py")
+
+
+def test_plugin_combos_sets_build(atlas_scene: Path, tmp_path: Path) -> None:
+    """Every installed plugin set of plugin_combos, with its suggested options, builds."""
+    study = load_study(SWEEPS / "plugin_combos.py")
+    settings = Settings(str(study.path), "t", "", str(tmp_path), str(atlas_scene), trials=1)
+    optuna_study = optuna.create_study()
+    probe = optuna_study.ask()
+    study.space(probe, RunConfig())
+    choices = probe.distributions["plugins"].choices
+    assert "none" in choices
+    for choice in choices:
+        optuna_study.enqueue_trial({"plugins": choice})
+        trial = optuna_study.ask()
+        config = trial_config(trial, study, settings)
+        assert plugin_set_name(config.plugins) == choice
+        config.set("device", "cpu")
+        trainer = Trainer(config, load(config.plugins), tmp_path / choice)
+        assert sum(p.numel() for p in trainer.pipeline.parameters()) > 0
+
+
+def test_storage_urls_and_pruners(tmp_path: Path) -> None:
+    """Known URL kinds open; unknown ones fail with the accepted forms; pruners by name."""
+    assert isinstance(
+        storage.open_storage(f"journal:{tmp_path / 'j.log'}"), optuna.storages.JournalStorage
+    )
+    assert isinstance(
+        storage.open_storage(storage.default_url(tmp_path)), optuna.storages.RDBStorage
+    )
+    with pytest.raises(AtlasError, match="unknown storage; use sqlite:///FILE, journal:FILE"):
+        storage.open_storage("mysql://x")
+    assert isinstance(storage.make_pruner("median"), optuna.pruners.MedianPruner)
+    assert isinstance(storage.make_pruner("halving"), optuna.pruners.SuccessiveHalvingPruner)
+    assert isinstance(storage.make_pruner("none"), optuna.pruners.NopPruner)
+
+
+def test_objective_and_results_helpers() -> None:
+    """PSNR per second; table rows; importances explain when there are too few trials."""
+    assert objective_value("psnr", 30.0, 10.0) == 30.0
+    assert objective_value("psnr_per_second", 30.0, 10.0) == 3.0
+    study = optuna.create_study(direction="maximize")
+    assert "not enough completed trials (0" in importances(study)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    rows = table_rows(study.trials)
+    assert rows[0][:2] == ("0", "COMPLETE") and rows[0][3].startswith("x=")
+    assert markdown_table(rows).count("\n") == 2
+    assert "needs at least 2" in importances(study)
+
+
+def test_sweep_cli_rejects_bad_input(atlas_scene: Path, tmp_path: Path, capsys) -> None:
+    """Bad sweep options stop with exit code 2 and one line naming the option."""
+    study = tmp_path / "s.py"
+    study.write_text(TINY_STUDY)
+    base = ["sweep", str(study), "--data", str(atlas_scene), "--out", str(tmp_path / "o")]
+    cases = {
+        "--trials must be >= 1": ["--trials", "0"],
+        "--workers must be >= 1": ["--trials", "1", "--workers", "0"],
+        "--time-budget must be > 0": ["--trials", "1", "--time-budget", "0"],
+        "unknown storage": ["--trials", "1", "--storage", "redis://x"],
+        "config key 'train.nope'": ["--trials", "1", "--set", "train.nope=1"],
+        "--study-name": ["--trials", "1", "--study-name", "a b"],
+    }
+    for message, extra in cases.items():
+        assert main([*base, *extra]) == 2, message
+        assert message in capsys.readouterr().err
+    assert main(["sweep", str(study), "--data", str(tmp_path / "none"), "--trials", "1"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_dead_worker_trial_is_retried(
+    atlas_scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A RUNNING trial whose heartbeat stopped is failed, rerun, and still N finish."""
+    monkeypatch.setattr(storage, "HEARTBEAT", 1)
+    monkeypatch.setattr(storage, "GRACE", 1)
+    monkeypatch.setattr("atlas_core.sweep.worker.POLL", 0.2)
+    study_file = tmp_path / "s.py"
+    study_file.write_text(TINY_STUDY)
+    url = storage.default_url(tmp_path)
+    study = storage.create_study(url, "dead", "none")
+    dead = study.ask()  # a worker that asked, beat once and died
+    study._storage.record_heartbeat(dead._trial_id)  # noqa: SLF001
+    time.sleep(1.5)
+    settings = Settings(str(study_file), "dead", url, str(tmp_path), str(atlas_scene), trials=2)
+    settings.logger = "none"
+    settings.overrides = ["train.max_steps=6", "eval.views=1", "eval.video_frames=0"]
+    settings.overrides += ["train.batch_rays=64", "sampler.samples=8", "field.width=8"]
+    assert work(settings) == 0
+    trials = storage.load_study(url, "dead", "none").trials
+    states = [t.state for t in trials]
+    assert states[0] == TrialState.FAIL
+    assert states.count(TrialState.COMPLETE) == 2
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE

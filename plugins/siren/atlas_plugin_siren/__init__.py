@@ -35,9 +35,9 @@ def atlas_register_fields(register: Register) -> None:
 
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
-    """Choose the ``siren`` encoding when the encoding slot is still at its default."""
-    if config.encoding.name == RunConfig().encoding.name and "encoding" not in config.explicit:
-        config.encoding.name = "siren"
+    """Choose the ``siren`` encoding unless the user chose an encoding."""
+    if "encoding" not in config.explicit:
+        config.encoding.name = "siren"  # claimed even if filled: the core reports two claims
 
 
 @hookimpl

@@ -39,6 +39,28 @@ def test_configure_fills_only_a_default_encoding(atlas_pm) -> None:  # noqa: ANN
     assert explicit.encoding.name == "positional"
 
 
+class EncodingChooser:
+    """Another plugin that fills the encoding slot."""
+
+    name = "chooser"
+
+    @hookimpl
+    def atlas_configure(self, config) -> None:  # noqa: ANN001
+        config.encoding.name = "identity"
+
+
+def test_another_encoding_claim_clashes_in_either_order(atlas_pm) -> None:  # noqa: ANN001
+    import atlas_plugin_siren
+
+    for order in ((EncodingChooser(), atlas_plugin_siren), (atlas_plugin_siren, EncodingChooser())):
+        with pytest.raises(PluginError, match="both choose the encoding"):
+            configure(RunConfig(), atlas_pm(*order))
+    chosen = RunConfig()
+    chosen.set("encoding", "positional")
+    configure(chosen, atlas_pm(EncodingChooser(), atlas_plugin_siren))
+    assert chosen.encoding.name == "positional"
+
+
 def make_trainer(scene: Path, out: Path, **settings: object) -> Trainer:
     config = RunConfig()
     config.data.path = str(scene)

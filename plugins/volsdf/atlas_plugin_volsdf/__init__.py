@@ -1,4 +1,4 @@
-"""VolSDF for NeRF Atlas: the ``volsdf`` field and the ``eikonal`` loss.
+"""VolSDF for NeRF Atlas: the ``volsdf`` field, the ``eikonal`` loss, an ``importance`` sampler.
 
 Yariv et al. 2021, "Volume Rendering of Neural Implicit Surfaces". Enabling the plugin
 (``--plugins volsdf``) makes ``volsdf`` the run's field unless the user chose a field,
@@ -13,9 +13,17 @@ from atlas_core.hookspecs import Register
 from atlas_plugin_volsdf.density import LaplaceDensity, laplace_cdf
 from atlas_plugin_volsdf.field import VolSDFField
 from atlas_plugin_volsdf.losses import EikonalLoss
+from atlas_plugin_volsdf.sampler import FieldImportanceSampler
 from atlas_plugin_volsdf.sdf_network import SDFNetwork
 
-__all__ = ["EikonalLoss", "LaplaceDensity", "SDFNetwork", "VolSDFField", "laplace_cdf"]
+__all__ = [
+    "EikonalLoss",
+    "FieldImportanceSampler",
+    "LaplaceDensity",
+    "SDFNetwork",
+    "VolSDFField",
+    "laplace_cdf",
+]
 
 EIKONAL_WEIGHT = 0.1  # VolSDF, appendix (lambda = 0.1)
 
@@ -30,6 +38,16 @@ def atlas_register_fields(register: Register) -> None:
 def atlas_register_losses(register: Register) -> None:
     """The eikonal regulariser."""
     register("eikonal", EikonalLoss, description="(|grad sdf| - 1)^2 at the sample points")
+
+
+@hookimpl
+def atlas_register_samplers(register: Register) -> None:
+    """Coarse-to-fine sampling with the run's own field."""
+    register(
+        "importance",
+        FieldImportanceSampler,
+        description="stratified bins plus samples drawn from the field's own density()",
+    )
 
 
 @hookimpl

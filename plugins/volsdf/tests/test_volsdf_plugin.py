@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from atlas_plugin_volsdf import EikonalLoss, VolSDFField
+from atlas_plugin_volsdf import EikonalLoss, FieldImportanceSampler, VolSDFField
 
 from atlas_core import plugins
 from atlas_core.cli import main
@@ -33,7 +33,9 @@ def test_entry_point_registers_field_and_loss(atlas_pm) -> None:  # noqa: ANN001
     assert loaded.registry.get("fields", "volsdf").factory is VolSDFField
     assert loaded.registry.get("losses", "eikonal").factory is EikonalLoss
     assert loaded.infos["volsdf"].distribution == "atlas-plugin-volsdf"
-    assert loaded.infos["volsdf"].components == {"fields": ["volsdf"], "losses": ["eikonal"]}
+    assert loaded.registry.get("samplers", "importance").factory is FieldImportanceSampler
+    components = {"fields": ["volsdf"], "losses": ["eikonal"], "samplers": ["importance"]}
+    assert loaded.infos["volsdf"].components == components
     assert "volsdf" not in plugins.load().infos  # installed is not enabled
 
 
@@ -93,7 +95,8 @@ def test_bounding_sphere_and_eikonal_weight_options(atlas_scene, tmp_path) -> No
 @pytest.mark.parametrize(
     "sampler",
     [("--set", "sampler=hierarchical", "--set", "sampler.coarse=8", "--set", "sampler.fine=8"),
-     ("--set", "sampler=occupancy", "--set", "sampler.resolution=16")],
+     ("--set", "sampler=occupancy", "--set", "sampler.resolution=16"),
+     ("--set", "sampler=importance", "--set", "sampler.coarse=8", "--set", "sampler.fine=8")],
 )  # fmt: skip
 def test_core_samplers_work_with_the_sdf_density(atlas_scene, tmp_path, sampler) -> None:  # noqa: ANN001
     assert run(atlas_scene, tmp_path / "s", 4, sampler=sampler) == 0

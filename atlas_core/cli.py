@@ -1,4 +1,4 @@
-"""The ``atlas`` command: run | eval | render | plugins | sweep | data."""
+"""The ``atlas`` command: run | eval | render | export | plugins | sweep | data."""
 
 from __future__ import annotations
 

@@ -398,6 +398,8 @@ class LossContract(ComponentContract):
 
     kind, slot = "losses", "losses"
     weight: ClassVar[float] = 1.0
+    calls: ClassVar[int] = 1  # evaluations per run, the last checked (for losses whose
+    # graph is built on some calls only)
 
     def choose(self, config: RunConfig) -> None:
         """Add this loss term to the run."""
@@ -408,10 +410,12 @@ class LossContract(ComponentContract):
         return Pipeline(context)
 
     def run(self, component: nn.Module, context: BuildContext) -> tuple[Outputs, list[Tensor]]:
-        """The pipeline's outputs for a batch, then this loss term."""
+        """The pipeline's outputs for a batch, then this loss term (``calls`` times)."""
         rays = self.make_rays(context)
         outputs, field_outputs = component(rays)
-        return {"loss": component.losses[self.name](rays, outputs, field_outputs)}, []
+        for _ in range(self.calls):
+            value = component.losses[self.name](rays, outputs, field_outputs)
+        return {"loss": value}, []
 
     def check_outputs(self, outputs: Outputs, context: BuildContext) -> None:
         """A scalar."""

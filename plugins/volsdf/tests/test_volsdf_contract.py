@@ -1,0 +1,30 @@
+"""The volsdf field, eikonal loss and importance sampler meet the core's contracts."""
+
+from __future__ import annotations
+
+from atlas_core.testing.contracts import FieldContract, LossContract, SamplerContract
+
+SMALL = {"width": 16, "depth": 3, "skips": [1], "features": 8, "color_width": 8}
+
+
+class TestVolSDFFieldContract(FieldContract):
+    name = "volsdf"
+    plugins = ("volsdf",)
+    options = SMALL
+    settings = {"sampler.samples": 8, "encoding.frequencies": 3}
+    required = ("density", "rgb", "sdf", "normals", "sdf_gradients")
+
+
+class TestEikonalLossContract(LossContract):
+    name = "eikonal"
+    plugins = ("volsdf",)
+    weight = 0.1
+    settings = {"field": "volsdf", "sampler.samples": 8, "encoding.frequencies": 3,
+                **{f"field.{k}": v for k, v in SMALL.items()}}  # fmt: skip
+
+
+class TestImportanceSamplerContract(SamplerContract):
+    name = "importance"
+    plugins = ("volsdf",)
+    options = {"coarse": 8, "fine": 8}
+    settings = {"encoding.frequencies": 3, **{f"field.{k}": v for k, v in SMALL.items()}}

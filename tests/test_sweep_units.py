@@ -9,12 +9,21 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from atlas_core import hookimpl
 from atlas_core.cli import main
 from atlas_core.config import RunConfig
 from atlas_core.errors import AtlasError
 from atlas_core.plugins import load
 from atlas_core.sweep import choose_plugins, space, storage
-from atlas_core.sweep.objective import Settings, objective_value, trial_config
+from atlas_core.sweep.objective import (
+    INTERMEDIATE_VIEWS,
+    RUNGS,
+    PruneTrial,
+    Settings,
+    TrialReporter,
+    objective_value,
+    trial_config,
+)
 from atlas_core.sweep.results import importances, markdown_table, table_rows
 from atlas_core.sweep.space import load_study, plugin_set_name
 from atlas_core.sweep.worker import work
@@ -153,3 +162,48 @@ def test_dead_worker_trial_is_retried(
     assert states.count(TrialState.COMPLETE) == 2
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+
+
+class EvalSpy:
+    """In-process plugin: the views of every evaluation."""
+
+    name = "spy"
+
+    def __init__(self) -> None:
+        self.views: list[int] = []
+
+    @hookimpl
+    def atlas_eval_end(self, trainer, step, metrics) -> None:  # noqa: ANN001
+        self.views.append(metrics["views"])
+
+
+def test_reporter_rungs_and_pruning(atlas_scene: Path, tmp_path: Path) -> None:
+    """Rungs 1..3 on INTERMEDIATE_VIEWS views, rung 4 the final one; a bad trial is pruned."""
+    study = optuna.create_study(direction="maximize", pruner=storage.make_pruner("median"))
+    for _ in range(2):  # two finished trials that set a high bar at every rung
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=99.0, intermediate_values={r: 99.0 for r in range(1, RUNGS + 1)}
+            )
+        )
+    config = RunConfig()
+    config.data.path = str(atlas_scene)
+    options = {"device": "cpu", "field.width": 8, "sampler.samples": 8, "eval.views": 3}
+    options.update({"train.batch_rays": 64, "train.max_steps": 8})
+    for key, value in options.items():
+        config.set(key, value)
+    trial, spy = study.ask(), EvalSpy()
+    reporter = TrialReporter(trial, "psnr")
+    trainer = Trainer(config, load(extra=[("spy", spy), ("sweep", reporter)]), tmp_path / "r")
+    with pytest.raises(PruneTrial, match="rung 1"):
+        trainer.fit()
+    assert spy.views == [INTERMEDIATE_VIEWS]
+    assert config.eval.views == 3  # restored after the intermediate evaluation
+    free = optuna.create_study(direction="maximize", pruner=storage.make_pruner("none"))
+    trial, spy = free.ask(), EvalSpy()
+    reporter = TrialReporter(trial, "psnr")
+    trainer = Trainer(config, load(extra=[("spy", spy), ("sweep", reporter)]), tmp_path / "s")
+    trainer.fit()
+    trainer.finish(video=False)
+    assert spy.views == [INTERMEDIATE_VIEWS] * (RUNGS - 1) + [3]
+    assert sorted(free.trials[0].intermediate_values) == list(range(1, RUNGS + 1))

@@ -1,9 +1,11 @@
 """One trial: a full ``atlas run`` in its own folder, reporting PSNR for pruning.
 
 The trial's reporter is an in-process plugin. It evaluates at ``RUNGS - 1`` evenly spaced
-points of the run (by training time under a time budget, else by steps), the final
-evaluation being the last rung; each evaluation reaches it through ``atlas_eval_end``,
-where it calls ``trial.report`` and asks the pruner whether to stop.
+points of the run (by training time under a time budget, else by steps) on
+``INTERMEDIATE_VIEWS`` test views, the final evaluation (``eval.views``) being the last
+rung; each evaluation reaches it through ``atlas_eval_end``, where it calls
+``trial.report`` and asks the pruner whether to stop. Every trial is evaluated at the
+same rungs on the same views, so the pruner compares like with like.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from atlas_core.sweep.tracking import open_trial_run
 from atlas_core.train import Trainer
 
 RUNGS = 4  # intermediate values per trial, the last one the final evaluation
+INTERMEDIATE_VIEWS = 2  # test views of the evaluations before the final one (same for all)
 NO_BUDGET_STEPS = 10_000_000  # under a time budget the budget ends the run, not the steps
 
 
@@ -75,7 +78,12 @@ class TrialReporter:
         due = self.progress(trainer) >= (self.rung + 1) / RUNGS
         if self.rung < RUNGS - 1 and due and not trainer.done():  # done: finish() evaluates
             self.pending = True
-            trainer.evaluate(write_images=False)
+            views = trainer.config.eval.views
+            trainer.config.eval.views = min(views or INTERMEDIATE_VIEWS, INTERMEDIATE_VIEWS)
+            try:
+                trainer.evaluate(write_images=False)
+            finally:
+                trainer.config.eval.views = views
 
     @hookimpl
     def atlas_eval_end(self, trainer: Trainer, step: int, metrics: dict[str, Any]) -> None:

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from atlas_core import hookimpl
+from atlas_core.fields import Field
+from atlas_core.pipeline import BuildContext
+from atlas_core.rays import RaySamples
 from atlas_core.testing.contracts import (
     DatasetContract,
     EncodingContract,
@@ -76,3 +86,79 @@ class TestRGBL1Loss(LossContract):
 class TestBlenderDataset(DatasetContract):
     name = "blender"
     options = {"downscale": 2, "bound": 1.2}
+
+
+class TestTinyFieldWithTimes(FieldContract):
+    """Rays of a dynamic scene carry times; a static field ignores them."""
+
+    name = "tiny"
+    options = {"width": 8}
+    with_times = True
+
+    def run(self, component, context):  # noqa: ANN001, ANN201
+        assert self.make_rays(context).times is not None
+        return super().run(component, context)
+
+
+# -- the kit catches broken components ------------------------------------------------
+
+
+class OutOfRangeField(Field):
+    """Colour without a sigmoid."""
+
+    def __init__(self, context: BuildContext) -> None:
+        super().__init__()
+        self.encoding = context.make_encoding(3)
+        self.linear = nn.Linear(self.encoding.out_dim, 4)
+
+    def raw(self, samples: RaySamples) -> Tensor:
+        return self.linear(self.encoding(samples.positions))
+
+    def forward(self, samples: RaySamples) -> dict[str, Tensor]:
+        raw = self.raw(samples)
+        return {"density": raw[:, :1].exp(), "rgb": 10 * raw[:, 1:]}
+
+
+class UnseededField(OutOfRangeField):
+    """Noise from a generator that the run's seed does not control."""
+
+    def forward(self, samples: RaySamples) -> dict[str, Tensor]:
+        noise = torch.rand(1, generator=torch.Generator().manual_seed(next(COUNTER)))
+        raw = self.raw(samples) + noise
+        return {"density": raw[:, :1].exp(), "rgb": raw[:, 1:].sigmoid()}
+
+
+class NaNGradientField(OutOfRangeField):
+    """sqrt at zero: a finite value with an infinite gradient."""
+
+    def forward(self, samples: RaySamples) -> dict[str, Tensor]:
+        raw = self.raw(samples)
+        return {"density": torch.sqrt(0 * raw[:, :1]), "rgb": raw[:, 1:].sigmoid()}
+
+
+COUNTER = itertools.count()
+
+
+class Mutants:
+    name = "mutants"
+
+    @hookimpl
+    def atlas_register_fields(self, register) -> None:  # noqa: ANN001
+        register("out_of_range", OutOfRangeField)
+        register("unseeded", UnseededField)
+        register("nan_gradient", NaNGradientField)
+
+
+@pytest.mark.parametrize(
+    ("field", "check", "message"),
+    [
+        ("out_of_range", "test_output_keys_and_shapes", "rgb outside"),
+        ("unseeded", "test_deterministic_under_seed", "differs"),
+        ("nan_gradient", "test_finite_gradients", "NaN or Inf"),
+    ],
+)
+def test_kit_catches_a_broken_field(field: str, check: str, message: str) -> None:
+    contract = type("Contract", (FieldContract,), {"name": field, "extra": (("m", Mutants()),)})
+    contract().test_registered()
+    with pytest.raises(AssertionError, match=message):
+        getattr(contract(), check)()

@@ -82,7 +82,6 @@ class ComponentContract:
     seed: ClassVar[int] = 0
     num_rays: ClassVar[int] = 8
     with_times: ClassVar[bool] = False  # give rays a time (dynamic scenes)
-    expect_gradient: ClassVar[bool] = True  # some parameter or input gets a nonzero grad
 
     # -- how the component is made and fed: override where needed ---------------------
 
@@ -176,8 +175,7 @@ class ComponentContract:
         grads = [t.grad for t in [*params, *leaves] if t.grad is not None]
         for grad in grads:
             assert bool(torch.isfinite(grad).all()), "a gradient holds NaN or Inf"
-        if self.expect_gradient:
-            assert any(bool(g.abs().sum() > 0) for g in grads), "every gradient is zero"
+        assert any(bool(g.abs().sum() > 0) for g in grads), "every gradient is zero"
 
     def test_config_round_trip(self, tmp_path: Path) -> None:
         """The chosen options survive TOML and build an identical component."""

@@ -37,6 +37,7 @@ __version__ = "0.1.0"
 
 NAME = "dnerf"
 DEFAULT_BOUND = 1.5  # the blender/dnerf loaders' default data.bound
+STATIC_KINDS = ("blender",)  # data kinds known to carry no times (others checked at start)
 
 
 def options(config: RunConfig) -> DNeRFOptions:
@@ -61,8 +62,18 @@ def atlas_register_losses(register: Register) -> None:
 
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
-    """Check the ``dnerf.*`` options before anything is built."""
+    """Check the ``dnerf.*`` options and the data kind before anything is built."""
     options(config)
+    if config.data.kind in STATIC_KINDS:
+        raise ConfigError(no_times(config))
+
+
+def no_times(config: RunConfig) -> str:
+    """The error for a dynamic run on data without frame times."""
+    return (
+        f"plugin 'dnerf': data kind '{config.data.kind}' gives no frame times; "
+        "load a dynamic scene with --data-kind dnerf"
+    )
 
 
 @hookimpl
@@ -80,12 +91,9 @@ def atlas_wrap_field(field: nn.Module, config: RunConfig) -> nn.Module:
 
 @hookimpl
 def atlas_train_start(trainer: Trainer) -> None:
-    """A dynamic run needs data with times."""
+    """A dynamic run needs data with times (for data kinds not known at configure time)."""
     if trainer.scene.split("train").times is None:
-        raise ConfigError(
-            f"plugin 'dnerf': data kind '{trainer.config.data.kind}' gives no frame times; "
-            "load a dynamic scene with --data-kind dnerf"
-        )
+        raise ConfigError(no_times(trainer.config))
 
 
 @hookimpl

@@ -15,6 +15,7 @@ from atlas_plugin_dnerf.deformation import PlanesDeformation, SplineDeformation
 from atlas_core.cli import main
 from atlas_core.config import RunConfig
 from atlas_core.encodings import PositionalEncoding
+from atlas_core.errors import ConfigError
 from atlas_core.train import Trainer
 
 TINY = ["--max-steps", "4", "--eval-views", "1", "--set", "train.batch_rays=128",
@@ -63,7 +64,24 @@ def test_static_data_is_refused(atlas_scene, tmp_path, capsys) -> None:  # noqa:
     args = ["run", "--data", str(atlas_scene), "--out", str(tmp_path / "r"),
             "--plugins", "dnerf", *TINY, *SAMPLES]  # fmt: skip
     assert main(args) == 2
-    assert "--data-kind dnerf" in capsys.readouterr().err
+    assert "data kind 'blender' gives no frame times" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_data_without_times_of_another_kind_is_refused(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001
+    from atlas_core import hookimpl
+    from atlas_core.data.blender import load_blender
+
+    class StaticKind:
+        @hookimpl
+        def atlas_register_datasets(self, register) -> None:  # noqa: ANN001
+            register("still", load_blender)
+
+    config = RunConfig(plugins=["dnerf"])
+    config.data.path, config.data.kind = str(atlas_scene), "still"
+    trainer = Trainer(config, atlas_pm(StaticKind(), enable=("dnerf",)), tmp_path / "r")
+    with pytest.raises(ConfigError, match="data kind 'still' gives no frame times"):
+        trainer.fit()
 
 
 @pytest.mark.parametrize("variant", ["mlp", "spline", "planes"])

@@ -98,9 +98,11 @@ def test_sqlite_budget_objective_resume(
     assert len(finished(study)) == 2
     for trial in finished(study):
         seconds = trial.user_attrs["train_seconds"]
-        assert 0.5 <= seconds < 5.0  # the budget, not the 100000 steps, ended the run
-        if trial.state == TrialState.COMPLETE:
+        if trial.state == TrialState.COMPLETE:  # the budget, not the 100000 steps, ended it
+            assert 0.5 <= seconds < 5.0 and trial.user_attrs["steps"] < 100000
             assert trial.value == pytest.approx(trial.user_attrs["psnr"] / seconds)
+        else:  # pruned at an earlier rung
+            assert seconds < 0.5
     assert main([*argv, "--trials", "3"]) == 0  # resume: one more trial, not three
     assert len(finished(optuna.load_study(study_name="budget", storage=url))) == 3
     assert "| 2 |" in capsys.readouterr().out

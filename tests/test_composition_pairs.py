@@ -62,7 +62,7 @@ SILENT_DROP = (
     "core configure() misses this clash: the later plugin fills a slot only while it "
     "is at its default, and the earlier plugin already filled it"
 )
-CLASH_WORDS = (*SLOTS, "loss", "data kind", "dataset", "sampler")
+CLASH_WORDS = (*SLOTS, "loss", "data kind", "dataset")
 
 # Pairs the issue requires to train, with the settings that make them meaningful
 # (ngp's own field ignores the run's encoding, so its hash encoding feeds the other's

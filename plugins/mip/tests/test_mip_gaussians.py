@@ -104,3 +104,19 @@ def test_lift_diagonal_along_an_axis() -> None:
 def test_unknown_shape_is_rejected() -> None:
     with pytest.raises(ValueError, match="cone"):
         frustum_moments(torch.ones(1, 1), torch.ones(1, 1), torch.ones(1, 1), "sphere")  # type: ignore[arg-type]
+
+
+def test_core_pixel_radii_are_the_papers() -> None:
+    """RayBundle.radii: pixel width * 2 / sqrt(12) at unit distance along the ray."""
+    from atlas_core.cameras import pixel_rays
+
+    focal, size = 50.0, 64
+    cols, rows = torch.tensor([32, 0]), torch.tensor([32, 0])
+    _, _, radii = pixel_rays(torch.eye(4), cols, rows, focal, size, size)
+    # the pixel is 1 / focal wide on the image plane z = -1, which the ray meets at
+    # distance |(x, y, -1)|; so at unit distance the width is 1 / (focal |(x, y, -1)|)
+    x = (cols + 0.5 - size / 2) / focal
+    y = (rows + 0.5 - size / 2) / focal
+    plane_distance = torch.sqrt(x**2 + y**2 + 1.0)
+    expected = (1.0 / focal) * 2.0 / 12.0**0.5 / plane_distance
+    torch.testing.assert_close(radii.reshape(-1), expected)

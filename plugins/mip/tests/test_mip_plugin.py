@@ -58,6 +58,8 @@ def test_cli_bad_shape_exits_2(atlas_scene: Path, tmp_path: Path, capsys) -> Non
     args = ["run", "--data", str(atlas_scene), "--out", str(tmp_path / "r"), "--plugins", "mip"]
     assert main([*args, "--set", "mip.shape=sphere", *QUICK]) == 2
     assert "mip.shape" in capsys.readouterr().err
+    assert main([*args, "--set", "mip.shap=cone", *QUICK]) == 2
+    assert "mip.shap" in capsys.readouterr().err
 
 
 class OwnEncodingField(Field):

@@ -52,8 +52,12 @@ def atlas_register_samplers(register: Register) -> None:
 
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
-    """Choose the ``volsdf`` field if the slot is still at its default; add the eikonal term."""
-    if config.field.name == RunConfig().field.name and "field" not in config.explicit:
+    """Claim the field slot for ``volsdf`` (unless the user chose one); add the eikonal term.
+
+    The slot is claimed whatever it holds, so a second plugin choosing another field is
+    reported by the core as a clash naming both (``--set field=NAME`` settles it).
+    """
+    if "field" not in config.explicit:
         config.field.name = "volsdf"
     if config.field.name == "volsdf":
         config.losses.setdefault("eikonal", EIKONAL_WEIGHT)

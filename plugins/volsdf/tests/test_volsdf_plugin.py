@@ -9,10 +9,10 @@ import pytest
 import torch
 from atlas_plugin_volsdf import EikonalLoss, FieldImportanceSampler, VolSDFField
 
-from atlas_core import plugins
+from atlas_core import hookimpl, plugins
 from atlas_core.cli import main
 from atlas_core.config import RunConfig, load_toml
-from atlas_core.errors import ConfigError
+from atlas_core.errors import ConfigError, PluginError
 from atlas_core.export import read_ply
 from atlas_core.pipeline import configure
 
@@ -52,6 +52,29 @@ def test_configure_picks_the_field_and_adds_eikonal(atlas_pm) -> None:  # noqa: 
     chosen.set("field", "tiny")
     configure(chosen, loaded)
     assert chosen.field.name == "tiny" and "eikonal" not in chosen.losses
+
+
+class OtherField:
+    """An in-process plugin that also claims the field slot."""
+
+    name = "otherfield"
+
+    @staticmethod
+    @hookimpl
+    def atlas_configure(config: RunConfig) -> None:
+        """Choose the plain field unless the user chose one."""
+        if "field" not in config.explicit:
+            config.field.name = "plain"
+
+
+def test_a_second_field_claim_is_a_clash_naming_both(atlas_pm) -> None:  # noqa: ANN001
+    loaded = atlas_pm(OtherField, enable=("volsdf",))
+    with pytest.raises(PluginError, match="'otherfield' and 'volsdf'|'volsdf' and 'otherfield'"):
+        configure(RunConfig(), loaded)
+    chosen = RunConfig()
+    chosen.set("field", "volsdf")
+    configure(chosen, loaded)  # the user's choice settles it
+    assert chosen.field.name == "volsdf" and "eikonal" in chosen.losses
 
 
 def test_eikonal_loss_value_and_missing_gradients() -> None:

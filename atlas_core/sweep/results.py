@@ -104,7 +104,8 @@ def summarize(study: optuna.Study, sweep_dir: Path, objective: str) -> str:
             f"{objective} = {best.value:.4f}, test PSNR {_value(psnr, 2)} dB; "
             f"rerun with `atlas run --config {best_path}`",
         ]
-    lines += ["", "## Parameter importances", ""]
+    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    lines += ["", f"## Parameter importances (fANOVA, {complete} completed trials)", ""]
     found = importances(study)
     if isinstance(found, str):
         lines.append(f"Parameter importances: {found}.")

@@ -39,13 +39,13 @@ def test_density_is_alpha_times_psi_of_minus_sdf() -> None:
 
 def test_beta_stays_positive_and_learns() -> None:
     density = LaplaceDensity(beta_init=0.1, beta_min=0.01)
-    assert float(density.beta) == pytest.approx(0.1)
+    assert float(density.beta.detach()) == pytest.approx(0.1)
     with torch.no_grad():
         density.beta_param.fill_(-0.5)  # wherever the optimiser takes the raw parameter
-    assert float(density.beta) == pytest.approx(0.51)
+    assert float(density.beta.detach()) == pytest.approx(0.51)
     with torch.no_grad():
         density.beta_param.zero_()
-    assert float(density.beta) == pytest.approx(0.01)
+    assert float(density.beta.detach()) == pytest.approx(0.01)
     with torch.no_grad():
         density.beta_param.fill_(0.2)
     density(torch.tensor([[0.1]])).sum().backward()

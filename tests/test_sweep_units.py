@@ -137,6 +137,7 @@ def test_sweep_cli_rejects_bad_input(atlas_scene: Path, tmp_path: Path, capsys) 
     assert "not a folder" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # our study.ask()
 def test_dead_worker_trial_is_retried(
     atlas_scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

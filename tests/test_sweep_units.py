@@ -26,7 +26,7 @@ from atlas_core.sweep.objective import (
 )
 from atlas_core.sweep.results import importances, markdown_table, table_rows
 from atlas_core.sweep.space import load_study, plugin_set_name
-from atlas_core.sweep.worker import work
+from atlas_core.sweep.worker import MAX_FAILURES, needed, work
 from atlas_core.train import Trainer
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
@@ -208,3 +208,28 @@ def test_reporter_rungs_and_pruning(atlas_scene: Path, tmp_path: Path) -> None:
     trainer.finish(video=False)
     assert spy.views == [INTERMEDIATE_VIEWS] * (RUNGS - 1) + [3]
     assert sorted(free.trials[0].intermediate_values) == list(range(1, RUNGS + 1))
+
+
+def test_surplus_rule_ignores_failed_trials() -> None:
+    """A trial is needed while fewer than N unfailed trials were created before it."""
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=1.0))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+    study.add_trial(optuna.trial.create_trial(value=2.0))
+    trial = study.ask()
+    assert not needed(trial, 2)
+    assert needed(trial, 3)
+
+
+def test_worker_stops_after_failures_in_a_row(
+    atlas_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trials that all fail (a bad option in the study) stop the sweep with exit code 2."""
+    study_file = tmp_path / "bad.py"
+    study_file.write_text(TINY_STUDY + '    set_param(config, "train.no_such_key", 1)\n')
+    argv = ["sweep", str(study_file), "--data", str(atlas_scene), "--trials", "5"]
+    assert main([*argv, "--out", str(tmp_path / "o"), "--logger", "none"]) == 2
+    captured = capsys.readouterr()
+    assert f"{MAX_FAILURES} trials failed in a row" in captured.err
+    assert "train.no_such_key" in captured.err
+    assert "No trial completed" in captured.out

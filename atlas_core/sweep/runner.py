@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 from atlas_core.config import RunConfig, apply_overrides
@@ -50,7 +51,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def sweep(args: argparse.Namespace) -> int:
-    """Run (or resume) a sweep and print its summary; 1 when a worker failed."""
+    """Run (or resume) a sweep and print its summary; non-zero when a worker failed."""
     settings = settings_from(args)
     study = storage.create_study(settings.storage, settings.study_name, settings.pruner)
     print(
@@ -58,6 +59,10 @@ def sweep(args: argparse.Namespace) -> int:
         f"storage {settings.storage}, folder {settings.sweep_dir}",
         flush=True,
     )
-    code = run_workers(settings)
+    try:
+        code = run_workers(settings)
+    except AtlasError as exc:  # trials kept failing: still show what ran
+        print(f"atlas: error: {exc}", file=sys.stderr, flush=True)
+        code = 2
     print(summarize(study, Path(settings.sweep_dir), settings.objective))
     return code

@@ -63,7 +63,10 @@ def report_line(trial: optuna.trial.FrozenTrial) -> str:
 
 
 def work(settings: Settings, worker: int = 0) -> int:
-    """Run trials until the study has ``settings.trials`` finished ones; 0 on success."""
+    """Run trials until the study has ``settings.trials`` finished ones; 0 on success.
+
+    ``MAX_FAILURES`` failed trials in a row (a broken study or plugin) raise an AtlasError.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     threads = max(1, (os.cpu_count() or 1) // max(settings.workers, 1))
     torch.set_num_threads(threads)
@@ -105,12 +108,10 @@ def work(settings: Settings, worker: int = 0) -> int:
         failures = failures + 1 if failed else 0
         if failures >= MAX_FAILURES:
             error = ran.user_attrs.get("error", "see the traceback above")
-            print(
-                f"atlas: error: worker {worker}: {MAX_FAILURES} trials failed in a row, "
-                f"stopping; last error: {error}",
-                file=sys.__stderr__,
+            raise AtlasError(
+                f"worker {worker}: {MAX_FAILURES} trials failed in a row, stopping; "
+                f"last error: {error}"
             )
-            return 1
 
 
 def _worker_main(settings: Settings, worker: int, log: str) -> None:
@@ -119,7 +120,7 @@ def _worker_main(settings: Settings, worker: int, log: str) -> None:
     try:
         code = work(settings, worker)
     except AtlasError as exc:
-        print(f"atlas: error: worker {worker}: {exc}", file=sys.__stderr__, flush=True)
+        print(f"atlas: error: {exc}", file=sys.__stderr__, flush=True)
         code = 2
     except Exception as exc:  # noqa: BLE001 - reported, and the exit code says so
         print(f"worker {worker} crashed: {first_line(exc)}", file=sys.__stderr__, flush=True)

@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import SimpleNamespace
 
 import imageio.v3 as iio
 import pytest
 import torch
 from atlas_plugin_dnerf import DeformedField, load_dnerf
 from atlas_plugin_dnerf.deformation import PlanesDeformation, SplineDeformation
+from atlas_plugin_dnerf.field import passes_position_gradient
 
+from atlas_core import hookimpl
 from atlas_core.cli import main
 from atlas_core.config import RunConfig
 from atlas_core.encodings import PositionalEncoding
-from atlas_core.errors import ConfigError
+from atlas_core.errors import ConfigError, PluginError
+from atlas_core.fields import TinyField
+from atlas_core.rays import RaySamples
 from atlas_core.train import Trainer
 
 TINY = ["--max-steps", "4", "--eval-views", "1", "--set", "train.batch_rays=128",
@@ -164,12 +169,24 @@ COMPOSITIONS = [
                  id="ngp-occupancy"),
     *[pytest.param(["dnerf", name], {"sampler.samples": 12}, id=name,
                    marks=pytest.mark.skipif(not installed(name), reason=f"{name} not installed"))
-      for name in ("volsdf", "nerfae", "mip")],
+      for name in ("voxel", "volsdf", "nerfae", "mip")],
 ]  # fmt: skip
+
+
+def voxel_passes_position_gradients() -> bool:
+    """Whether this checkout's voxel field differentiates its lookups by position."""
+    from atlas_plugin_voxel.field import VoxelField
+
+    scene = SimpleNamespace(bounds=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5))
+    return passes_position_gradient(VoxelField(SimpleNamespace(scene=scene)))
 
 
 @pytest.mark.parametrize(("plugins", "settings"), COMPOSITIONS)
 def test_composes_with_canonical_fields(dynamic_scene, tmp_path, plugins, settings) -> None:  # noqa: ANN001
+    if "voxel" in plugins and not voxel_passes_position_gradients():
+        with pytest.raises(PluginError, match="'dnerf' and field 'voxel'.*clash"):
+            trainer_for(dynamic_scene, tmp_path / "c", plugins, **settings)
+        return
     trainer = trainer_for(dynamic_scene, tmp_path / "c", plugins, **{"train.max_steps": 3},
                           **settings)  # fmt: skip
     assert isinstance(trainer.pipeline.field, DeformedField)
@@ -179,24 +196,37 @@ def test_composes_with_canonical_fields(dynamic_scene, tmp_path, plugins, settin
         assert isinstance(trainer.pipeline.sampler.coarse_field.deformation, SplineDeformation)
 
 
-@pytest.mark.skipif(not installed("voxel"), reason="the voxel plugin is not installed")
-def test_a_field_without_position_gradients_clashes(dynamic_scene, tmp_path, capsys) -> None:  # noqa: ANN001
-    assert run(dynamic_scene, tmp_path / "v", *SAMPLES, plugins="dnerf,voxel") == 2
-    err = capsys.readouterr().err
-    assert "plugins 'dnerf' and field 'voxel' (VoxelField) clash" in err
-    assert "--set field=NAME" in err
+class Frozen(torch.nn.Module):
+    """A field that treats sample positions as constants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, samples: RaySamples) -> dict[str, torch.Tensor]:
+        """Outputs that depend on positions, but not differentiably."""
+        positions = samples.positions.detach()
+        return {"density": self.scale * positions[:, :1] ** 2, "rgb": positions.abs()}
+
+
+class FrozenPlugin:
+    """Registers the ``frozen`` field."""
+
+    @hookimpl
+    def atlas_register_fields(self, register) -> None:  # noqa: ANN001
+        """The frozen field."""
+        register("frozen", Frozen)
+
+
+def test_a_field_without_position_gradients_clashes(atlas_pm, dynamic_scene, tmp_path) -> None:  # noqa: ANN001
+    config = RunConfig(plugins=["dnerf"])
+    config.data.path, config.data.kind = str(dynamic_scene), "dnerf"
+    config.set("field", "frozen")
+    with pytest.raises(PluginError, match=r"plugins 'dnerf' and field 'frozen' \(Frozen\) clash"):
+        Trainer(config, atlas_pm(FrozenPlugin(), enable=("dnerf",)), tmp_path / "r")
 
 
 def test_position_gradient_probe() -> None:
-    from atlas_plugin_dnerf.field import passes_position_gradient
-
-    from atlas_core.fields import TinyField
-
-    class Frozen(torch.nn.Module):
-        def forward(self, samples):  # noqa: ANN001, ANN202
-            positions = samples.positions.detach()
-            return {"density": positions[:, :1] ** 2, "rgb": positions.abs()}
-
-    context = type("Context", (), {"make_encoding": lambda self, n: PositionalEncoding(n, 2)})()
+    context = SimpleNamespace(make_encoding=lambda n: PositionalEncoding(n, 2))
     assert passes_position_gradient(TinyField(context, width=8, depth=1))
     assert not passes_position_gradient(Frozen())

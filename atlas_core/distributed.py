@@ -77,10 +77,14 @@ def current() -> World | None:
 
 
 def shard(world: World | None, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """This rank's rows ``rank::size`` of each tensor (all of them without a world)."""
+    """This rank's rows ``rank::size`` of each tensor (all of them without a world).
+
+    Rows past a multiple of ``size`` are dropped, so every rank gets as many: the mean of
+    the ranks' mean losses is then the global mean, and their random streams stay equal.
+    """
     if world is None:
         return tensors
-    return tuple(t[world.rank :: world.size] for t in tensors)
+    return tuple(t[: len(t) // world.size * world.size][world.rank :: world.size] for t in tensors)
 
 
 def average_gradients(world: World | None, params: Iterable[torch.nn.Parameter]) -> None:

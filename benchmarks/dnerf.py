@@ -1,8 +1,10 @@
 """Dynamic scenes: each deformation variant on D-NeRF lego under wall-clock budgets.
 
 Not part of ``make test``. One training process at a time (two cores). Every variant
-wraps the ``ngp`` field and samples through a 64^3 occupancy grid; ``static-ngp`` (the
-same field and sampler, no deformation, time ignored) is the baseline of every run.
+wraps the ``ngp`` field (``planes-voxel``: the voxel field) and samples through a 64^3
+occupancy grid; ``static-ngp`` (the same field and sampler, no deformation, time
+ignored) is the baseline of every run. ``planes`` is the configuration we expect to do
+best on two cores.
 Protocol: 200x200 images, white background, the scene's own test split (20 views).
 
     python benchmarks/dnerf.py --budgets 300 1200 --configs planes mlp spline
@@ -29,6 +31,7 @@ DYNAMIC = ["data.kind=dnerf", "dnerf.maps=3", *FAST]
 CONFIGS: dict[str, dict] = {
     "static-ngp": {"plugins": ["ngp"], "set": FAST},
     "planes": {"plugins": ["dnerf", "ngp"], "set": [*DYNAMIC, "dnerf.deformation=planes"]},
+    "planes-voxel": {"plugins": ["dnerf", "voxel"], "set": [*DYNAMIC, "dnerf.deformation=planes"]},
     "mlp": {"plugins": ["dnerf", "ngp"], "set": [*DYNAMIC, "dnerf.deformation=mlp"]},
     "spline": {
         "plugins": ["dnerf", "ngp"],

@@ -95,7 +95,7 @@ def test_rigidity_is_its_mean_and_pulls_it_down() -> None:
     raw = torch.zeros(4, 1, requires_grad=True)
     rigidity = torch.sigmoid(raw + torch.tensor([[0.0], [1.0], [-1.0], [2.0]]))
     value = RigidityLoss(spline_context())(None, {}, {"rigidity": rigidity})
-    assert float(value.detach()) == pytest.approx(float(rigidity.mean()))
+    assert float(value.detach()) == pytest.approx(float(rigidity.detach().mean()))
     value.backward()
     assert (raw.grad > 0).all()  # gradient descent lowers every rigidity
 

@@ -173,6 +173,7 @@ class ComponentContract:
         total.backward()
         params = [p for p in component.parameters() if p.requires_grad]
         grads = [t.grad for t in [*params, *leaves] if t.grad is not None]
+        grads = [g.to_dense() if g.is_sparse else g for g in grads]  # sparse row gradients
         for grad in grads:
             assert bool(torch.isfinite(grad).all()), "a gradient holds NaN or Inf"
         assert any(bool(g.abs().sum() > 0) for g in grads), "every gradient is zero"

@@ -7,6 +7,8 @@ and adds the eikonal term (weight 0.1, as in the paper) unless ``losses.eikonal`
 
 from __future__ import annotations
 
+from typing import Any
+
 from atlas_core import hookimpl
 from atlas_core.config import RunConfig
 from atlas_core.hookspecs import Register
@@ -61,3 +63,12 @@ def atlas_configure(config: RunConfig) -> None:
         config.field.name = "volsdf"
     if config.field.name == "volsdf":
         config.losses.setdefault("eikonal", EIKONAL_WEIGHT)
+
+
+@hookimpl
+def atlas_train_step_end(trainer: Any, step: int, metrics: dict[str, float]) -> None:
+    """Report the learned Laplace scale as ``beta`` with each step's metrics (loggers see it)."""
+    for module in trainer.pipeline.field.modules():
+        if isinstance(module, VolSDFField):
+            metrics["beta"] = module.beta
+            return

@@ -77,6 +77,26 @@ def test_a_second_field_claim_is_a_clash_naming_both(atlas_pm) -> None:  # noqa:
     assert chosen.field.name == "volsdf" and "eikonal" in chosen.losses
 
 
+def test_beta_is_reported_with_the_step_metrics(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001
+    from atlas_core.train import Trainer
+
+    config = RunConfig()
+    config.data.path = str(atlas_scene)
+    for key, value in {
+        "train.max_steps": 2,
+        "train.log_every": 1,
+        "train.batch_rays": 32,
+        "sampler.samples": 8,
+        "field.width": 16,
+        "field.beta_init": 0.2,
+    }.items():
+        config.set(key, value)  # fmt: skip
+    trainer = Trainer(config, atlas_pm(enable=("volsdf",)), tmp_path / "run")
+    trainer.fit()
+    betas = [row["beta"] for row in trainer.history]
+    assert len(betas) == 2 and all(0.15 < b < 0.25 for b in betas) and betas[0] != betas[1]
+
+
 def test_eikonal_loss_value_and_missing_gradients() -> None:
     loss = EikonalLoss()
     gradients = torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.5, 0.0]])

@@ -15,6 +15,7 @@ from atlas_core.hookspecs import Register
 from atlas_plugin_volsdf.density import LaplaceDensity, laplace_cdf
 from atlas_plugin_volsdf.field import VolSDFField
 from atlas_plugin_volsdf.losses import EikonalLoss
+from atlas_plugin_volsdf.options import VolSDFOptions
 from atlas_plugin_volsdf.sampler import FieldImportanceSampler
 from atlas_plugin_volsdf.sdf_network import SDFNetwork
 
@@ -24,6 +25,7 @@ __all__ = [
     "LaplaceDensity",
     "SDFNetwork",
     "VolSDFField",
+    "VolSDFOptions",
     "laplace_cdf",
 ]
 
@@ -59,6 +61,9 @@ def atlas_configure(config: RunConfig) -> None:
     The slot is claimed whatever it holds, so a second plugin choosing another field is
     reported by the core as a clash naming both (``--set field=NAME`` settles it).
     """
+    from atlas_core.pipeline import plugin_options
+
+    plugin_options(config, "volsdf", VolSDFOptions)  # bad volsdf.* options stop here
     if "field" not in config.explicit:
         config.field.name = "volsdf"
     if config.field.name == "volsdf":

@@ -2,15 +2,60 @@
 
 from __future__ import annotations
 
-from torch import Tensor
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
 
 from atlas_core.errors import ConfigError
 from atlas_core.losses import Loss
 from atlas_core.rays import RayBundle
+from atlas_plugin_volsdf.options import VolSDFOptions
+
+if TYPE_CHECKING:
+    from atlas_core.pipeline import BuildContext
+
+
+def find_sdf_module(field: nn.Module) -> nn.Module | None:
+    """The first module inside ``field`` (itself included) with an ``sdf()`` method."""
+    for module in field.modules():
+        if callable(getattr(module, "sdf", None)):
+            return module
+    return None
 
 
 class EikonalLoss(Loss):
-    """``mean((|grad d(x)| - 1)^2)`` over the sample points of the batch."""
+    """``mean((|grad d(x)| - 1)^2)`` over the batch's sample points.
+
+    With ``--set volsdf.eikonal_points=N`` the term also covers N uniform random points
+    in the scene box each training step (as in VolSDF), so unseen space stays an SDF.
+    """
+
+    def __init__(self, context: BuildContext | None = None):
+        super().__init__()
+        self.points = 0
+        self._sdf: list[nn.Module] = []  # a plain list: the field is not registered twice
+        if context is None:
+            return
+        from atlas_core.pipeline import plugin_options
+
+        self.points = plugin_options(context.config, "volsdf", VolSDFOptions).eikonal_points
+        if self.points:
+            module = find_sdf_module(context.field_module())
+            if module is None:
+                raise ConfigError("volsdf.eikonal_points needs a field with an SDF (volsdf)")
+            self._sdf.append(module)
+            bounds = torch.tensor(context.scene.bounds, dtype=torch.float32)
+            self.register_buffer("box_low", bounds[:3], persistent=False)
+            self.register_buffer("box_size", bounds[3:] - bounds[:3], persistent=False)
+
+    def random_gradients(self) -> Tensor:
+        """SDF gradients [points, 3] at uniform random points in the scene box."""
+        unit = torch.rand(self.points, 3, device=self.box_low.device)
+        positions = (self.box_low + self.box_size * unit).requires_grad_(True)
+        sdf = self._sdf[0].sdf(positions)
+        (gradients,) = torch.autograd.grad(sdf, positions, torch.ones_like(sdf), create_graph=True)
+        return gradients
 
     def forward(
         self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]
@@ -22,4 +67,6 @@ class EikonalLoss(Loss):
                 "loss 'eikonal' needs a field with an SDF (e.g. field=volsdf); "
                 "remove it with --set losses.eikonal=0 or choose such a field"
             )
+        if self.points and self.training and torch.is_grad_enabled():
+            gradients = torch.cat([gradients, self.random_gradients()])
         return (gradients.norm(dim=-1) - 1.0).square().mean()

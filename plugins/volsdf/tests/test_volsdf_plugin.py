@@ -77,6 +77,37 @@ def test_a_second_field_claim_is_a_clash_naming_both(atlas_pm) -> None:  # noqa:
     assert chosen.field.name == "volsdf" and "eikonal" in chosen.losses
 
 
+class DoubledDistance(torch.nn.Module):
+    """``sdf = 2 |x|``: its gradient has norm 2 everywhere, so the eikonal term is 1."""
+
+    def sdf(self, positions: torch.Tensor) -> torch.Tensor:
+        """Twice the distance to the origin."""
+        return 2 * positions.norm(dim=-1, keepdim=True)
+
+
+def test_eikonal_points_add_uniform_random_points(atlas_scene, tmp_path) -> None:  # noqa: ANN001
+    from types import SimpleNamespace
+
+    config = RunConfig()
+    config.plugins = ["volsdf"]
+    config.set("volsdf.eikonal_points", 500)
+    scene = SimpleNamespace(bounds=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5))
+    context = SimpleNamespace(config=config, scene=scene, field_module=DoubledDistance)
+    loss = EikonalLoss(context)
+    unit = {"sdf_gradients": torch.tensor([[0.0, 1.0, 0.0]])}  # one perfect sample
+    assert loss(None, {}, unit).item() == pytest.approx(500 / 501)
+    loss.eval()
+    assert loss(None, {}, unit).item() == 0.0  # random points only while training
+    context.field_module = torch.nn.Identity
+    with pytest.raises(ConfigError, match="eikonal_points"):
+        EikonalLoss(context)
+    config.set("volsdf.eikonal_points", -1)
+    with pytest.raises(ConfigError, match="eikonal_points"):
+        EikonalLoss(context)
+    assert run(atlas_scene, tmp_path / "ek", 2, "--set", "volsdf.eikonal_points=64") == 0
+    assert run(atlas_scene, tmp_path / "ek2", 1, "--set", "volsdf.eikonal_points=-3") == 2
+
+
 def test_beta_is_reported_with_the_step_metrics(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001
     from atlas_core.train import Trainer
 

@@ -1,0 +1,17 @@
+"""The plugin's own options: ``--set volsdf.KEY=VALUE``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class VolSDFOptions:
+    """``eikonal_points``: uniform random points in the scene box added to the eikonal
+    term each training step (VolSDF samples them besides the ray samples); 0: none."""
+
+    eikonal_points: int = 0
+
+    def __post_init__(self) -> None:
+        if self.eikonal_points < 0:
+            raise ValueError(f"eikonal_points must be >= 0, got {self.eikonal_points}")

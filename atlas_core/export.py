@@ -31,10 +31,14 @@ class Mesh:
 
 
 def occupancy_function(field: nn.Module) -> tuple[str, Callable[[Tensor], Tensor]]:
-    """The field's ``sdf`` when it has one, else its ``density``: (kind, function)."""
-    sdf = getattr(field, "sdf", None)
-    if callable(sdf):
-        return "sdf", sdf
+    """An ``sdf`` of the field or of a field it wraps, else its ``density``: (kind, function).
+
+    A wrapped SDF (say, the canonical field inside a deformation) is meshed as it is.
+    """
+    for module in field.modules():
+        sdf = getattr(module, "sdf", None)
+        if callable(sdf):
+            return "sdf", sdf
     density = getattr(field, "density", None)
     if not callable(density):
         raise AtlasError(f"{type(field).__name__} has neither sdf() nor density() to mesh")

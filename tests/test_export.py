@@ -65,6 +65,19 @@ def test_sphere_sdf_mesh_lies_on_the_sphere(tmp_path: Path) -> None:
     assert np.array_equal(again.vertices, mesh.vertices) and np.array_equal(again.faces, mesh.faces)
 
 
+def test_a_wrapped_sdf_is_found(tmp_path: Path) -> None:
+    class Wrapper(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = SphereSDF(0.5)
+
+        def density(self, positions: Tensor, times: Tensor | None = None) -> Tensor:
+            return torch.zeros(len(positions), 1)  # no surface at any level
+
+    mesh = export_mesh(Wrapper(), BOX, tmp_path / "w.ply", resolution=24)
+    assert np.abs(np.linalg.norm(mesh.vertices, axis=-1) - 0.5).max() < 0.01
+
+
 def test_density_field_uses_the_level_option(tmp_path: Path) -> None:
     mesh = export_mesh(GaussianDensity(), BOX, tmp_path / "d.ply", resolution=40)
     radius = math.sqrt(math.log(4.0))  # default level 25

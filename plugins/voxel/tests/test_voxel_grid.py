@@ -1,22 +1,24 @@
-"""Trilinear interpolation of dense grids: exactness, linearity, the box, gradients."""
+"""Trilinear interpolation of channels-last grids: exactness, linearity, the box, gradients."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
-from atlas_plugin_voxel.grid import corners, interpolate, resample, trilinear
+from atlas_plugin_voxel.grid import (
+    corners,
+    from_volume,
+    interpolate,
+    resample,
+    to_volume,
+    trilinear,
+    vertices,
+)
 
 LOW = torch.tensor([-1.0, -2.0, 0.0], dtype=torch.float64)
 HIGH = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
 SHAPE = (5, 6, 7)
-
-
-def vertices(shape: tuple[int, int, int]) -> torch.Tensor:
-    """World positions [X*Y*Z, 3] of every grid vertex, in flat-index order."""
-    spans = zip(LOW.tolist(), HIGH.tolist(), shape, strict=True)
-    axes = [torch.linspace(lo, hi, n, dtype=torch.float64) for lo, hi, n in spans]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
+VOXELS = 5 * 6 * 7
 
 
 def inside_points(count: int, seed: int = 0) -> torch.Tensor:
@@ -24,92 +26,139 @@ def inside_points(count: int, seed: int = 0) -> torch.Tensor:
     return LOW + (HIGH - LOW) * torch.rand(count, 3, generator=generator, dtype=torch.float64)
 
 
+COEFFICIENTS = torch.tensor([[2.0, -3.0, 0.5], [-1.0, 0.0, 4.0]], dtype=torch.float64)
+
+
 def linear(points: torch.Tensor) -> torch.Tensor:
     """Two channels of affine functions of position [N, 2]."""
-    x, y, z = points.unbind(-1)
-    return torch.stack([1.0 + 2 * x - 3 * y + 0.5 * z, -x + 4 * z], dim=-1)
+    return points @ COEFFICIENTS.t() + torch.tensor([1.0, 0.0], dtype=torch.float64)
+
+
+def test_vertices_are_in_flat_index_order() -> None:
+    points = vertices(LOW, HIGH, SHAPE)
+    assert points.shape == (VOXELS, 3)
+    assert torch.allclose(points[0], LOW) and torch.allclose(points[-1], HIGH)
+    # flat index (i * Y + j) * Z + k: the last axis varies fastest
+    i, j, k = 2, 3, 4
+    expected = LOW + (HIGH - LOW) * torch.tensor([i / 4, j / 5, k / 6], dtype=torch.float64)
+    assert torch.allclose(points[(i * 6 + j) * 7 + k], expected)
 
 
 def test_exact_at_vertices() -> None:
-    grid = torch.randn(3, *SHAPE, dtype=torch.float64)
-    values = trilinear(grid, vertices(SHAPE), LOW, HIGH)
-    assert torch.allclose(values, grid.reshape(3, -1).t(), atol=1e-12)
+    grid = torch.randn(VOXELS, 3, dtype=torch.float64)
+    values = trilinear(grid, SHAPE, vertices(LOW, HIGH, SHAPE), LOW, HIGH)
+    assert torch.allclose(values, grid, atol=1e-12)
 
 
 def test_exact_at_cell_centres_and_linear_between() -> None:
     # a grid holding an affine function is reproduced exactly everywhere inside
-    grid = linear(vertices(SHAPE)).t().reshape(2, *SHAPE)
+    grid = linear(vertices(LOW, HIGH, SHAPE))
     points = inside_points(500)
-    assert torch.allclose(trilinear(grid, points, LOW, HIGH), linear(points), atol=1e-10)
+    assert torch.allclose(trilinear(grid, SHAPE, points, LOW, HIGH), linear(points), atol=1e-10)
     # the centre of a cell is the mean of its eight corners
-    grid = torch.randn(1, 2, 2, 2, dtype=torch.float64)
+    cell = torch.randn(8, 1, dtype=torch.float64)
     centre = ((LOW + HIGH) / 2)[None]
-    assert torch.allclose(trilinear(grid, centre, LOW, HIGH)[0, 0], grid.mean())
-    # along an edge the value moves linearly from one vertex to the next
+    assert torch.allclose(trilinear(cell, (2, 2, 2), centre, LOW, HIGH)[0, 0], cell.mean())
+    # along an x edge the value moves linearly from vertex (0,0,0) (row 0) to (1,0,0) (row 4)
     t = torch.linspace(0, 1, 11, dtype=torch.float64)
     edge = LOW + t[:, None] * torch.tensor([HIGH[0] - LOW[0], 0, 0], dtype=torch.float64)
-    expected = grid[0, 0, 0, 0] + t * (grid[0, 1, 0, 0] - grid[0, 0, 0, 0])
-    assert torch.allclose(trilinear(grid, edge, LOW, HIGH)[:, 0], expected)
+    expected = cell[0, 0] + t * (cell[4, 0] - cell[0, 0])
+    assert torch.allclose(trilinear(cell, (2, 2, 2), edge, LOW, HIGH)[:, 0], expected)
 
 
 def test_matches_grid_sample_align_corners() -> None:
-    grid = torch.randn(4, *SHAPE, dtype=torch.float64)
+    grid = torch.randn(VOXELS, 4, dtype=torch.float64)
     points = inside_points(300)
     unit = (points - LOW) / (HIGH - LOW) * 2 - 1
-    ref = F.grid_sample(grid[None], unit.flip(-1).view(1, 1, 1, -1, 3), align_corners=True)
-    ours = trilinear(grid, points, LOW, HIGH)
+    volume = to_volume(grid, SHAPE)[None]  # [1, C, X, Y, Z]: grid_sample reads (z, y, x)
+    ref = F.grid_sample(volume, unit.flip(-1).view(1, 1, 1, -1, 3), align_corners=True)
+    ours = trilinear(grid, SHAPE, points, LOW, HIGH)
     assert torch.allclose(ours, ref.view(4, -1).t(), atol=1e-12)
 
 
+def test_volume_round_trip() -> None:
+    grid = torch.randn(VOXELS, 3, dtype=torch.float64)
+    volume = to_volume(grid, SHAPE)
+    assert volume.shape == (3, *SHAPE)
+    assert volume[1, 2, 3, 4] == grid[(2 * 6 + 3) * 7 + 4, 1]
+    back = from_volume(volume)
+    assert back.is_contiguous() and torch.equal(back, grid)
+
+
 def test_outside_the_box_reads_zero() -> None:
-    grid = torch.ones(2, *SHAPE, dtype=torch.float64) * 7
+    grid = torch.full((VOXELS, 2), 7.0, dtype=torch.float64)
     points = torch.tensor(
         [[-1.01, 0, 1], [1.01, 0, 1], [0, -2.5, 1], [0, 2.01, 1], [0, 0, -0.1], [0, 0, 3.2]],
         dtype=torch.float64,
     )
     at = corners(points, LOW, HIGH, SHAPE)
-    assert not at.inside.any()
+    assert not at.inside.any() and at.num_voxels == VOXELS
+    assert (at.index >= 0).all() and (at.index < VOXELS).all()  # clamped, safe to gather
     assert torch.equal(interpolate(grid, at), torch.zeros(6, 2, dtype=torch.float64))
     # the faces of the box are inside and read the grid
     faces = torch.stack([LOW, HIGH])
-    assert torch.allclose(trilinear(grid, faces, LOW, HIGH), torch.full((2, 2), 7.0).double())
+    assert torch.allclose(
+        trilinear(grid, SHAPE, faces, LOW, HIGH), torch.full((2, 2), 7.0).double()
+    )
 
 
-def test_sorted_and_unsorted_agree_in_values_and_gradients() -> None:
-    grid = torch.randn(3, *SHAPE, dtype=torch.float64, requires_grad=True)
-    points = torch.cat([inside_points(400), LOW[None] - 1])  # one outside point too
+def test_sparse_and_dense_gradients_agree() -> None:
+    grid = torch.randn(VOXELS, 3, dtype=torch.float64, requires_grad=True)
+    points = torch.cat([inside_points(40), LOW[None] - 1])  # one outside point too
+    at = corners(points, LOW, HIGH, SHAPE)
     weights = torch.randn(len(points), 3, dtype=torch.float64)
-    grads = []
-    values = []
-    for sort in (False, True):
-        out = interpolate(grid, corners(points, LOW, HIGH, SHAPE, sort=sort))
+    values, grads = [], []
+    for sparse in (False, True):
+        out = interpolate(grid, at, sparse=sparse)
         (out * weights).sum().backward()
         values.append(out.detach())
-        grads.append(grid.grad.clone())
+        grads.append(grid.grad)
         grid.grad = None
-    assert torch.allclose(values[0], values[1]) and torch.allclose(grads[0], grads[1])
-    assert grads[0].abs().sum() > 0
+    dense, sparse = grads
+    assert not dense.is_sparse and sparse.is_sparse
+    assert torch.equal(values[0], values[1])
+    assert torch.allclose(sparse.to_dense(), dense, atol=1e-12)
+    # the sparse gradient holds only rows the batch touched, not the whole grid
+    touched = set(sparse.coalesce().indices()[0].tolist())
+    assert touched <= set(at.index.reshape(-1).tolist()) and len(touched) < VOXELS
+    assert dense.abs().sum() > 0
 
 
 def test_gradcheck() -> None:
-    grid = torch.randn(2, 3, 4, 3, dtype=torch.float64, requires_grad=True)
-    points = inside_points(20, seed=1)
-    for sort in (False, True):
-        at = corners(points, LOW, HIGH, (3, 4, 3), sort=sort)
-        assert torch.autograd.gradcheck(lambda g, at=at: interpolate(g, at), (grid,))
+    grid = torch.randn(3 * 4 * 3, 2, dtype=torch.float64, requires_grad=True)
+    at = corners(inside_points(20, seed=1), LOW, HIGH, (3, 4, 3))
+    assert torch.autograd.gradcheck(lambda g: interpolate(g, at), (grid,))
+
+
+def test_positions_receive_gradients_through_the_weights() -> None:
+    # an affine grid: the gradient with respect to a position is the affine map's matrix
+    grid = linear(vertices(LOW, HIGH, SHAPE))
+    points = inside_points(30, seed=2).requires_grad_()
+    out = trilinear(grid, SHAPE, points, LOW, HIGH)
+    for channel in range(2):
+        (grad,) = torch.autograd.grad(out[:, channel].sum(), points, retain_graph=True)
+        assert torch.allclose(grad, COEFFICIENTS[channel].expand(30, 3), atol=1e-10)
+    # and for a random grid the analytic gradient matches finite differences
+    random = torch.randn(VOXELS, 2, dtype=torch.float64)
+    inner = inside_points(10, seed=3).requires_grad_()
+    assert torch.autograd.gradcheck(lambda p: trilinear(random, SHAPE, p, LOW, HIGH), (inner,))
 
 
 def test_shape_mismatch_is_an_error() -> None:
     at = corners(inside_points(3), LOW, HIGH, SHAPE)
     with pytest.raises(ValueError, match="does not match"):
-        interpolate(torch.zeros(1, 4, 4, 4, dtype=torch.float64), at)
+        interpolate(torch.zeros(4 * 4 * 4, 1, dtype=torch.float64), at)
+    with pytest.raises(ValueError, match="does not match"):
+        interpolate(torch.zeros(VOXELS, dtype=torch.float64), at)
 
 
 def test_resample_keeps_affine_functions_and_vertices() -> None:
-    grid = linear(vertices(SHAPE)).t().reshape(2, *SHAPE)
-    bigger = resample(grid, (9, 11, 13))
-    assert bigger.shape == (2, 9, 11, 13)
-    assert torch.allclose(bigger, linear(vertices((9, 11, 13))).t().reshape(2, 9, 11, 13))
+    new = (9, 11, 13)
+    grid = linear(vertices(LOW, HIGH, SHAPE))
+    bigger = resample(grid, SHAPE, new)
+    assert bigger.shape == (9 * 11 * 13, 2) and bigger.is_contiguous()
+    assert torch.allclose(bigger, linear(vertices(LOW, HIGH, new)))
     # doubling minus one puts every old vertex on a new one
-    random = torch.randn(1, *SHAPE, dtype=torch.float64)
-    assert torch.allclose(resample(random, (9, 11, 13))[:, ::2, ::2, ::2], random)
+    random = torch.randn(VOXELS, 1, dtype=torch.float64)
+    every_other = to_volume(resample(random, SHAPE, new), new)[:, ::2, ::2, ::2]
+    assert torch.allclose(every_other, to_volume(random, SHAPE))

@@ -132,6 +132,8 @@ class RunConfig:
                     # a file that picks a non-default component chose it explicitly
                     chosen = key in SLOTS and sub == "name"
                     explicit = chosen and subvalue != getattr(default, key).name
+                    if key in ("train", "eval"):  # a non-default setting was chosen
+                        explicit = subvalue != getattr(getattr(default, key), sub, subvalue)
                     config.set(f"{key}.{sub}", subvalue, source=source, explicit=explicit)
             else:
                 config.set(key, value, source=source, explicit=False)
@@ -158,6 +160,8 @@ class RunConfig:
             self.versions = {str(k): str(v) for k, v in value.items()}
         elif section in ("data", "train", "eval") and sub:
             _set_field(getattr(self, section), section, sub, value, source)
+            if explicit:  # plugins leave a setting the user chose alone
+                self.explicit.add(key)
         elif not sub and section != "plugin_options":
             _set_field(self, "", section, value, source)
         elif section in self.plugins and section not in SECTIONS:

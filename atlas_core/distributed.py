@@ -88,7 +88,10 @@ def shard(world: World | None, *tensors: torch.Tensor) -> tuple[torch.Tensor, ..
 
 
 def average_gradients(world: World | None, params: Iterable[torch.nn.Parameter]) -> None:
-    """All-reduce and average gradients; a parameter without one counts as zero."""
+    """All-reduce and average gradients; a parameter without one counts as zero.
+
+    Sparse row gradients (voxel grids) are made dense first: ranks touch different rows.
+    """
     if world is None:
         return
     for param in params:
@@ -96,6 +99,8 @@ def average_gradients(world: World | None, params: Iterable[torch.nn.Parameter])
             continue
         if param.grad is None:
             param.grad = torch.zeros_like(param)
+        elif param.grad.is_sparse:
+            param.grad = param.grad.to_dense()
         dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
         param.grad.div_(world.size)
 

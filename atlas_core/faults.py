@@ -17,7 +17,11 @@ def finite_gradients(parameters: Iterable[torch.nn.Parameter]) -> bool:
     if not grads:
         return True
     device = grads[0].device
-    peaks = [torch.linalg.vector_norm(g.detach(), float("inf")).float().to(device) for g in grads]
+    values = [g.detach()._values() if g.is_sparse else g.detach() for g in grads]
+    values = [v for v in values if v.numel()]
+    if not values:
+        return True
+    peaks = [torch.linalg.vector_norm(v, float("inf")).float().to(device) for v in values]
     return bool(torch.stack(peaks).isfinite().all())
 
 

@@ -138,6 +138,10 @@ class OccupancySampler(Sampler):
     ``step_size`` 0 means a third of a cell's diagonal. ``warmup_steps``: updates
     before then visit every cell. ``threshold``: a cell is occupied when its opacity
     (density times step) exceeds it (or the mean opacity, whichever is smaller).
+    ``early_stop``, ``alpha_threshold``, ``weight_threshold``: samples behind a
+    transmittance of ``early_stop``, with an opacity or a weight (transmittance times
+    opacity, as DVGO's ``fast_color_thres``) below these are dropped before the field
+    runs with gradients; a density pass without gradients finds them.
     """
 
     def __init__(
@@ -151,6 +155,7 @@ class OccupancySampler(Sampler):
         threshold: float = 0.01,
         early_stop: float = 1e-4,
         alpha_threshold: float = 0.0,
+        weight_threshold: float = 0.0,
     ):
         super().__init__()
         if resolution < 2 or update_every < 1 or not 0 <= decay <= 1 or step_size < 0:
@@ -167,6 +172,7 @@ class OccupancySampler(Sampler):
         self.update_every, self.warmup_steps = update_every, warmup_steps
         self.decay, self.threshold = decay, threshold
         self.early_stop, self.alpha_threshold = early_stop, alpha_threshold
+        self.weight_threshold = weight_threshold
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
     def maybe_update(self, field: torch.nn.Module) -> None:
@@ -224,16 +230,21 @@ class OccupancySampler(Sampler):
             self.maybe_update(field)
         ray_index, t = self.march(rays)
         dt = self.step_size
-        if (self.early_stop > 0 or self.alpha_threshold > 0) and ray_index.numel():
+        culling = self.early_stop > 0 or self.alpha_threshold > 0 or self.weight_threshold > 0
+        if culling and ray_index.numel():
             with torch.no_grad():
                 mid = t + 0.5 * dt
                 positions = rays.origins[ray_index] + rays.directions[ray_index] * mid[:, None]
                 times = None if rays.times is None else rays.times[ray_index]
                 tau = field.density(positions, times).view(-1) * dt
                 before = segment_exclusive_cumsum(tau, ray_index, len(rays))
-                keep = torch.exp(-before) > self.early_stop
+                transmittance = torch.exp(-before)
+                alpha = -torch.expm1(-tau)
+                keep = transmittance > self.early_stop
                 if self.alpha_threshold > 0:
-                    keep &= (1 - torch.exp(-tau)) > self.alpha_threshold
+                    keep &= alpha > self.alpha_threshold
+                if self.weight_threshold > 0:  # DVGO's fast_color_thres (Sun et al. 2022)
+                    keep &= transmittance * alpha > self.weight_threshold
             ray_index, t = ray_index[keep], t[keep]
         starts = t[:, None]
         samples = RaySamples(rays, starts, starts + dt, ray_index)

@@ -19,6 +19,7 @@ from atlas_core.errors import AtlasError, ConfigError, Interrupted, first_line
 from atlas_core.evaluate import evaluate
 from atlas_core.faults import BadSteps, InterruptRequest, finite_gradients
 from atlas_core.io import atomic_write_json
+from atlas_core.optim import MaskedAdam, is_masked
 from atlas_core.pipeline import build, call_factory, protocol_background
 from atlas_core.plugins import AtlasPlugins
 from atlas_core.registry import unknown_choice
@@ -78,15 +79,19 @@ class Trainer:
         """Adam over the pipeline's current parameters, grouped by ``lr_scale``.
 
         A component may set ``param.lr_scale`` (e.g. grids learn faster than MLPs, as in
-        DVGO and Instant-NGP); the schedule multiplies every group's rate alike.
+        DVGO and Instant-NGP); the schedule multiplies every group's rate alike. A
+        parameter tagged ``masked_updates`` switches to MaskedAdam (see ``optim.py``).
         """
         groups: dict[float, list[torch.nn.Parameter]] = {}
         for param in self.pipeline.parameters():
             groups.setdefault(float(getattr(param, "lr_scale", 1.0)), []).append(param)
         lr = self.config.train.lr
-        return torch.optim.Adam(
-            [{"params": ps, "lr": lr * scale, "lr_scale": scale} for scale, ps in groups.items()]
-        )
+        param_groups = [
+            {"params": ps, "lr": lr * scale, "lr_scale": scale} for scale, ps in groups.items()
+        ]
+        if any(is_masked(p) for p in self.pipeline.parameters()):
+            return MaskedAdam(param_groups)  # grids: only touched entries move (DVGO)
+        return torch.optim.Adam(param_groups)
 
     def rebuild_optimizer(self) -> None:
         """Start a new optimizer after a plugin replaced parameters (e.g. grid upscaling)."""
@@ -211,7 +216,8 @@ class Trainer:
             return
         per_ray = max(samples, 1) / self.batch_rays
         wanted = target / per_ray
-        smoothed = 0.8 * self.batch_rays + 0.2 * wanted
+        # shrink at once (a step far over budget is costly), grow smoothly
+        smoothed = wanted if wanted < self.batch_rays else 0.8 * self.batch_rays + 0.2 * wanted
         self.batch_rays = int(min(max(smoothed, 256), 1 << 17))
 
     def done(self) -> bool:

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-DEFAULT_FIELD = "tiny"  # the core's default field slot, which this plugin fills
 TV_WEIGHTS = {"tv_density": 1e-4, "tv_color": 1e-4}  # defaults unless the user set them
+SAMPLER_OPTIONS = {"weight_threshold": 1e-4}  # DVGO's fast_color_thres
+TARGET_SAMPLES = 1 << 16  # samples per step; the ray batch follows (Instant-NGP)
 
 
 @hookimpl
@@ -36,25 +37,36 @@ def atlas_register_losses(register: Register) -> None:
 
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
-    """Choose the voxel field unless the user chose a field; add TV terms to it."""
-    if config.field.name == DEFAULT_FIELD and "field" not in config.explicit:
+    """Claim the field (unless the user chose one); for the voxel field add the TV terms,
+    occupancy-grid sampling with DVGO's weight culling and a steady sample budget, each
+    unless the user set it."""
+    if "field" not in config.explicit:
         config.field.name = "voxel"
-    if config.field.name == "voxel":
-        for name, weight in TV_WEIGHTS.items():
-            config.losses.setdefault(name, weight)
+    if config.field.name != "voxel":
+        return
+    for name, weight in TV_WEIGHTS.items():
+        config.losses.setdefault(name, weight)
+    if "sampler" not in config.explicit:
+        config.sampler.name = "occupancy"
+    if config.sampler.name == "occupancy":
+        for key, value in SAMPLER_OPTIONS.items():
+            config.sampler.options.setdefault(key, value)
+    if "train.target_samples" not in config.explicit and not config.train.target_samples:
+        config.train.target_samples = TARGET_SAMPLES
 
 
 def upscale_fields(model: nn.Module, step: int) -> bool:
-    """Bring every VoxelField in ``model`` to its scheduled resolution; True if any grew."""
+    """Bring every VoxelField in ``model`` to its scheduled box and resolution; True if any
+    changed."""
     changed = False
     for module in model.modules():
         if isinstance(module, VoxelField):
-            changed |= module.upscale(module.resolution_at(step))
+            changed |= module.grow(step)
     return changed
 
 
 @hookimpl
 def atlas_train_step_end(trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
-    """Progressive scaling (DVGO sec. 5.2): upscale on schedule, then a fresh optimizer."""
+    """Progressive scaling (DVGO sec. 5.2): fit the box, upscale, then a fresh optimizer."""
     if upscale_fields(trainer.pipeline, step):
         trainer.rebuild_optimizer()

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from atlas_core.encodings import PositionalEncoding
 from atlas_core.fields import Field, mlp
 from atlas_core.rays import RaySamples
-from atlas_plugin_voxel.grid import Corners, corners, interpolate, resample
+from atlas_plugin_voxel.grid import Corners, Shape, corners, interpolate, resample, vertices
 from atlas_plugin_voxel.sh import SH_COEFFICIENTS, sh_color
 
 if TYPE_CHECKING:
@@ -38,17 +38,24 @@ class VoxelField(Field):
     """Dense voxel radiance field of DVGO (Sun et al. 2022, "Direct Voxel Grid Optimization").
 
     A 1-channel density grid, trilinearly interpolated and then activated
-    (post-activation, DVGO sec. 4.1): ``density = softplus(raw + shift) / voxel``, in units
-    of one final-resolution voxel as in DVGO, so that raw values of a few units already
-    make a voxel opaque; the shift makes the initial opacity across one voxel
-    ``alpha_init`` (DVGO eq. 9). Colour is
+    (post-activation, DVGO sec. 4.1): ``density = softplus(raw + shift) / unit``, in units
+    of one voxel of the scene box at ``resolution`` as in DVGO, so that raw values of a
+    few units already make a voxel opaque; the shift makes the initial opacity across one
+    voxel ``alpha_init`` (DVGO eq. 9). Colour is
     ``color="mlp"``: a ``features``-channel grid decoded by a small MLP of the features and
     the encoded view direction (DVGO sec. 5.1), or ``color="sh"``: degree-2 spherical
     harmonics, 27 channels per voxel, no MLP (as Plenoxels). Grids start at
     ``initial_resolution`` and are upscaled at each of ``upscale_steps`` until they reach
     ``resolution`` (progressive scaling, DVGO sec. 5.2), vertices per axis along the
-    longest side of the scene box.
+    longest side of the grid's box.
 
+    The box starts as the scene box. At the first upscale, with ``box_threshold`` > 0,
+    it shrinks to the vertices whose opacity across one voxel exceeds that threshold, plus
+    a margin of two voxels (DVGO's fine-stage bounding box from the coarse density), so
+    the same number of voxels resolves the content more finely.
+
+    Grids are stored channels-last, [X*Y*Z, C]; while training they receive sparse
+    gradients (only the rows a batch touched) and are tagged for masked Adam updates.
     ``grid_lr_scale``: the grids' learning rate as a multiple of ``train.lr`` (set as the
     parameters' ``lr_scale``); DVGO trains its grids at lr 0.1 and its MLP at 1e-3.
     """
@@ -56,7 +63,7 @@ class VoxelField(Field):
     def __init__(
         self,
         context: BuildContext,
-        resolution: int = 128,
+        resolution: int = 160,
         initial_resolution: int = 64,
         upscale_steps: tuple[int, ...] = (50, 100, 150),
         features: int = 12,
@@ -66,6 +73,7 @@ class VoxelField(Field):
         dir_frequencies: int = 4,
         alpha_init: float = 1e-2,
         grid_lr_scale: float = 80.0,
+        box_threshold: float = 1e-3,
     ):
         super().__init__()
         if not 2 <= initial_resolution <= resolution:
@@ -78,63 +86,77 @@ class VoxelField(Field):
             raise ValueError("features, width and depth must be >= 1, dir_frequencies >= 0")
         if not 0 < alpha_init < 1 or grid_lr_scale <= 0:
             raise ValueError("need 0 < alpha_init < 1 and grid_lr_scale > 0")
+        if not 0 <= box_threshold < 1:
+            raise ValueError("need 0 <= box_threshold < 1")
         bounds = context.scene.bounds
-        self.register_buffer("low", torch.tensor(bounds[:3], dtype=torch.float32), persistent=False)
-        self.register_buffer(
-            "high", torch.tensor(bounds[3:], dtype=torch.float32), persistent=False
-        )
-        self.extent = tuple(float(h - lo) for lo, h in zip(bounds[:3], bounds[3:], strict=True))
+        self.register_buffer("low", torch.tensor(bounds[:3], dtype=torch.float32))
+        self.register_buffer("high", torch.tensor(bounds[3:], dtype=torch.float32))
         if min(self.extent) <= 0:
             raise ValueError(f"scene bounds {bounds} enclose no volume")
         self.upscale_steps = tuple(upscale_steps)
         self.resolutions = schedule(initial_resolution, resolution, len(self.upscale_steps))
         self.grid_lr_scale = float(grid_lr_scale)
+        self.box_threshold = float(box_threshold)
+        # density unit: one voxel of the scene box at the final resolution (DVGO)
+        self.unit = max(self.extent) / (resolution - 1)
         # 1 - exp(-softplus(shift)) = alpha_init across one voxel (DVGO eq. 9)
-        self.voxel_size = max(self.extent) / (resolution - 1)
         self.shift = math.log(math.expm1(-math.log1p(-alpha_init)))
         self.color = color
         shape = grid_shape(self.extent, self.resolutions[0])
+        self.register_buffer("dims", torch.tensor(shape))
+        self.register_buffer("fitted", torch.tensor(box_threshold == 0))
         channels = 3 * SH_COEFFICIENTS if color == "sh" else features
-        self.set_grid("density_grid", torch.zeros(1, *shape))
-        self.set_grid("feature_grid", torch.zeros(channels, *shape))
+        voxels = math.prod(shape)
+        self.set_grid("density_grid", torch.zeros(voxels, 1))
+        self.set_grid("feature_grid", torch.zeros(voxels, channels))
         if color == "mlp":
             self.dir_encoding = PositionalEncoding(3, dir_frequencies)
             self.rgb_net = mlp(channels + self.dir_encoding.out_dim, width, depth, 3)
 
+    @property
+    def extent(self) -> tuple[float, float, float]:
+        """Edge lengths of the grid's box."""
+        return tuple((self.high - self.low).tolist())
+
     def set_grid(self, name: str, values: Tensor) -> None:
-        """Install ``values`` as the grid parameter ``name``, tagged with its lr scale."""
-        param = nn.Parameter(values)
+        """Install ``values`` [X*Y*Z, C] as the grid parameter ``name``, with its tags."""
+        param = nn.Parameter(values.contiguous())
         param.lr_scale = self.grid_lr_scale
+        param.masked_updates = True  # a batch touches few voxels: DVGO's masked Adam
         setattr(self, name, param)
 
     @property
-    def shape(self) -> tuple[int, int, int]:
+    def shape(self) -> Shape:
         """Current vertices per axis (X, Y, Z)."""
-        return tuple(self.density_grid.shape[1:])
+        return tuple(self.dims.tolist())
 
     def resolution_at(self, step: int) -> int:
         """The grids' resolution (longest side) after ``step`` training steps."""
         return self.resolutions[sum(1 for s in self.upscale_steps if s <= step)]
 
     def corners(self, positions: Tensor) -> Corners:
-        """Corner voxels of world positions, sorted by voxel when gradients will flow."""
-        sort = torch.is_grad_enabled() and self.density_grid.requires_grad
-        return corners(positions, self.low, self.high, self.shape, sort=sort)
+        """Corner vertices of world positions."""
+        return corners(positions, self.low, self.high, self.shape)
+
+    def lookup(self, grid: Tensor, at: Corners) -> Tensor:
+        """Interpolated grid values; sparse gradients while training."""
+        sparse = self.training and torch.is_grad_enabled() and grid.requires_grad
+        return interpolate(grid, at, sparse=sparse)
 
     def activate(self, raw: Tensor, at: Corners) -> Tensor:
         """Density [N, 1] from interpolated raw values; zero outside the box."""
-        return F.softplus(raw + self.shift) * (at.inside[:, None] / self.voxel_size)
+        return F.softplus(raw + self.shift) * (at.inside[:, None] / self.unit)
 
     def density(self, positions: Tensor, times: Tensor | None = None) -> Tensor:
         """Density [N, 1] at world positions [N, 3] (static scene: ``times`` unused)."""
         at = self.corners(positions)
-        return self.activate(interpolate(self.density_grid, at), at)
+        return self.activate(self.lookup(self.density_grid, at), at)
 
     def forward(self, samples: RaySamples) -> dict[str, Tensor]:
         """Density [N, 1] and view-dependent colour [N, 3] at the samples."""
         at = self.corners(samples.positions)
-        density = self.activate(interpolate(self.density_grid, at), at)
-        features = interpolate(self.feature_grid, at)
+        density = self.activate(self.lookup(self.density_grid, at), at)
+        features = self.lookup(self.feature_grid, at)
         directions = samples.directions
         if self.color == "sh":
             rgb = sh_color(features, directions)
@@ -143,14 +165,58 @@ class VoxelField(Field):
             rgb = torch.sigmoid(self.rgb_net(encoded))
         return {"density": density, "rgb": rgb}
 
+    def resize(self, shape: Shape, low: Tensor, high: Tensor) -> None:
+        """Resample both grids to ``shape`` vertices over the box ``[low, high]``."""
+        if low.equal(self.low) and high.equal(self.high):
+            for name in GRIDS:
+                self.set_grid(name, resample(getattr(self, name), self.shape, shape))
+        else:  # a new box: read the old grids at the new vertices
+            points = vertices(low, high, shape)
+            at = self.corners(points)
+            for name in GRIDS:
+                self.set_grid(name, interpolate(getattr(self, name), at))
+            self.low.copy_(low)
+            self.high.copy_(high)
+        self.dims.copy_(torch.tensor(shape))
+
     @torch.no_grad()
+    def fit_box(self) -> bool:
+        """Shrink the box to the vertices above ``box_threshold`` opacity; True if it moved."""
+        self.fitted.fill_(True)
+        spacing = (self.high - self.low) / (self.dims - 1).to(self.low.dtype)
+        across = float(spacing.max()) / self.unit  # one voxel, in density units
+        alpha = -torch.expm1(-F.softplus(self.density_grid[:, 0] + self.shift) * across)
+        ijk = (alpha > self.box_threshold).view(self.shape).nonzero()
+        if not len(ijk):
+            return False
+        first = (ijk.amin(dim=0) - 2).clamp_min(0)
+        last = torch.minimum(ijk.amax(dim=0) + 2, self.dims - 1)
+        low, high = self.low + first * spacing, self.low + last * spacing
+        if low.equal(self.low) and high.equal(self.high):
+            return False
+        extent = tuple((high - low).tolist())
+        self.resize(grid_shape(extent, max(self.shape)), low, high)
+        return True
+
+    @torch.no_grad()
+    def grow(self, step: int) -> bool:
+        """Fit the box (once, at the first upscale) and upscale on schedule; True on change."""
+        changed = False
+        if not bool(self.fitted) and self.upscale_steps and step >= self.upscale_steps[0]:
+            changed = self.fit_box()
+        shape = grid_shape(self.extent, self.resolution_at(step))
+        if shape != self.shape:
+            self.resize(shape, self.low, self.high)
+            changed = True
+        return changed
+
     def upscale(self, resolution: int) -> bool:
-        """Resample both grids to ``resolution``; True when their shape changed."""
+        """Resample both grids to ``resolution`` over the current box; True on change."""
         shape = grid_shape(self.extent, resolution)
         if shape == self.shape:
             return False
-        for name in GRIDS:
-            self.set_grid(name, resample(getattr(self, name), shape))
+        with torch.no_grad():
+            self.resize(shape, self.low, self.high)
         return True
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
@@ -158,7 +224,7 @@ class VoxelField(Field):
         for name in GRIDS:
             saved = state_dict.get(prefix + name)
             current = getattr(self, name)
-            if saved is not None and saved.dim() == 4 and saved.shape[0] == current.shape[0]:
+            if saved is not None and saved.dim() == 2 and saved.shape[1] == current.shape[1]:
                 if saved.shape != current.shape:
                     fresh = torch.empty(saved.shape, dtype=current.dtype, device=current.device)
                     self.set_grid(name, fresh)

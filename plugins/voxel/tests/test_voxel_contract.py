@@ -15,14 +15,14 @@ class TestVoxelFieldContract(FieldContract):
     name = "voxel"
     plugins = ("voxel",)
     options = {"resolution": 16, "initial_resolution": 8, "width": 16, "features": 4}
-    settings = {"sampler.samples": 8}
+    settings = {"sampler.resolution": 8}
 
 
 class TestVoxelSHFieldContract(FieldContract):
     name = "voxel"
     plugins = ("voxel",)
     options = {"resolution": 12, "initial_resolution": 12, "color": "sh"}
-    settings = {"sampler.samples": 8}
+    settings = {"sampler.resolution": 8}
 
 
 class VoxelTVContract(LossContract):
@@ -31,7 +31,7 @@ class VoxelTVContract(LossContract):
     plugins = ("voxel",)
     weight = 1e-4
     calls = 4  # the TV gradient flows on every 4th call (the losses' ``every``)
-    settings = {**SMALL, "sampler.samples": 8}
+    settings = {**SMALL, "sampler.resolution": 8}
 
     def build(self, context: BuildContext) -> nn.Module:
         """The run's pipeline with noise on the field's grids, as after some training."""

@@ -167,3 +167,51 @@ def test_uniform_density_never_empties_the_grid() -> None:
     sampler = make_sampler(Fog(), resolution=8)
     sampler.grid.update(Fog().density, sampler.step_size, 0.0, 0.01, all_cells=True)
     assert sampler.grid.mask.all()
+
+
+class Slab(Field):
+    """Thin fog (0.05) in front of a dense slab (20) at 0.2 <= z <= 0.5, medium (5) behind."""
+
+    def forward(self, samples):  # noqa: ANN001, ANN201
+        d = self.density(samples.positions)
+        return {"density": d, "rgb": torch.ones(len(d), 3) * 0.5}
+
+    def density(self, positions, times=None):  # noqa: ANN001, ANN201
+        z = positions[:, 2:]
+        return torch.where(z < 0.2, 0.05, torch.where(z <= 0.5, 20.0, 5.0))
+
+
+def slab_rays(n: int) -> RayBundle:
+    """Rays along +z through the slab, from z = -3."""
+    gen = torch.Generator().manual_seed(4)
+    xy = torch.rand(n, 2, generator=gen) * 1.2 - 0.6
+    origins = torch.cat([xy, torch.full((n, 1), -3.0)], dim=1)
+    dirs = torch.tensor([[0.0, 0.0, 1.0]]).expand(n, 3)
+    ones = torch.ones(n, 1)
+    near, far = clip_to_box(origins, dirs, ones * 0.5, ones * 6, BOX)
+    return RayBundle(origins, dirs, near, far, ones * 1e-3, torch.zeros(n).long())
+
+
+def test_weight_threshold_drops_low_weight_samples() -> None:
+    slab, r, threshold = Slab(), slab_rays(16), 0.01
+    options = {"resolution": 16, "early_stop": 0.0}  # the unupdated grid marches every cell
+    everything, _ = make_sampler(slab, weight_threshold=0.0, **options).eval()(r, slab)
+    culled, _ = make_sampler(slab, weight_threshold=threshold, **options).eval()(r, slab)
+    # threshold 0 keeps every sample: in front of, inside and behind the slab
+    z = everything.positions[:, 2]
+    assert (z < 0.2).any() and (z > 0.5).any()
+    # the kept samples are exactly those whose weight T * alpha exceeds the threshold
+    density = slab.density(everything.positions)
+    w = render_weights(density, everything.deltas, everything.ray_indices, len(r))
+    expected = w.view(-1) > threshold
+    assert 0 < int(expected.sum()) < len(w) / 4
+    assert torch.equal(culled.ray_indices, everything.ray_indices[expected])
+    assert torch.allclose(culled.t_starts, everything.t_starts[expected])
+    # fog in front (weight ~ 0.004) and the medium behind the slab (T ~ 0.003) are dropped
+    kept = culled.positions[:, 2]
+    assert ((kept >= 0.2) & (kept <= 0.5 + culled.deltas.max())).all()
+    assert set(culled.ray_indices.tolist()) == set(range(len(r)))  # every ray hits the slab
+    # what is dropped held little weight: the rendered opacity barely moves
+    opacity = torch.zeros(len(r)).index_add(0, everything.ray_indices, w.view(-1))
+    dropped = torch.zeros(len(r)).index_add(0, everything.ray_indices, (w.view(-1) * ~expected))
+    assert (dropped < 0.1).all() and (opacity > 0.99).all()  # about 0.07 of fog, measured

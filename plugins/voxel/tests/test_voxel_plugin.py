@@ -7,7 +7,7 @@ from pathlib import Path
 
 import atlas_plugin_voxel
 import torch
-from atlas_plugin_voxel import SAMPLER_OPTIONS, TARGET_SAMPLES, TV_WEIGHTS
+from atlas_plugin_voxel import SAMPLER_OPTIONS, TARGET_SAMPLES
 from atlas_plugin_voxel.field import grid_shape
 from atlas_plugin_voxel.grid import vertices
 
@@ -36,11 +36,11 @@ def trainer_for(atlas_pm, scene: Path, out: Path, **sets: object) -> Trainer:  #
     return Trainer(config, atlas_pm(atlas_plugin_voxel), out)
 
 
-def test_configure_fills_the_default_field_and_adds_tv(atlas_pm) -> None:  # noqa: ANN001
+def test_configure_fills_the_default_field_and_sampling(atlas_pm) -> None:  # noqa: ANN001
     config = RunConfig()
     configure(config, atlas_pm(atlas_plugin_voxel))
     assert config.field.name == "voxel"
-    assert {k: config.losses[k] for k in TV_WEIGHTS} == TV_WEIGHTS
+    assert config.losses == {"rgb_l2": 1.0}  # the TV terms are opt-in
     assert config.sampler.name == "occupancy"  # with DVGO's weight culling
     assert {k: config.sampler.options[k] for k in SAMPLER_OPTIONS} == SAMPLER_OPTIONS
     assert config.train.target_samples == TARGET_SAMPLES
@@ -50,15 +50,16 @@ def test_configure_keeps_user_choices(atlas_pm) -> None:  # noqa: ANN001
     config = RunConfig()
     config.set("field", "plain")
     configure(config, atlas_pm(atlas_plugin_voxel))
-    assert config.field.name == "plain" and not set(TV_WEIGHTS) & set(config.losses)
+    assert config.field.name == "plain" and config.sampler.name == "stratified"
+    assert "weight_threshold" not in config.sampler.options and not config.train.target_samples
     config = RunConfig()
     config.set("field", "tiny")  # the default name, but chosen explicitly
     configure(config, atlas_pm(atlas_plugin_voxel))
-    assert config.field.name == "tiny"
+    assert config.field.name == "tiny" and config.sampler.name == "stratified"
     config = RunConfig()
     config.set("losses.tv_color", 0.25)
     configure(config, atlas_pm(atlas_plugin_voxel))
-    assert config.losses["tv_color"] == 0.25 and config.losses["tv_density"] > 0
+    assert config.losses["tv_color"] == 0.25 and "tv_density" not in config.losses
     config = RunConfig()
     config.set("sampler", "stratified")
     config.set("train.target_samples", 0)
@@ -141,11 +142,13 @@ def test_cli_run_in_process(atlas_scene, tmp_path) -> None:  # noqa: ANN001
             "--set", "train.batch_rays=512", "--set", "sampler.resolution=16",
             "--set", "train.target_samples=8192", "--set", "field.resolution=24",
             "--set", "field.initial_resolution=12",
-            "--set", "field.upscale_steps=[20]"]  # fmt: skip
+            "--set", "field.upscale_steps=[20]", "--set", "losses.tv_color=1e-4"]  # fmt: skip
     assert main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 40 and "voxel" in metrics["plugins"]
-    assert '[field]\nname = "voxel"' in (out / "config.toml").read_text()
+    written = (out / "config.toml").read_text()
+    assert '[field]\nname = "voxel"' in written and '[sampler]\nname = "occupancy"' in written
+    assert "tv_color = 0.0001" in written and "tv_density" not in written
 
 
 MARGIN_DB = 8.0  # measured: about +16 dB (12.2 -> 28.4 dB) in 120 steps on the 24x24 scene

@@ -25,7 +25,7 @@ class FourierEncoding(Encoding):
         self,
         in_dim: int = 3,
         features: int = 128,
-        sigma: float = 4.0,
+        sigma: float = 2.0,
         include_input: bool = True,
         anneal_steps: int = 0,
     ):

@@ -13,17 +13,19 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from atlas_core import pipeline, plugins
+from atlas_core import hookimpl, pipeline, plugins
 from atlas_core import train as train_module
 from atlas_core.cli import main
 from atlas_core.config import SLOTS, RunConfig
 from atlas_core.data.synth import write_scene
 from atlas_core.errors import AtlasError
+from atlas_core.fields import TinyField
 from atlas_core.pipeline import factory_options
 from atlas_core.train import Trainer
 
@@ -192,6 +194,35 @@ def train(trainer: Trainer) -> None:
     assert trainer.step == STEPS and len(losses) == STEPS, names
     assert all(math.isfinite(value) for value in losses), (names, losses)
     assert trainer.faults.skipped == 0, (names, trainer.faults.skipped)
+
+
+class DefaultFiller:
+    """A plugin that fills the field slot only while it is at its default."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    @hookimpl
+    def atlas_register_fields(self, register) -> None:  # noqa: ANN001
+        register(self.field, TinyField)
+
+    @hookimpl
+    def atlas_configure(self, config) -> None:  # noqa: ANN001
+        if config.field.name == RunConfig().field.name:
+            config.field.name = self.field
+
+
+FIRST, SECOND = DefaultFiller("first_field"), DefaultFiller("second_field")
+
+
+def test_a_silently_dropped_claim_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    eps = {n: EntryPoint(n, f"{__name__}:{n.upper()}", "atlas") for n in ("first", "second")}
+    monkeypatch.setattr(plugins, "installed", lambda: eps)
+    config = RunConfig()
+    pipeline.configure(config, plugins.load(["first", "second"]))
+    assert config.field.name == "first_field"  # no clash reported
+    (message,) = dropped_claims(("first", "second"), config)
+    assert "'second' wants 'second_field'" in message and "got 'first_field'" in message
 
 
 def test_enumeration_covers_every_installed_plugin() -> None:

@@ -66,6 +66,7 @@ SILENT_DROP = (
     "sees it write; claim the slot unless the user chose it ('SLOT' not in "
     "config.explicit) and let the core report the clash"
 )
+TARGET_SAMPLES = 1024  # cap on a sample budget a plugin sets (train.target_samples)
 CLASH_WORDS = (*SLOTS, "loss", "data kind", "dataset")
 
 # Pairs the issue requires to train, with the settings that make them meaningful
@@ -132,6 +133,8 @@ def shrunk_builds(monkeypatch: pytest.MonkeyPatch) -> None:
         pipeline.configure(config, loaded)
         for key, value in small_options(config, loaded).items():
             config.set(key, value)
+        if config.train.target_samples > TARGET_SAMPLES:  # a plugin's steady sample budget
+            config.set("train.target_samples", TARGET_SAMPLES)
         return pipeline.Pipeline(pipeline.BuildContext(config, loaded, scene))
 
     monkeypatch.setattr(train_module, "build", build)

@@ -9,6 +9,7 @@ is refreshed from the field's ``density()`` every ``update_every`` training step
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from atlas_core.render import segment_exclusive_cumsum
 from atlas_core.samplers import Sampler
 
 if TYPE_CHECKING:
+    from atlas_core.config import RunConfig
     from atlas_core.pipeline import BuildContext
 
 COARSE = 4
@@ -249,3 +251,11 @@ class OccupancySampler(Sampler):
         starts = t[:, None]
         samples = RaySamples(rays, starts, starts + dt, ray_index)
         return samples, {}
+
+
+def prefer_occupancy(config: RunConfig) -> None:
+    """Choose the occupancy sampler for a grid field, unless the user chose a sampler or
+    set options that the occupancy sampler does not take (e.g. ``sampler.samples``)."""
+    options = set(inspect.signature(OccupancySampler.__init__).parameters) - {"self", "context"}
+    if "sampler" not in config.explicit and set(config.sampler.options) <= options:
+        config.sampler.name = "occupancy"

@@ -41,6 +41,7 @@ class MaskedAdam(torch.optim.Optimizer):
         if lr < 0 or eps < 0 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"invalid Adam settings: lr={lr}, betas={betas}, eps={eps}")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
+        self.scratch: dict[Tensor, tuple[Tensor, Tensor]] = {}
 
     def sum_rows(self, param: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
         """Touched rows (increasing) of a sparse row gradient and their summed values.
@@ -49,11 +50,10 @@ class MaskedAdam(torch.optim.Optimizer):
         step on a CPU: values are summed into a zeroed scratch copy of the parameter, a
         flag per row marks the touched ones, and both are cleared again row by row.
         """
-        state = self.state[param]
-        if "scratch" not in state:
-            state["scratch"] = torch.zeros_like(param)
-            state["touched"] = torch.zeros(param.shape[0], dtype=torch.bool, device=param.device)
-        scratch, touched = state["scratch"], state["touched"]
+        if param not in self.scratch:  # work buffers, kept out of the checkpointed state
+            flags = torch.zeros(param.shape[0], dtype=torch.bool, device=param.device)
+            self.scratch[param] = (torch.zeros_like(param), flags)
+        scratch, touched = self.scratch[param]
         index = grad._indices()[0]
         scratch.index_put_((index,), grad._values(), accumulate=True)
         touched[index] = True

@@ -11,10 +11,13 @@ from __future__ import annotations
 from atlas_core import hookimpl
 from atlas_core.config import RunConfig
 from atlas_core.hookspecs import Register
+from atlas_core.occupancy import prefer_occupancy
 from atlas_plugin_ngp.field import NGPField
 from atlas_plugin_ngp.hash_encoding import HashEncoding
 
 __all__ = ["HashEncoding", "NGPField"]
+
+TARGET_SAMPLES = 1 << 16  # samples per step; the ray batch follows (Instant-NGP)
 
 
 @hookimpl
@@ -31,6 +34,13 @@ def atlas_register_fields(register: Register) -> None:
 
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
-    """Choose the ``ngp`` field when the field slot is still at its default."""
-    if config.field.name == RunConfig().field.name and "field" not in config.explicit:
+    """Claim the field slot for ``ngp`` unless the user chose a field (a second field
+    plugin is then a clash); for the ngp field choose occupancy-grid sampling and a steady
+    sample budget (Instant-NGP, sec. 4), each unless the user set it."""
+    if "field" not in config.explicit:
         config.field.name = "ngp"
+    if config.field.name != "ngp":
+        return
+    prefer_occupancy(config)
+    if "train.target_samples" not in config.explicit and not config.train.target_samples:
+        config.train.target_samples = TARGET_SAMPLES

@@ -11,14 +11,14 @@ class TestNGPFieldContract(FieldContract):
     name = "ngp"
     plugins = ("ngp",)
     options = {**SMALL, "hidden": 16}
-    settings = {"sampler.samples": 8}
+    settings = {"sampler": "stratified", "sampler.samples": 8}
 
 
 class TestNGPFieldBFloat16Contract(FieldContract):
     name = "ngp"
     plugins = ("ngp",)
     options = {**SMALL, "hidden": 16, "precision": "bfloat16"}
-    settings = {"sampler.samples": 8}
+    settings = {"sampler": "stratified", "sampler.samples": 8}
 
 
 class TestHashEncodingContract(EncodingContract):

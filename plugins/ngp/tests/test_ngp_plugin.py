@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import torch
-from atlas_plugin_ngp import HashEncoding, NGPField
+from atlas_plugin_ngp import TARGET_SAMPLES, HashEncoding, NGPField
 
 from atlas_core import plugins
 from atlas_core.cli import main
@@ -25,11 +25,17 @@ def test_entry_point_registers_field_and_encoding(atlas_pm) -> None:  # noqa: AN
     assert "ngp" not in plugins.load().infos  # installed is not enabled
 
 
-def test_configure_picks_ngp_only_for_the_default_field(atlas_pm) -> None:  # noqa: ANN001
+def test_configure_claims_the_field_and_occupancy_sampling(atlas_pm) -> None:  # noqa: ANN001
     loaded = atlas_pm(enable=("ngp",))
     config = RunConfig()
     configure(config, loaded)
-    assert config.field.name == "ngp" and config.sampler.name == RunConfig().sampler.name
+    assert config.field.name == "ngp" and config.sampler.name == "occupancy"
+    assert config.train.target_samples == TARGET_SAMPLES
+    kept = RunConfig()  # sampler options or a sample budget the user set are kept
+    kept.set("sampler.samples", 16)
+    kept.set("train.target_samples", 0)
+    configure(kept, loaded)
+    assert kept.sampler.name == "stratified" and kept.train.target_samples == 0
     chosen = RunConfig()
     chosen.set("field", "plain")
     configure(chosen, loaded)

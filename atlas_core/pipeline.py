@@ -122,26 +122,33 @@ class BuildContext:
 def configure(config: RunConfig, plugins: AtlasPlugins) -> None:
     """Let each plugin adjust the config; two plugins filling one slot is a conflict.
 
-    A slot the user chose explicitly keeps the user's choice.
+    Each plugin sees the slots as the user left them (so "fill a slot still at its
+    default" works whatever ran before it); two plugins choosing different components
+    for one slot is reported with both names. A slot the user chose explicitly keeps
+    the user's choice.
     """
+    chosen = {slot: getattr(config, slot).name for slot in SLOTS}  # the user's or default
     owners: dict[str, str] = {}
     for impl in plugins.impls("atlas_configure"):
         name = impl.plugin_name
-        before = {slot: getattr(config, slot).name for slot in SLOTS}
+        filled = {slot: getattr(config, slot).name for slot in owners}
+        for slot in owners:
+            getattr(config, slot).name = chosen[slot]
         plugins.invoke(impl, "atlas_configure", config=config)
-        for slot, old in before.items():
+        for slot in SLOTS:
             new = getattr(config, slot).name
-            if new == old:
-                continue
-            if slot in config.explicit:
-                getattr(config, slot).name = old
-            elif slot in owners:
+            if new == chosen[slot]:
+                if slot in owners:  # this plugin left it: keep the earlier plugin's choice
+                    getattr(config, slot).name = filled[slot]
+            elif slot in config.explicit:
+                getattr(config, slot).name = chosen[slot]
+            elif slot in owners and new != filled[slot]:
                 raise PluginError(
                     f"plugins '{owners[slot]}' and '{name}' both choose the {slot} "
-                    f"('{old}' vs '{new}'); pick one with --set {slot}=NAME"
+                    f"('{filled[slot]}' vs '{new}'); pick one with --set {slot}=NAME"
                 )
             else:
-                owners[slot] = name
+                owners.setdefault(slot, name)
 
 
 class Pipeline(nn.Module):

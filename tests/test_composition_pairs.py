@@ -24,7 +24,7 @@ from atlas_core import train as train_module
 from atlas_core.cli import main
 from atlas_core.config import SLOTS, RunConfig
 from atlas_core.data.synth import write_scene
-from atlas_core.errors import AtlasError
+from atlas_core.errors import AtlasError, PluginError
 from atlas_core.fields import TinyField
 from atlas_core.pipeline import factory_options
 from atlas_core.train import Trainer
@@ -218,14 +218,16 @@ class DefaultFiller:
 FIRST, SECOND = DefaultFiller("first_field"), DefaultFiller("second_field")
 
 
-def test_a_silently_dropped_claim_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_only_claims_of_two_plugins_clash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # each plugin sees the slot as the user left it, so the second claim is not lost
     eps = {n: EntryPoint(n, f"{__name__}:{n.upper()}", "atlas") for n in ("first", "second")}
     monkeypatch.setattr(plugins, "installed", lambda: eps)
-    config = RunConfig()
-    pipeline.configure(config, plugins.load(["first", "second"]))
-    assert config.field.name == "first_field"  # no clash reported
-    (message,) = dropped_claims(("first", "second"), config)
-    assert "'second' wants 'second_field'" in message and "got 'first_field'" in message
+    with pytest.raises(PluginError, match="'first' and 'second' both choose the field"):
+        pipeline.configure(RunConfig(), plugins.load(["first", "second"]))
+    chosen = RunConfig()
+    chosen.set("field", "second_field")  # the user's choice settles it
+    pipeline.configure(chosen, plugins.load(["first", "second"]))
+    assert chosen.field.name == "second_field"
 
 
 def test_enumeration_covers_every_installed_plugin() -> None:

@@ -29,8 +29,9 @@ def test_set_parses_values_and_marks_explicit() -> None:
     assert config.train.max_steps == 10 and config.train.lr == 1.0 and config.seed == 3
     assert config.name == "my run"
     assert "field" not in config.explicit
+    assert config.explicit == {"train.max_steps", "train.lr"}  # plugins leave these alone
     apply_overrides(config, ["field.name=plain"])
-    assert config.explicit == {"field"}
+    assert config.explicit == {"field", "train.max_steps", "train.lr"}
 
 
 @pytest.mark.parametrize(

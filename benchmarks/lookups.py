@@ -1,0 +1,125 @@
+"""Forward+backward points per second of each encoding, next to memory bandwidth.
+
+Not part of the test run. Grid lookups are bound by memory traffic, not arithmetic, so
+each line also gives the bytes a point moves (rows read forward, rows scattered
+backward) and the bandwidth that rate implies, against a plain tensor copy on this
+machine. Each measurement keeps the best of several tries (other processes may share
+the cores).
+
+    python benchmarks/lookups.py --points 262144
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from atlas_core.encodings import PositionalEncoding
+
+
+def best_seconds(run: Callable[[], None], repeats: int, budget: float) -> float:
+    """Best wall time of ``run`` over ``repeats`` tries (fewer if ``budget`` s run out)."""
+    run()  # warm-up
+    times: list[float] = []
+    spent = time.perf_counter()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+        if time.perf_counter() - spent > budget:
+            break
+    return min(times)
+
+
+def copy_bandwidth(megabytes: int, repeats: int) -> float:
+    """GB/s of a large tensor copy (read + write), this machine's practical ceiling."""
+    src = torch.ones(megabytes * 2**18)
+    dst = torch.empty_like(src)
+    seconds = best_seconds(lambda: dst.copy_(src), repeats, 10.0)
+    return 2 * src.numel() * 4 / seconds / 1e9
+
+
+def report(name: str, points: int, seconds: float, bytes_per_point: float, peak: float) -> None:
+    """One line: M points/s and the bandwidth it implies."""
+    rate = points / seconds
+    gbs = rate * bytes_per_point / 1e9
+    print(
+        f"{name:34s} {rate / 1e6:6.2f} M pts/s  {bytes_per_point:5.0f} B/pt  "
+        f"{gbs:5.1f} GB/s ({100 * gbs / peak:3.0f}% of copy)"
+    )
+
+
+def main() -> None:
+    """Measure each lookup and print a line per encoding."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=2**18)
+    parser.add_argument("--resolution", type=int, default=128, help="voxel grid vertices/axis")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--budget", type=float, default=20.0, help="seconds per measurement")
+    args = parser.parse_args()
+    n, res = args.points, args.resolution
+    torch.manual_seed(0)
+    peak = copy_bandwidth(256, args.repeats)
+    print(f"{n} points, {torch.get_num_threads()} threads; tensor copy {peak:.1f} GB/s")
+    # points along rays, as in training (neighbours share cells), not uniformly random
+    rays = n // 64
+    origins = torch.rand(rays, 3) * 2 - 1
+    directions = F.normalize(torch.randn(rays, 3), dim=-1) * 0.02
+    points = (origins[:, None] + directions[:, None] * torch.arange(64.0)[:, None]).view(-1, 3)
+    points = points.clamp(-1, 1)
+
+    encoding = PositionalEncoding(3, 10)
+    x = points.clone().requires_grad_(True)
+
+    def positional() -> None:
+        encoding(x).sum().backward()
+        x.grad = None
+
+    out = encoding.out_dim * 4
+    report("positional L=10 (compute only)", n, best_seconds(positional, args.repeats,
+           args.budget), 2 * out, peak)  # fmt: skip
+
+    try:
+        from atlas_plugin_voxel.grid import corners, interpolate
+    except ImportError:
+        print("voxel plugin not installed: skipping the voxel grid")
+    else:
+        low, high = torch.full((3,), -1.0), torch.full((3,), 1.0)
+        at = corners(points, low, high, (res, res, res))
+        for channels in (1, 12):
+            grid = torch.randn(res**3, channels, requires_grad=True)
+            for sparse in (False, True):
+
+                def lookup(grid: torch.Tensor = grid, sparse: bool = sparse) -> None:
+                    interpolate(grid, at, sparse=sparse).sum().backward()
+                    grid.grad = None
+
+                moved = 8 * channels * 4 * 2 + 8 * (8 + 4)  # rows read + scattered, index
+                kind = "sparse" if sparse else "dense"
+                name = f"voxel {res}^3 C={channels} ({kind} grad)"
+                report(name, n, best_seconds(lookup, args.repeats, args.budget), moved, peak)
+
+    try:
+        from atlas_plugin_ngp.hash_encoding import HashEncoding
+    except ImportError:
+        print("ngp plugin not installed: skipping the hash encoding")
+    else:
+        hashed = HashEncoding()
+        unit = ((points + 1) / 2).clone().requires_grad_(True)
+
+        def hash_lookup() -> None:
+            hashed.encode_unit(unit).sum().backward()
+            hashed.zero_grad(set_to_none=True)
+
+        levels, feats = hashed.out_dim // 2, 2
+        moved = levels * 8 * feats * 4 * 2  # per level: 8 corner rows read and scattered
+        name = f"hash L={levels} F={feats} T=2^17"
+        report(name, n, best_seconds(hash_lookup, args.repeats, args.budget), moved, peak)
+
+
+if __name__ == "__main__":
+    main()

@@ -59,7 +59,9 @@ def test_two_workers_journal_wandb(
     study = optuna.load_study(study_name="tiny_study", storage=storage)
     done = finished(study)
     assert len(done) == 4
-    assert len(study.trials) == 4  # no surplus or failed trial either
+    # nothing failed; a trial two workers create in the same instant past N is tagged
+    extra = [t for t in study.trials if t not in done]
+    assert all(t.state == TrialState.FAIL and t.user_attrs.get("surplus") for t in extra)
     run_dirs = {t.user_attrs["run_dir"] for t in done}
     assert len(run_dirs) == 4
     for trial in done:

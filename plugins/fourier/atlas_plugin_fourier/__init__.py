@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from torch import nn
 
 from atlas_core import hookimpl
+from atlas_core.clashes import require_encoding
 from atlas_core.config import RunConfig
 from atlas_core.hookspecs import Register
-from atlas_plugin_fourier.checks import require_encoding
 from atlas_plugin_fourier.encoding import FourierEncoding
 
 if TYPE_CHECKING:
@@ -47,4 +47,4 @@ def atlas_train_step_end(trainer: Trainer, step: int, metrics: dict[str, float])
 @hookimpl
 def atlas_wrap_field(field: nn.Module, config: RunConfig) -> None:
     """Stop at start-up when the field ignores the ``fourier`` encoding (e.g. a hash grid)."""
-    require_encoding(field, config, "fourier", FourierEncoding)
+    require_encoding(field, config, "fourier", "fourier", FourierEncoding)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from torch import nn
 
 from atlas_core import hookimpl
+from atlas_core.clashes import require_encoding
 from atlas_core.config import RunConfig
-from atlas_core.errors import PluginError
 from atlas_core.hookspecs import Register
 from atlas_plugin_mip.encoding import IntegratedPositionalEncoding, ipe_encoding
 from atlas_plugin_mip.options import MipOptions
@@ -48,22 +48,7 @@ def atlas_configure(config: RunConfig) -> None:
     config.sampler.name = "mip"
 
 
-def _owner(field: nn.Module) -> str:
-    """The plugin a field class comes from, by its package name."""
-    package = type(field).__module__.split(".")[0]
-    return package.removeprefix("atlas_plugin_") if package != "atlas_core" else "core"
-
-
 @hookimpl
 def atlas_wrap_field(field: nn.Module, config: RunConfig) -> None:
     """Stop at start-up when the field ignores the ``ipe`` encoding (say, its own hash grid)."""
-    if config.encoding.name != "ipe":
-        return
-    if any(isinstance(module, IntegratedPositionalEncoding) for module in field.modules()):
-        return
-    raise PluginError(
-        f"plugins 'mip' and '{_owner(field)}' clash on the encoding: field "
-        f"'{config.field.name}' has its own position encoding, so Mip-NeRF's integrated "
-        "encoding cannot feed it; choose a field that takes the run's encoding "
-        "(--set field=tiny, plain, ...) or drop one of the plugins"
-    )
+    require_encoding(field, config, "mip", "ipe", IntegratedPositionalEncoding)

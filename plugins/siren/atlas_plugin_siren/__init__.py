@@ -11,9 +11,9 @@ from __future__ import annotations
 from torch import nn
 
 from atlas_core import hookimpl
+from atlas_core.clashes import require_encoding
 from atlas_core.config import RunConfig
 from atlas_core.hookspecs import Register
-from atlas_plugin_siren.checks import require_encoding
 from atlas_plugin_siren.encoding import SirenEncoding
 from atlas_plugin_siren.field import SirenField
 from atlas_plugin_siren.layers import SineLayer
@@ -43,4 +43,4 @@ def atlas_configure(config: RunConfig) -> None:
 @hookimpl
 def atlas_wrap_field(field: nn.Module, config: RunConfig) -> None:
     """Stop at start-up when the field ignores the ``siren`` encoding (e.g. a hash grid)."""
-    require_encoding(field, config, "siren", SirenEncoding)
+    require_encoding(field, config, "siren", "siren", SirenEncoding)

@@ -1,4 +1,4 @@
-"""Start-up check: the run's field must use this plugin's encoding, or the run says so."""
+"""Start-up checks that name both plugins when one's component would be silently unused."""
 
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ def field_owner(field: nn.Module) -> str:
     return "core" if package == "atlas_core" else package.removeprefix("atlas_plugin_")
 
 
-def require_encoding(field: nn.Module, config: RunConfig, name: str, kind: type) -> None:
-    """Raise a clash naming both plugins when field ignores the run's encoding."""
+def require_encoding(
+    field: nn.Module, config: RunConfig, plugin: str, name: str, kind: type
+) -> None:
+    """Stop when the run's encoding is ``plugin``'s ``name`` but ``field`` holds no ``kind``."""
     if config.encoding.name != name or any(isinstance(m, kind) for m in field.modules()):
         return
     raise PluginError(
-        f"plugins 'fourier' and '{field_owner(field)}' clash on the encoding: field "
+        f"plugins '{plugin}' and '{field_owner(field)}' clash on the encoding: field "
         f"'{config.field.name}' has its own position encoding, so the '{name}' encoding "
         "would be ignored; choose a field that takes the run's encoding "
         "(--set field=tiny, plain, ...) or another encoding (--set encoding=NAME)"

@@ -70,7 +70,12 @@ def sample_pdf(edges: Tensor, weights: Tensor, count: int, jitter: bool) -> Tens
         u = torch.rand(shape, device=edges.device)
     else:
         u = torch.linspace(0.0, 1.0, count, device=edges.device).expand(shape)
-    u = u.contiguous()
+    return invert_cdf(edges, cdf, u.contiguous())
+
+
+def invert_cdf(edges: Tensor, cdf: Tensor, u: Tensor) -> Tensor:
+    """Distances [R, K] at quantiles ``u`` [R, K] of the piecewise-linear ``cdf`` [R, B+1]
+    over bin ``edges`` [R, B+1]."""
     upper = torch.searchsorted(cdf, u, right=True).clamp(1, cdf.shape[-1] - 1)
     lower = upper - 1
     cdf_lo, cdf_hi = cdf.gather(1, lower), cdf.gather(1, upper)

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from atlas_core.rays import RayBundle, RaySamples, samples_from_bins
 from atlas_core.render import render_weights, segment_sum
-from atlas_core.samplers import Sampler, stratified_edges
+from atlas_core.samplers import Sampler, invert_cdf, stratified_edges
 
 if TYPE_CHECKING:
     from atlas_core.fields import Field
@@ -38,12 +38,7 @@ def resample_edges(edges: Tensor, weights: Tensor, count: int, jitter: bool) -> 
     else:
         u = torch.linspace(0.0, 1.0, count, device=edges.device, dtype=edges.dtype)
         u = u.expand(rows, count).contiguous()
-    upper = torch.searchsorted(cdf, u, right=True).clamp(1, cdf.shape[-1] - 1)
-    lower = upper - 1
-    cdf_lo, cdf_hi = cdf.gather(1, lower), cdf.gather(1, upper)
-    edge_lo, edge_hi = edges.gather(1, lower), edges.gather(1, upper)
-    frac = ((u - cdf_lo) / (cdf_hi - cdf_lo).clamp_min(1e-8)).clamp(0.0, 1.0)
-    return edge_lo + frac * (edge_hi - edge_lo)
+    return invert_cdf(edges, cdf, u)
 
 
 class MipSampler(Sampler):

@@ -253,9 +253,12 @@ class OccupancySampler(Sampler):
         return samples, {}
 
 
-def prefer_occupancy(config: RunConfig) -> None:
-    """Choose the occupancy sampler for a grid field, unless the user chose a sampler or
-    set options that the occupancy sampler does not take (e.g. ``sampler.samples``)."""
+def prefer_occupancy(config: RunConfig, target_samples: int) -> None:
+    """Choose the occupancy sampler and a steady sample budget per step for a grid field
+    (Instant-NGP, sec. 4), unless the user chose a sampler, set options that the
+    occupancy sampler does not take (e.g. ``sampler.samples``) or set the budget."""
     options = set(inspect.signature(OccupancySampler.__init__).parameters) - {"self", "context"}
     if "sampler" not in config.explicit and set(config.sampler.options) <= options:
         config.sampler.name = "occupancy"
+    if "train.target_samples" not in config.explicit and not config.train.target_samples:
+        config.train.target_samples = target_samples

@@ -173,20 +173,8 @@ COMPOSITIONS = [
 ]  # fmt: skip
 
 
-def voxel_passes_position_gradients() -> bool:
-    """Whether this checkout's voxel field differentiates its lookups by position."""
-    from atlas_plugin_voxel.field import VoxelField
-
-    scene = SimpleNamespace(bounds=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5))
-    return passes_position_gradient(VoxelField(SimpleNamespace(scene=scene)))
-
-
 @pytest.mark.parametrize(("plugins", "settings"), COMPOSITIONS)
 def test_composes_with_canonical_fields(dynamic_scene, tmp_path, plugins, settings) -> None:  # noqa: ANN001
-    if "voxel" in plugins and not voxel_passes_position_gradients():
-        with pytest.raises(PluginError, match="'dnerf' and field 'voxel'.*clash"):
-            trainer_for(dynamic_scene, tmp_path / "c", plugins, **settings)
-        return
     trainer = trainer_for(dynamic_scene, tmp_path / "c", plugins, **{"train.max_steps": 3},
                           **settings)  # fmt: skip
     assert isinstance(trainer.pipeline.field, DeformedField)

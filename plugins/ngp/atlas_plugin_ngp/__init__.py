@@ -41,6 +41,4 @@ def atlas_configure(config: RunConfig) -> None:
         config.field.name = "ngp"
     if config.field.name != "ngp":
         return
-    prefer_occupancy(config)
-    if "train.target_samples" not in config.explicit and not config.train.target_samples:
-        config.train.target_samples = TARGET_SAMPLES
+    prefer_occupancy(config, TARGET_SAMPLES)

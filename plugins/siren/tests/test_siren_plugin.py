@@ -7,15 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 from atlas_plugin_siren import SirenEncoding, SirenField
-from torch import nn
 
 from atlas_core import hookimpl, plugins
 from atlas_core.cli import main
 from atlas_core.config import RunConfig
 from atlas_core.errors import PluginError
-from atlas_core.fields import Field
 from atlas_core.pipeline import configure
-from atlas_core.rays import RaySamples
 from atlas_core.train import Trainer
 
 
@@ -104,41 +101,3 @@ def test_training_raises_psnr(atlas_scene, tmp_path) -> None:  # noqa: ANN001
     trainer.fit()
     after = trainer.evaluate(write_images=False)["psnr"]
     assert after > before + 6.0, (before, after)
-
-
-class OwnEncodingField(Field):
-    """A field with its own position encoding (as ngp's hash grid), ignoring the run's."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.mlp = nn.Linear(3, 4)
-
-    def forward(self, samples: RaySamples) -> dict[str, torch.Tensor]:
-        raw = self.mlp(samples.positions)
-        return {"density": raw[:, :1].exp(), "rgb": raw[:, 1:].sigmoid()}
-
-
-class OwnEncodingPlugin:
-    name = "owngrid"
-
-    @hookimpl
-    def atlas_register_fields(self, register) -> None:  # noqa: ANN001
-        register("owngrid", OwnEncodingField)
-
-    @hookimpl
-    def atlas_configure(self, config) -> None:  # noqa: ANN001
-        config.field.name = "owngrid"
-
-
-def test_a_field_ignoring_the_encoding_is_a_start_up_clash(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001
-    config = RunConfig()
-    config.data.path = str(atlas_scene)
-    loaded = atlas_pm(OwnEncodingPlugin(), enable=("siren",))
-    with pytest.raises(
-        PluginError, match=r"plugins 'siren' and '.*' clash on the encoding: field 'owngrid'"
-    ):
-        Trainer(config, loaded, tmp_path / "r")
-    config = RunConfig()
-    config.data.path = str(atlas_scene)
-    config.set("encoding", "positional")  # the user's choice: nothing of siren is ignored
-    assert isinstance(Trainer(config, loaded, tmp_path / "s").pipeline.field, OwnEncodingField)

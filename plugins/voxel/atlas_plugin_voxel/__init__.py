@@ -45,12 +45,10 @@ def atlas_configure(config: RunConfig) -> None:
         config.field.name = "voxel"
     if config.field.name != "voxel":
         return
-    prefer_occupancy(config)
+    prefer_occupancy(config, TARGET_SAMPLES)
     if config.sampler.name == "occupancy":
         for key, value in SAMPLER_OPTIONS.items():
             config.sampler.options.setdefault(key, value)
-    if "train.target_samples" not in config.explicit and not config.train.target_samples:
-        config.train.target_samples = TARGET_SAMPLES
 
 
 def upscale_fields(model: nn.Module, step: int) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import Tensor
@@ -20,25 +21,29 @@ class RayBundle:
     camera_indices: Tensor  # [R], long
     times: Tensor | None = None  # [R, 1] in [0, 1]
     rgba: Tensor | None = None  # [R, 4] target, straight alpha
+    # per-ray values a plugin's data kind adds (e.g. a light position), each [R, ...]
+    extras: dict[str, Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.origins.shape[0]
 
-    def __getitem__(self, index: slice | Tensor) -> RayBundle:
-        """Select rays by slice or index tensor."""
+    def _map(self, apply: Callable[[Tensor], Tensor]) -> RayBundle:
         values = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            values[f.name] = None if value is None else value[index]
+            if isinstance(value, dict):
+                values[f.name] = {key: apply(item) for key, item in value.items()}
+            else:
+                values[f.name] = None if value is None else apply(value)
         return RayBundle(**values)
+
+    def __getitem__(self, index: slice | Tensor) -> RayBundle:
+        """Select rays by slice or index tensor."""
+        return self._map(lambda value: value[index])
 
     def to(self, device: torch.device | str) -> RayBundle:
         """Copy to a device."""
-        values = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            values[f.name] = None if value is None else value.to(device)
-        return RayBundle(**values)
+        return self._map(lambda value: value.to(device))
 
 
 @dataclass

@@ -121,3 +121,18 @@ def test_loads_real_lego() -> None:
     assert abs(scene.splits["train"].focal - 277.7777) < 1e-2
     for split in ("train", "val", "test"):
         assert (scene.splits[split].images[..., 3] < 255).any()  # transparent background
+
+
+def test_view_extras_reach_the_rays(atlas_scene: Path) -> None:
+    from atlas_core.data.scene import make_rays
+
+    scene = load_blender(atlas_scene)
+    train = scene.splits["train"]
+    lights = torch.arange(len(train) * 3, dtype=torch.float32).reshape(-1, 3)
+    train.extras["light"] = lights
+    images = torch.tensor([3, 0, 3, 7])
+    rays = make_rays(train, images, torch.zeros(4).long(), torch.ones(4).long(), scene)
+    assert torch.equal(rays.extras["light"], lights[images])
+    picked = rays[torch.tensor([2, 3])]
+    assert torch.equal(picked.extras["light"], lights[torch.tensor([3, 7])])
+    assert torch.equal(train.to("cpu").extras["light"], lights)

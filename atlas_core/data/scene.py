@@ -20,6 +20,8 @@ class Views:
     focal: float
     times: Tensor | None = None  # [N] in [0, 1]
     names: list[str] = field(default_factory=list)
+    # per-view values a plugin's data kind adds, each [N, ...]; rays carry them in ``extras``
+    extras: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def height(self) -> int:
@@ -37,7 +39,10 @@ class Views:
     def to(self, device: torch.device | str) -> Views:
         """Copy to a device."""
         times = None if self.times is None else self.times.to(device)
-        return Views(self.images.to(device), self.c2w.to(device), self.focal, times, self.names)
+        extras = {key: value.to(device) for key, value in self.extras.items()}
+        return Views(
+            self.images.to(device), self.c2w.to(device), self.focal, times, self.names, extras
+        )
 
 
 @dataclass
@@ -73,6 +78,7 @@ def make_rays(
     rgba = None
     if with_targets:
         rgba = views.images[image_indices, rows, cols].float() / 255.0
+    extras = {key: value[image_indices] for key, value in views.extras.items()}
     return RayBundle(
         origins=origins,
         directions=dirs,
@@ -82,6 +88,7 @@ def make_rays(
         camera_indices=image_indices,
         times=times,
         rgba=rgba,
+        extras=extras,
     )
 
 

@@ -3,6 +3,11 @@
 Camera space: the camera looks along -Z, +X is right and +Y is up. A camera-to-world
 matrix ``c2w`` (4x4) maps camera space to world space. Pixel ``(col, row)`` has its
 centre at ``(col + 0.5, row + 0.5)``; row 0 is the top of the image.
+
+Intrinsics: by default one ``focal`` (fx = fy) and the principal point at the image
+centre. A data kind whose cameras differ (DTU) puts ``[N, 4]`` per-view intrinsics
+``(fx, fy, cx, cy)`` in pixels, in this pixel convention (an OpenCV principal point
+``c`` is ``c + 0.5`` here), in ``Views.extras[INTRINSICS]``; rays then use them.
 """
 
 from __future__ import annotations
@@ -10,6 +15,9 @@ from __future__ import annotations
 import math
 
 import torch
+
+INTRINSICS = "intrinsics"
+"""Key of per-view intrinsics ``(fx, fy, cx, cy)`` [N, 4] in ``Views.extras``."""
 
 
 def focal_from_fov(width: int, camera_angle_x: float) -> float:
@@ -26,6 +34,16 @@ def camera_directions(
     return torch.stack([x, y, -torch.ones_like(x)], dim=-1)
 
 
+def intrinsic_directions(
+    cols: torch.Tensor, rows: torch.Tensor, intrinsics: torch.Tensor
+) -> torch.Tensor:
+    """Unnormalised camera-space directions [..., 3] for per-ray ``(fx, fy, cx, cy)`` [..., 4]."""
+    fx, fy, cx, cy = intrinsics.unbind(-1)
+    x = (cols.float() + 0.5 - cx) / fx
+    y = -(rows.float() + 0.5 - cy) / fy
+    return torch.stack([x, y, -torch.ones_like(x)], dim=-1)
+
+
 def pixel_rays(
     c2w: torch.Tensor,
     cols: torch.Tensor,
@@ -33,13 +51,20 @@ def pixel_rays(
     focal: float,
     width: int,
     height: int,
+    intrinsics: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """World-space origins, unit directions and pixel radii for pixels of cameras ``c2w``.
 
     ``c2w`` is [..., 4, 4] broadcastable against ``cols``/``rows``. The radius is that of
     a disc with the pixel's area at unit distance, as in Mip-NeRF (Barron et al. 2021).
+    ``intrinsics`` [..., 4] ``(fx, fy, cx, cy)``, when given, replace ``focal`` and the
+    centred principal point (the radius then uses ``sqrt(fx * fy)``).
     """
-    dirs_cam = camera_directions(cols, rows, focal, width, height)
+    if intrinsics is None:
+        dirs_cam = camera_directions(cols, rows, focal, width, height)
+    else:
+        dirs_cam = intrinsic_directions(cols, rows, intrinsics)
+        focal = (intrinsics[..., 0:1] * intrinsics[..., 1:2]).sqrt()
     rot = c2w[..., :3, :3]
     dirs = (rot @ dirs_cam.unsqueeze(-1)).squeeze(-1)
     norm = dirs.norm(dim=-1, keepdim=True)

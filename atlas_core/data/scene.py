@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from atlas_core.cameras import pixel_rays
+from atlas_core.cameras import INTRINSICS, pixel_rays
 from atlas_core.rays import RayBundle, clip_to_box
 
 
@@ -69,9 +69,13 @@ def make_rays(
     with_targets: bool = True,
 ) -> RayBundle:
     """Rays through pixels ``(rows, cols)`` of images ``image_indices``, clipped to the
-    scene's box."""
+    scene's box; per-view ``extras[INTRINSICS]``, when present, replace ``views.focal``."""
     c2w = views.c2w[image_indices]
-    origins, dirs, radii = pixel_rays(c2w, cols, rows, views.focal, views.width, views.height)
+    intrinsics = views.extras.get(INTRINSICS)
+    intrinsics = None if intrinsics is None else intrinsics[image_indices]
+    origins, dirs, radii = pixel_rays(
+        c2w, cols, rows, views.focal, views.width, views.height, intrinsics
+    )
     ones = torch.ones_like(radii)
     near, far = clip_to_box(origins, dirs, ones * scene.near, ones * scene.far, scene.bounds)
     times = None if views.times is None else views.times[image_indices][:, None]

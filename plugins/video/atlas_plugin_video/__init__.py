@@ -1,0 +1,20 @@
+"""Video data for NeRF Atlas: the ``video`` data kind (``--data clip.mp4 --data-kind video``).
+
+One video from one static camera; every frame is a view with a time from its index,
+so ``--plugins dnerf,video`` trains a dynamic scene on it.
+"""
+
+from __future__ import annotations
+
+from atlas_core import hookimpl
+from atlas_core.hookspecs import Register
+from atlas_plugin_video.data import load_video
+
+__all__ = ["load_video"]
+__version__ = "0.1.0"
+
+
+@hookimpl
+def atlas_register_datasets(register: Register) -> None:
+    """One video file from a static camera, times from the frame index."""
+    register("video", load_video, description="one video file, static camera, time per frame")

@@ -1,0 +1,50 @@
+"""DTU scans for NeRF Atlas: the ``dtu`` data kind (IDR/VolSDF layout) and a ``mask`` loss.
+
+``atlas run --data SCAN --data-kind dtu --plugins dtu,volsdf`` loads ``image/``,
+``mask/`` and ``cameras.npz`` (see :mod:`atlas_plugin_dtu.data`);
+``--set losses.mask=W`` adds the opacity-vs-mask cross-entropy. The plugin claims no
+slot, so it composes with any field, sampler and renderer. ``atlas-dtu-synth OUT``
+writes a small scan in this layout (:mod:`atlas_plugin_dtu.synth`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from atlas_core import hookimpl
+from atlas_core.errors import ConfigError
+from atlas_core.hookspecs import Register
+from atlas_plugin_dtu.data import load_dtu
+from atlas_plugin_dtu.losses import MaskLoss
+from atlas_plugin_dtu.projection import decompose, rq
+
+if TYPE_CHECKING:
+    from atlas_core.config import RunConfig
+
+__all__ = ["MaskLoss", "decompose", "load_dtu", "rq"]
+__version__ = "0.1.0"
+
+NAME = "dtu"
+
+
+@hookimpl
+def atlas_register_datasets(register: Register) -> None:
+    """DTU scans in the IDR layout."""
+    register(NAME, load_dtu, description="IDR/VolSDF layout: image/, mask/, cameras.npz")
+
+
+@hookimpl
+def atlas_register_losses(register: Register) -> None:
+    """Opacity against mask."""
+    register("mask", MaskLoss, description="binary cross-entropy of opacity vs alpha (mask)")
+
+
+@hookimpl
+def atlas_configure(config: RunConfig) -> None:
+    """A mask loss on a DTU scan loaded without its masks is a mistake: stop."""
+    masks_off = config.data.options.get("use_mask") is False
+    if config.data.kind == NAME and "mask" in config.losses and masks_off:
+        raise ConfigError(
+            "plugin 'dtu': losses.mask needs the scan's masks, but data.use_mask=false "
+            "(every pixel would count as object); drop one of the two"
+        )

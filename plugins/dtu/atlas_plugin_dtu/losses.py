@@ -1,0 +1,40 @@
+"""The ``mask`` loss: rendered opacity against the target alpha (the scan's mask)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn import functional
+
+from atlas_core.losses import Loss
+from atlas_core.rays import RayBundle
+
+EPS = 1e-3
+"""Opacity is clamped to [EPS, 1 - EPS] before the cross-entropy, as NeuS does."""
+
+
+class MaskLoss(Loss):
+    """Binary cross-entropy between a ray's opacity and its alpha.
+
+    NeuS (Wang et al. 2021, sec. 3.4, L_mask) on the accumulated weights; IDR (Yariv et
+    al. 2020, eq. 7) uses the same cross-entropy on a soft surface occupancy. The
+    coarse pass (NeRF's hierarchical sampler) is supervised too when present.
+    """
+
+    def forward(
+        self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]
+    ) -> Tensor:
+        """Mean cross-entropy over the batch's rays."""
+        if rays.rgba is None:
+            raise ValueError("the mask loss needs rays with target alpha")
+        target = rays.rgba[:, 3:]
+        loss = cross_entropy(outputs["acc"], target)
+        if "coarse_acc" in outputs:
+            loss = loss + cross_entropy(outputs["coarse_acc"], target)
+        return loss
+
+
+def cross_entropy(opacity: Tensor, target: Tensor) -> Tensor:
+    """Mean binary cross-entropy of clamped opacities [R, 1] against targets [R, 1]."""
+    clamped = torch.clamp(opacity, EPS, 1.0 - EPS)
+    return functional.binary_cross_entropy(clamped, target.to(clamped.dtype))

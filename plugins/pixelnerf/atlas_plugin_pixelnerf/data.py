@@ -89,7 +89,7 @@ def stack_objects(root: Path, names: list[str], downscale: int) -> ObjectBank:
     return ObjectBank(images, c2w, first.focal, list(names), [])
 
 
-def split_views(bank: ObjectBank, objects: list[int], first_view: int, name: str) -> Views:
+def split_views(bank: ObjectBank, objects: list[int], first_view: int) -> Views:
     """Views ``first_view..`` of ``objects`` as one split with ``object``/``view`` extras."""
     count = bank.views_per_object
     obj = torch.tensor(objects).repeat_interleave(count - first_view)
@@ -120,8 +120,8 @@ def load_pixel_single(
     train = list(range(len(names["train"])))
     bank.test_objects = list(range(len(train), len(bank.names)))
     splits = {
-        "train": split_views(bank, train, 0, "train"),
-        "test": split_views(bank, bank.test_objects, 1, "test"),
+        "train": split_views(bank, train, 0),
+        "test": split_views(bank, bank.test_objects, 1),
     }
     b = float(bound)
     bounds = (-b, -b, -b, b, b, b)

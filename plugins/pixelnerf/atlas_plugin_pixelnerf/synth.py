@@ -38,7 +38,7 @@ def random_colour(rng: np.random.Generator) -> tuple[float, float, float]:
 def random_shape(rng: np.random.Generator, offset: np.ndarray) -> synth.Shape:
     """One shape of a random type, size and colour near ``offset``."""
     kind = int(rng.integers(4))
-    size = float(rng.uniform(0.3, 0.55))
+    size = float(rng.uniform(0.45, 0.75))
     centre = tuple(float(c) for c in offset)
     if kind == 0:
         colours = (random_colour(rng), random_colour(rng))
@@ -64,7 +64,7 @@ def random_object(seed: int) -> tuple[synth.Shape, ...]:
     """One or two shapes within the core scene's ball (radius 1.2)."""
     rng = np.random.default_rng(seed)
     count = int(rng.integers(1, 3))
-    offsets = rng.uniform(-0.35, 0.35, size=(count, 3)) if count > 1 else np.zeros((1, 3))
+    offsets = rng.uniform(-0.3, 0.3, size=(count, 3)) if count > 1 else np.zeros((1, 3))
     return tuple(random_shape(rng, offset) for offset in offsets)
 
 

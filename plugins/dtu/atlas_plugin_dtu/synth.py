@@ -36,6 +36,9 @@ OBJECT_SCALE = 1.25
 CAMERA_DISTANCE = 2.6
 """Distance of the cameras from the origin, in normalised units."""
 
+LAYOUT = ("image", "mask", "cameras.npz")
+"""What a scan folder holds."""
+
 BACKGROUND = np.array([0.3, 0.3, 0.35])
 """Colour behind the object (DTU images have a background; the mask marks the object)."""
 
@@ -112,13 +115,21 @@ def write_scene(
     out: str | Path, views: int = 12, size: tuple[int, int] = (40, 32), seed: int = 0,
     supersample: int = 2,
 ) -> Path:  # fmt: skip
-    """Write a scan to ``out`` (which must be absent or an empty folder) and return it."""
+    """Write a scan to ``out`` and return it.
+
+    ``out`` may be a folder with other files (say a blender scene, so that one folder
+    serves both data kinds), but not one that already has ``image/``, ``mask/`` or
+    ``cameras.npz``: that raises FileExistsError.
+    """
     out = Path(out)
     width, height = size
     if views < 1 or width < 1 or height < 1 or supersample < 1:
         raise ValueError("views, width, height and supersample must be positive")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not an empty folder")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    taken = [name for name in LAYOUT if (out / name).exists()]
+    if taken:
+        raise FileExistsError(f"{out} already holds {', '.join(taken)}")
     (out / "image").mkdir(parents=True)
     (out / "mask").mkdir()
     arrays = {}

@@ -140,4 +140,4 @@ def test_generator_command_line(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     assert set(np.load(out / "cameras.npz").files) == {
         f"{kind}_mat_{i}" for kind in ("world", "scale") for i in range(3)}  # fmt: skip
     assert synth.main([str(out)]) == 2
-    assert "exists and is not an empty folder" in capsys.readouterr().err
+    assert "already holds image, mask, cameras.npz" in capsys.readouterr().err

@@ -13,7 +13,9 @@ from atlas_plugin_dtu.data import load_dtu
 from atlas_plugin_dtu.synth import SCALE, make_cameras, scale_matrix, write_scene
 
 from atlas_core.cameras import INTRINSICS
+from atlas_core.data.blender import load_blender
 from atlas_core.data.scene import image_rays, make_rays
+from atlas_core.data.synth import write_scene as write_blender
 from atlas_core.errors import DataError
 
 SIZE = (40, 32)
@@ -122,8 +124,13 @@ def test_other_camera_file_and_3x4_world_matrices(dtu_scan: Path, tmp_path: Path
     assert torch.allclose(views.c2w, all_views(dtu_scan)[0].c2w)
 
 
-def test_generator_refuses_a_used_folder(tmp_path: Path) -> None:
-    (tmp_path / "x").mkdir()
-    (tmp_path / "x" / "file").write_text("")
-    with pytest.raises(FileExistsError):
-        write_scene(tmp_path / "x")
+def test_generator_shares_a_folder_but_never_overwrites(tmp_path: Path) -> None:
+    blender = write_blender(tmp_path / "both", size=8, views={"train": 2, "test": 1})
+    write_scene(blender, views=3, size=(12, 10))
+    assert len(load_dtu(blender, test_every=0).split("train")) == 3
+    assert len(load_blender(blender).split("train")) == 2  # one folder, both data kinds
+    with pytest.raises(FileExistsError, match="already holds image, mask, cameras.npz"):
+        write_scene(blender)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FileExistsError, match="not a folder"):
+        write_scene(tmp_path / "file")

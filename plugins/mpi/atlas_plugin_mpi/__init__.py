@@ -38,5 +38,9 @@ def atlas_configure(config: RunConfig) -> None:
     unless the user chose one or set options of another (e.g. ``sampler.samples``)."""
     if "field" not in config.explicit:
         config.field.name = NAME
-    if config.field.name == NAME and "sampler" not in config.explicit and not config.sampler.options:
+    if (
+        config.field.name == NAME
+        and "sampler" not in config.explicit
+        and not config.sampler.options
+    ):
         config.sampler.name = NAME

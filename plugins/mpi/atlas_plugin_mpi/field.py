@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor, nn
 
+from atlas_core.data.scene import Views
 from atlas_core.fields import Field
 from atlas_core.rays import RaySamples
 from atlas_plugin_mpi.geometry import PlaneGeometry, Reference, plane_geometry
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
 
 Between = Literal["nearest", "linear"]
 MAX_ALPHA = 1.0 - 1e-6  # keeps -log(1 - alpha) finite
+
+
+def reachable_depth(views: Views, far: float) -> float:
+    """The largest depth the reference camera's corner rays reach within ``far``."""
+    corner = math.hypot(0.5 * views.width / views.focal, 0.5 * views.height / views.focal)
+    return far / math.sqrt(1.0 + corner**2)
 
 
 class MPIField(Field):
@@ -53,10 +60,10 @@ class MPIField(Field):
         if margin <= 0 or lr_scale <= 0:
             raise ValueError("margin and lr_scale must be > 0")
         scene = context.scene
-        near, far = near or scene.near, far or scene.far
+        views = scene.split("train")
+        near, far = near or scene.near, far or reachable_depth(views, scene.far)
         if not 0 < near < far:
             raise ValueError(f"need 0 < near < far for the planes, got near={near}, far={far}")
-        views = scene.split("train")
         height = plane_height or max(1, round(plane_width * views.height / views.width))
         self.geometry: PlaneGeometry = plane_geometry(views, reference, near, far, planes, margin)
         self.between = between

@@ -68,7 +68,10 @@ class PlaneGeometry(nn.Module):
         safe = depth.clamp_min(1e-6)
         scale = 2.0 * self.focal / self.margin
         uv = torch.stack(
-            [scale * local[:, 0] / (safe * self.width), -scale * local[:, 1] / (safe * self.height)],
+            [
+                scale * local[:, 0] / (safe * self.width),
+                -scale * local[:, 1] / (safe * self.height),
+            ],
             dim=-1,
         )
         first, last = self.disparities[0], self.disparities[-1]

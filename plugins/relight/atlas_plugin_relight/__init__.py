@@ -1,0 +1,73 @@
+"""Relighting for NeRF Atlas: SDF surfaces under point lights with learned reflectance.
+
+NeRV (Srinivasan et al. 2021) and IDR (Yariv et al. 2020). Enabling the plugin
+(``--plugins volsdf,relight``) chooses the ``surface`` sampler (ray-SDF intersection),
+the ``relight`` renderer (reflectance x lights x shadows, direct or one-bounce) and adds
+the ``relight_mask`` silhouette term; the field is volsdf's SDF. Without the volsdf
+plugin (or a user-chosen SDF field) the run stops at start-up and names the plugins.
+"""
+
+from __future__ import annotations
+
+from atlas_core import hookimpl
+from atlas_core.config import RunConfig
+from atlas_core.errors import PluginError
+from atlas_core.hookspecs import Register
+from atlas_plugin_relight.data import load_nerv_point
+from atlas_plugin_relight.losses import MaskLoss
+from atlas_plugin_relight.options import RelightOptions
+from atlas_plugin_relight.renderer import RelightRenderer
+from atlas_plugin_relight.surface import SurfaceSampler
+
+__all__ = ["MaskLoss", "RelightOptions", "RelightRenderer", "SurfaceSampler", "load_nerv_point"]
+
+MASK_WEIGHT = 1.0
+
+
+@hookimpl
+def atlas_register_renderers(register: Register) -> None:
+    """Surface shading under lights."""
+    register("relight", RelightRenderer, description="SDF surface x reflectance x point lights")
+
+
+@hookimpl
+def atlas_register_samplers(register: Register) -> None:
+    """One sample per ray at the SDF's zero level set."""
+    register("surface", SurfaceSampler, description="sphere tracing / bisection / secant on an SDF")
+
+
+@hookimpl
+def atlas_register_losses(register: Register) -> None:
+    """The silhouette term."""
+    register("relight_mask", MaskLoss, description="IDR mask BCE of sigmoid(-alpha sdf) vs alpha")
+
+
+@hookimpl
+def atlas_register_datasets(register: Register) -> None:
+    """NeRV point-light scenes."""
+    register("nerv_point", load_nerv_point, description="NeRF-synthetic + light_loc per frame")
+
+
+def require_sdf_field(config: RunConfig) -> None:
+    """Stop unless volsdf is enabled (or the user chose the field); names the plugins."""
+    if "field" in config.explicit or not config.plugins or "volsdf" in config.plugins:
+        return
+    enabled = ", ".join(f"'{name}'" for name in config.plugins)
+    raise PluginError(
+        f"plugin 'relight' renders an SDF surface and needs the 'volsdf' field, but the "
+        f"enabled plugins are {enabled}; enable it with --plugins volsdf,relight"
+    )
+
+
+@hookimpl
+def atlas_configure(config: RunConfig) -> None:
+    """Check ``relight.*``, require an SDF field, claim sampler and renderer, add the mask term."""
+    from atlas_core.pipeline import plugin_options
+
+    plugin_options(config, "relight", RelightOptions)
+    require_sdf_field(config)
+    if "field" not in config.explicit:
+        config.field.name = "volsdf"
+    config.sampler.name = "surface"
+    config.renderer.name = "relight"
+    config.losses.setdefault("relight_mask", MASK_WEIGHT)

@@ -1,0 +1,29 @@
+"""The silhouette loss of surface rendering (IDR, Yariv et al. 2020, eq. 7)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn.functional import binary_cross_entropy_with_logits
+
+from atlas_core.errors import ConfigError
+from atlas_core.losses import Loss
+from atlas_core.rays import RayBundle
+
+
+class MaskLoss(Loss):
+    """BCE between ``sigmoid(-alpha f)`` at each ray's surface or closest point and the
+    target alpha, over rays that are not both hit and inside the mask."""
+
+    def forward(
+        self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]
+    ) -> Tensor:
+        """Mean BCE over all rays (zero where the ray hits inside the mask)."""
+        if "relight_logit" not in outputs:
+            raise ConfigError("loss 'relight_mask' needs renderer 'relight' (--plugins relight)")
+        if rays.rgba is None:
+            return outputs["relight_logit"].sum() * 0.0
+        target = rays.rgba[:, 3:]
+        keep = ~((outputs["relight_hit"] > 0) & (target > 0.5))
+        bce = binary_cross_entropy_with_logits(outputs["relight_logit"], target, reduction="none")
+        return torch.where(keep, bce, torch.zeros_like(bce)).mean()

@@ -1,0 +1,68 @@
+"""The plugin's own options: ``--set relight.KEY=VALUE``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Intersect = Literal["sphere", "bisection", "secant"]
+LightKind = Literal["dataset", "point", "learned"]
+Integrator = Literal["direct", "path"]
+Shadow = Literal["none", "hard", "learned"]
+REFLECTANCES = ("diffuse", "blinn_phong", "ggx", "mlp", "sh", "fourier")
+
+
+@dataclass(frozen=True)
+class RelightOptions:
+    """Surface intersection, reflectance mixture, light, integrator and shadow choices.
+
+    ``reflectance``: names from REFLECTANCES mixed with ``weights`` (equal when empty);
+    ``light``: ``dataset`` (each image's lights, from the nerv_point data), ``point``
+    (fixed at ``light_position``) or ``learned`` (trainable position and intensity);
+    ``light_intensity`` scales lights whose frames give no intensity.
+    """
+
+    intersect: Intersect = "sphere"
+    steps: int = 48
+    reflectance: list[str] = field(default_factory=lambda: ["blinn_phong"])
+    weights: list[float] = field(default_factory=list)
+    light: LightKind = "dataset"
+    light_position: list[float] = field(default_factory=lambda: [0.0, 0.0, 4.0])
+    light_intensity: float = 1.0
+    integrator: Integrator = "direct"
+    shadow: Shadow = "none"
+    width: int = 64
+    frequencies: int = 6
+    sh_degree: int = 2
+    fourier_terms: int = 4
+    soft_alpha: float = 50.0
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.reflectance if name not in REFLECTANCES]
+        if not self.reflectance or unknown:
+            raise ValueError(
+                f"reflectance must be a non-empty list of {', '.join(REFLECTANCES)}; "
+                f"got {list(self.reflectance)}"
+            )
+        if self.weights and len(self.weights) != len(self.reflectance):
+            raise ValueError(
+                f"weights has {len(self.weights)} entries for {len(self.reflectance)} reflectances"
+            )
+        if any(w < 0 for w in self.weights) or (self.weights and sum(self.weights) <= 0):
+            raise ValueError("weights must be >= 0 with a positive sum")
+        if len(self.light_position) != 3:
+            raise ValueError("light_position must be [x, y, z]")
+        if self.light_intensity <= 0:
+            raise ValueError("light_intensity must be > 0")
+        if self.steps < 2 or self.width < 1 or self.frequencies < 0:
+            raise ValueError("steps must be >= 2, width >= 1, frequencies >= 0")
+        if not 0 <= self.sh_degree <= 2 or self.fourier_terms < 1:
+            raise ValueError("sh_degree must be in 0..2 and fourier_terms >= 1")
+        if self.soft_alpha <= 0:
+            raise ValueError("soft_alpha must be > 0")
+
+    def mixture_weights(self) -> list[float]:
+        """The reflectance weights, normalised to sum to one."""
+        weights = self.weights or [1.0] * len(self.reflectance)
+        total = sum(weights)
+        return [w / total for w in weights]

@@ -8,6 +8,10 @@ pixelNeRF field reads its source views from. Splits are views with per-view extr
   step to a few objects and adds their source views, see ``batches.py``);
 - ``test``: views 1.. of the held-out objects; view 0 of each is its source view
   (with ``pixelnerf.source_views`` = S > 1, the next S - 1 views other than the target).
+
+A plain blender folder (no ``objects.json``) is read as one object: its train views
+are the bank, and its test views are conditioned on its first S train views (the same
+one-object bank the field builds on any other data kind).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from atlas_core.data.blender import load_split, read_json
+from atlas_core.data.blender import load_blender, load_split, read_json
 from atlas_core.data.scene import SceneData, Views
 from atlas_core.errors import DataError
 from atlas_plugin_pixelnerf.synth import INDEX
@@ -45,6 +49,24 @@ class PixelScene(SceneData):
     """A SceneData that also holds every object's views for conditioning."""
 
     bank: ObjectBank | None = None
+
+
+def one_object_bank(views: Views) -> ObjectBank:
+    """A scene's train views as the bank of a single object (nothing held out)."""
+    return ObjectBank(views.images[None], views.c2w[None], views.focal, ["scene"], [])
+
+
+def one_object_scene(scene: SceneData) -> PixelScene:
+    """An ordinary scene as one object: rays of every split are conditioned on it."""
+    bank = one_object_bank(scene.split("train"))
+    splits = {}
+    for name, views in scene.splits.items():
+        extras = dict(views.extras, object=torch.zeros(len(views), dtype=torch.long))
+        if name == "train":
+            extras["view"] = torch.arange(len(views))
+        splits[name] = Views(views.images, views.c2w, views.focal, views.times, views.names,
+                             extras)  # fmt: skip
+    return PixelScene(splits, scene.near, scene.far, scene.bounds, scene.name, bank=bank)
 
 
 def object_names(root: Path) -> dict[str, list[str]]:
@@ -112,6 +134,8 @@ def load_pixel_single(
         raise DataError(f"{root}: downscale must be >= 1, got {downscale}")
     if not 0 < near < far or not bound > 0:
         raise DataError(f"{root}: need 0 < near < far and bound > 0")
+    if not (root / INDEX).exists() and (root / "transforms_train.json").exists():
+        return one_object_scene(load_blender(root, downscale, near, far, bound))
     names = object_names(root)
     clash = set(names["train"]) & set(names["test"])
     if clash:

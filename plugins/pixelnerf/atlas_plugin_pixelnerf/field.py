@@ -10,7 +10,8 @@ blocks f2 decode density and colour (eq. 3-4 and the ResNet MLP of the supplemen
 Which object and source views a ray is conditioned on comes from ``rays.extras``:
 ``object`` (bank index), and ``sources`` [R, >=S] or else ``view``: the first S views
 of the object other than the ray's own. Rays without extras (free cameras, videos) show
-the first held-out object from its first S views.
+the first held-out object from its first S views. On data kinds other than
+``pixel-single`` the scene's train views are the only object.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 from atlas_core.fields import Field
 from atlas_core.pipeline import plugin_options, protocol_background
 from atlas_core.rays import RayBundle, RaySamples
+from atlas_plugin_pixelnerf.data import one_object_bank
 from atlas_plugin_pixelnerf.encoder import FeaturePyramidEncoder
 from atlas_plugin_pixelnerf.options import PixelNeRFOptions
 from atlas_plugin_pixelnerf.projection import (
@@ -67,9 +69,8 @@ class PixelNeRFField(Field):
     ):
         super().__init__()
         bank = getattr(context.scene, "bank", None)
-        if bank is None:
-            raise ValueError("it needs the source images of data kind 'pixel-single' "
-                             "(--data-kind pixel-single)")  # fmt: skip
+        if bank is None:  # another data kind: its train views are one object
+            bank = one_object_bank(context.scene.split("train"))
         if width < 1 or blocks < 1 or not 1 <= combine_at <= blocks:
             raise ValueError("need width >= 1, blocks >= 1 and 1 <= combine_at <= blocks")
         self.num_sources = plugin_options(context.config, NAME, PixelNeRFOptions).source_views

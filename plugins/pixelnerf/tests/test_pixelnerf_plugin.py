@@ -129,8 +129,13 @@ def test_bad_options_exit_2(objects_data, tmp_path, capsys, extra, message) -> N
     assert not (tmp_path / "run").exists()
 
 
-def test_blender_data_is_refused(atlas_scene, tmp_path, capsys) -> None:  # noqa: ANN001
-    args = ["run", "--data", str(atlas_scene), "--plugins", "pixelnerf", "--out",
-            str(tmp_path / "run"), "--max-steps", "1"]  # fmt: skip
-    assert main(args) == 2
-    assert "--data-kind pixel-single" in capsys.readouterr().err
+def test_a_blender_scene_is_one_object(atlas_scene, tmp_path) -> None:  # noqa: ANN001
+    scene = load_pixel_single(atlas_scene)
+    assert scene.bank is not None and scene.bank.images.shape[:2] == (1, 12)
+    assert scene.bank.test_objects == [] and len(scene.split("test")) == 3
+    assert scene.split("test").extras["object"].tolist() == [0, 0, 0]
+    for kind in ("blender", "pixel-single"):  # the field builds the same bank on blender data
+        out = tmp_path / kind
+        args = run_args(atlas_scene, out, "--data-kind", kind, "--set", "eval.video_frames=0")
+        assert main(args) == 0
+        assert json.loads((out / "metrics.json").read_text())["protocol"]["data_kind"] == kind

@@ -55,6 +55,12 @@ def test_given_camera_focal_and_distance(clip: Path) -> None:
     assert float(moved.c2w[0, 2, 3]) == 2.5
 
 
+def test_ray_range_and_box(clip: Path) -> None:
+    scene = load_video(clip, near=1.0, far=3.0, bound=0.8)
+    assert (scene.near, scene.far, scene.bounds) == (1.0, 3.0, (-0.8,) * 3 + (0.8,) * 3)
+    assert scene.name == "clip"
+
+
 def test_stride_limit_and_no_holdout(clip: Path) -> None:
     scene = load_video(clip, stride=3, limit=3, holdout=0)
     assert list(scene.splits) == ["train"]
@@ -79,6 +85,7 @@ def test_stride_limit_and_no_holdout(clip: Path) -> None:
         ({"focal": -1.0}, "data.focal must be > 0"),
         ({"distance": 0.0}, "data.distance must be > 0"),
         ({"near": 3.0, "far": 2.0}, "need 0 < near < far"),
+        ({"bound": 0.0}, "bound must be > 0"),
     ],
 )
 def test_bad_options(clip: Path, options: dict, message: str) -> None:

@@ -42,7 +42,7 @@ def local_frame(n: Tensor) -> tuple[Tensor, Tensor]:
 def to_local(v: Tensor, n: Tensor) -> Tensor:
     """Directions [R, L, 3] in the (t, b, n) frame of each point."""
     t, b = local_frame(n)
-    return torch.stack([dot(v, t[:, None]), dot(v, b[:, None]), dot(v, n[:, None])], -1)[..., 0]
+    return torch.cat([dot(v, t[:, None]), dot(v, b[:, None]), dot(v, n[:, None])], dim=-1)
 
 
 def real_sh(d: Tensor, degree: int) -> Tensor:

@@ -115,8 +115,8 @@ def read_split_images(files: list[Path]) -> list[np.ndarray]:
         bad = next((f for f in files if str(exc).startswith(str(f))), None)
         if bad is not None and bad.suffix.lower() == ".exr":
             raise DataError(
-                f"{bad}: cannot read this EXR image: no EXR reader is installed for imageio "
-                "(install OpenEXR support, e.g. imageio's freeimage plugin, or convert to PNG)"
+                f"{bad}: cannot read this EXR image: no installed imageio reader decodes it "
+                "(install EXR support, e.g. imageio's freeimage plugin, or convert to PNG)"
             ) from exc
         raise
 

@@ -17,7 +17,14 @@ from atlas_plugin_relight.learned_brdf import (
 from atlas_plugin_relight.material import Material
 from atlas_plugin_relight.options import RelightOptions
 
-MODELS = [Diffuse(), BlinnPhong(), GGX(), MLPReflectance(16), SHReflectance(2), FourierReflectance(3)]
+MODELS = [
+    Diffuse(),
+    BlinnPhong(),
+    GGX(),
+    MLPReflectance(16),
+    SHReflectance(2),
+    FourierReflectance(3),
+]
 IDS = ["diffuse", "blinn_phong", "ggx", "mlp", "sh", "fourier"]
 
 

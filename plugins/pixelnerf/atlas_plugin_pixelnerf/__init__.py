@@ -29,7 +29,6 @@ __all__ = ["ObjectBatches", "PixelNeRFField", "PixelNeRFOptions", "load_pixel_si
 __version__ = "0.1.0"
 
 DATA_KIND = "pixel-single"
-FREQUENCIES = 6  # pixelNeRF's positional encoding of camera-frame points
 BATCHES: WeakKeyDictionary[Trainer, ObjectBatches] = WeakKeyDictionary()
 
 
@@ -54,13 +53,10 @@ def atlas_register_datasets(register: Register) -> None:
 
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
-    """Check options; claim the field; 6 encoding frequencies unless the user set any."""
+    """Check the options; claim the field unless the user chose one."""
     options(config)
-    if config.field.name == "tiny":
-        config.field.name = NAME
-    encoding = config.encoding
-    if encoding.name == "positional" and "encoding" not in config.explicit and not encoding.options:
-        encoding.options["frequencies"] = FREQUENCIES
+    if "field" not in config.explicit:
+        config.field.name = NAME  # claimed even if filled: the core reports two claims
 
 
 @hookimpl

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from atlas_core.encodings import PositionalEncoding
 from atlas_core.fields import Field
 from atlas_core.pipeline import plugin_options, protocol_background
 from atlas_core.rays import RayBundle, RaySamples
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from atlas_core.pipeline import BuildContext
 
 NAME = "pixelnerf"
+FREQUENCIES = 6  # Yu et al. 2021, supp.: 6 frequencies for camera-frame points
 
 
 class ResidualLinear(nn.Module):
@@ -83,7 +85,11 @@ class PixelNeRFField(Field):
         self.default_object = bank.test_objects[0] if bank.test_objects else 0
         self.background = 0.0 if protocol_background(context.config) == "black" else 1.0
         self.encoder = FeaturePyramidEncoder(encoder_width, encoder_stages)
-        self.encoding = context.make_encoding(3)
+        encoding = context.config.encoding
+        if encoding.name == "positional" and not encoding.options:
+            self.encoding = PositionalEncoding(3, FREQUENCIES)
+        else:  # the run's encoding, as chosen (fourier, siren, other frequencies, ...)
+            self.encoding = context.make_encoding(3)
         self.combine_at = combine_at
         self.lin_in = nn.Linear(self.encoding.out_dim + 3, width)
         self.lin_latent = nn.ModuleList(

@@ -11,7 +11,8 @@ from atlas_plugin_pixelnerf import ObjectBatches, PixelNeRFField, load_pixel_sin
 
 from atlas_core.cli import main
 from atlas_core.config import RunConfig
-from atlas_core.pipeline import configure
+from atlas_core.encodings import PositionalEncoding
+from atlas_core.pipeline import BuildContext, configure
 from atlas_core.plugins import load
 from atlas_core.train import Trainer
 
@@ -41,13 +42,21 @@ def configured(*settings: tuple[str, object]) -> RunConfig:
     return config
 
 
-def test_configure_claims_the_field_and_pixelnerf_frequencies() -> None:
-    config = configured()
-    assert config.field.name == "pixelnerf"
-    assert config.encoding.options == {"frequencies": 6}
-    config = configured(("field", "plain"), ("encoding.frequencies", 4))
-    assert config.field.name == "plain" and config.encoding.options == {"frequencies": 4}
-    assert configured(("encoding", "identity")).encoding.options == {}
+def test_configure_claims_the_field_unless_chosen() -> None:
+    assert configured().field.name == "pixelnerf"
+    assert configured(("field", "plain")).field.name == "plain"
+
+
+@pytest.mark.parametrize(
+    ("settings", "frequencies"), [((), 6), ((("encoding.frequencies", 3),), 3)]
+)
+def test_pixelnerf_frequencies_unless_the_encoding_is_set(
+    objects_data: Path, settings: tuple[tuple[str, object], ...], frequencies: int
+) -> None:
+    config = configured(("field.encoder_width", 2), *settings)
+    context = BuildContext(config, load(config.plugins), load_pixel_single(objects_data))
+    encoding = context.make_field().encoding
+    assert isinstance(encoding, PositionalEncoding) and encoding.out_dim == 3 + 6 * frequencies
 
 
 def test_object_batches(objects_data: Path) -> None:

@@ -61,9 +61,10 @@ def atlas_configure(config: RunConfig) -> None:
 
 @hookimpl
 def atlas_train_start(trainer: Trainer) -> None:
-    """Install per-step object batches (pixel-single data only)."""
+    """Install per-step object batches (pixel-single data and the pixelnerf field only)."""
     scene = trainer.scene
-    if isinstance(scene, PixelScene) and scene.bank is not None:
+    conditioned = any(isinstance(m, PixelNeRFField) for m in trainer.pipeline.field.modules())
+    if conditioned and isinstance(scene, PixelScene) and scene.bank is not None:
         chosen = options(trainer.config)
         batches = ObjectBatches(
             scene.bank, chosen.source_views, chosen.objects_per_batch, trainer.device

@@ -121,6 +121,16 @@ def test_cli_run_with_every_option(objects_data: Path, tmp_path: Path) -> None:
     assert main(["eval", str(out)]) == 0  # the bank is rebuilt from the data, not saved
 
 
+def test_batches_serve_only_the_pixelnerf_field(objects_data: Path, tmp_path: Path) -> None:
+    config = configured(("field", "tiny"), ("field.width", 8), ("sampler.samples", 4),
+                        ("train.max_steps", 1), ("train.batch_rays", 16))  # fmt: skip
+    config.data.path = str(objects_data)
+    config.set("data.kind", "pixel-single")
+    trainer = Trainer(config, load(config.plugins), tmp_path / "run")
+    trainer.fit()
+    assert trainer.step == 1 and len(trainer.train_views) == 6 * 4  # the plain train split
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -27,8 +27,6 @@ def read_frames(path: Path, stride: int = 1, limit: int = 0) -> tuple[list[np.nd
             indices.append(index)
             if limit and len(frames) >= limit:
                 break
-    except DataError:
-        raise
     except (OSError, RuntimeError, ValueError, StopIteration) as exc:
         cause = str(exc).split("=== stderr", 1)[0].strip() or first_line(exc)
         raise DataError(
@@ -41,8 +39,6 @@ def read_frames(path: Path, stride: int = 1, limit: int = 0) -> tuple[list[np.nd
 
 def rgb_frame(path: Path, index: int, frame: np.ndarray) -> np.ndarray:
     """One decoded frame as contiguous uint8 RGB [H, W, 3]."""
-    if frame.ndim == 2:
-        frame = np.repeat(frame[:, :, None], 3, axis=2)
     if frame.ndim != 3 or frame.shape[2] not in (3, 4) or frame.dtype != np.uint8:
         raise DataError(f"{path}: frame {index} is not an 8-bit RGB image ({frame.shape})")
     return np.ascontiguousarray(frame[:, :, :3])

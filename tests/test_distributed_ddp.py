@@ -105,8 +105,10 @@ def test_torchrun_cli(atlas_scene: Path, tmp_path: Path, quick_args: list[str]) 
     """``torchrun -m atlas_core run`` trains on 2 ranks and rank 0 writes the run folder."""
     out = tmp_path / "run"
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-        "--master-port", str(free_port()), "-m", "atlas_core", "run",
+        # --standalone: torchrun binds a free port itself (a port picked here could be taken
+        # by another process before the ranks bind it)
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "atlas_core", "run",
         "--data", str(atlas_scene), "--out", str(out), "--device", "cpu", *quick_args,
     ]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -67,6 +67,16 @@ class TrainConfig:
     log_every: int = option(default=25, metadata={"min": 1})
     eval_every: int = option(default=0, metadata={"min": 0})
     max_bad_steps: int = option(default=20, metadata={"min": 1})
+    optimizer: typing.Literal["adam", "sgd", "adamw", "rmsprop", "uniform_adam"] = "adam"
+    laplacian_weight: float = option(default=4.0, metadata={"min": 0})  # uniform_adam's lambda
+    schedule: typing.Literal["exponential", "cosine", "none"] = "exponential"
+    grad_clip: float = option(default=0.0, metadata={"min": 0})  # max gradient norm, 0 = off
+    train_only: list[str] = option(default_factory=list)  # parameter-name prefixes to train
+    batch: typing.Literal["rays", "crops", "views"] = "rays"
+    crop_size: int = option(default=32, metadata={"min": 2})
+    loss_space: typing.Literal["rgb", "hsv", "luminance", "xyz"] = "rgb"
+    tone_map: bool = False  # x / (1 + x) before colour losses
+    loss_gamma: float = option(default=1.0, metadata={"min": 0.01})  # x ** (1 / gamma)
 
 
 @dataclass

@@ -1,10 +1,20 @@
-"""Loss terms; the run's loss is their sum weighted by ``config.losses``."""
+"""Loss terms; the run's loss is their sum weighted by ``config.losses``.
+
+Colour losses compare images after the run's colour transform (``train.loss_space``,
+``train.tone_map``, ``train.loss_gamma``; see ``atlas_core.colour``).
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import Tensor, nn
 
+from atlas_core.colour import LossColour
 from atlas_core.rays import RayBundle
+
+if TYPE_CHECKING:
+    from atlas_core.pipeline import BuildContext
 
 
 class Loss(nn.Module):
@@ -17,11 +27,23 @@ class Loss(nn.Module):
         raise NotImplementedError
 
 
-class _ImageLoss(Loss):
-    """A per-pixel loss on ``rgb`` (and ``coarse_rgb`` when present) vs ``target_rgb``."""
+def loss_colour(context: BuildContext | None) -> LossColour:
+    """The run's colour transform for losses (identity without a context)."""
+    if context is None:
+        return LossColour()
+    train = context.config.train
+    return LossColour(train.loss_space, train.tone_map, train.loss_gamma)
 
-    def error(self, prediction: Tensor, target: Tensor) -> Tensor:
-        """Mean error between two images [R, 3]."""
+
+class ColourLoss(Loss):
+    """A loss on ``rgb`` (and ``coarse_rgb`` when present) vs ``target_rgb``."""
+
+    def __init__(self, context: BuildContext | None = None):
+        super().__init__()
+        self.colour = loss_colour(context)
+
+    def error(self, prediction: Tensor, target: Tensor, rays: RayBundle) -> Tensor:
+        """Error between transformed colours [R, C]."""
         raise NotImplementedError
 
     def forward(
@@ -29,23 +51,39 @@ class _ImageLoss(Loss):
     ) -> Tensor:
         """Error of the fine image plus, as in NeRF, that of the coarse image."""
         target = outputs["target_rgb"]
-        loss = self.error(outputs["rgb"], target)
+        if not self.colour.identity:
+            target = self.colour(target)
+        loss = self.compare(outputs["rgb"], target, rays)
         if "coarse_rgb" in outputs:
-            loss = loss + self.error(outputs["coarse_rgb"], target)
+            loss = loss + self.compare(outputs["coarse_rgb"], target, rays)
         return loss
 
+    def compare(self, prediction: Tensor, target: Tensor, rays: RayBundle) -> Tensor:
+        """Transform the prediction, then measure its error against the transformed target."""
+        if not self.colour.identity:
+            prediction = self.colour(prediction)
+        return self.error(prediction, target, rays)
 
-class RGBL2Loss(_ImageLoss):
+
+class RGBL2Loss(ColourLoss):
     """Mean squared error on colour (NeRF eq. 6)."""
 
-    def error(self, prediction: Tensor, target: Tensor) -> Tensor:
+    def error(self, prediction: Tensor, target: Tensor, rays: RayBundle) -> Tensor:
         """Mean squared error."""
         return (prediction - target).square().mean()
 
 
-class RGBL1Loss(_ImageLoss):
+class RGBL1Loss(ColourLoss):
     """Mean absolute error on colour."""
 
-    def error(self, prediction: Tensor, target: Tensor) -> Tensor:
+    def error(self, prediction: Tensor, target: Tensor, rays: RayBundle) -> Tensor:
         """Mean absolute error."""
         return (prediction - target).abs().mean()
+
+
+class RGBRMSELoss(ColourLoss):
+    """Root mean squared error on colour."""
+
+    def error(self, prediction: Tensor, target: Tensor, rays: RayBundle) -> Tensor:
+        """Square root of the mean squared error (offset so its gradient stays finite at 0)."""
+        return ((prediction - target).square().mean() + 1e-12).sqrt()

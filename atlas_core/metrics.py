@@ -32,6 +32,15 @@ def ssim(prediction: Tensor, target: Tensor, size: int = 11, sigma: float = 1.5)
     """
     x = prediction.permute(2, 0, 1)[None].double()
     y = target.permute(2, 0, 1)[None].double()
+    return float(ssim_maps(x, y, size, sigma)[0].mean())
+
+
+def ssim_maps(x: Tensor, y: Tensor, size: int = 11, sigma: float = 1.5) -> tuple[Tensor, Tensor]:
+    """Per-pixel SSIM and its contrast-structure part for batches [B, C, H, W] (valid region).
+
+    Differentiable, so losses share it (Wang et al. 2004, eq. 13; ``cs`` is the product
+    of its contrast and structure terms, used by MS-SSIM).
+    """
     size = min(size, x.shape[-1], x.shape[-2])  # tiny images: shrink the window
     channels = x.shape[1]
     window = _gaussian_window(size, sigma, channels, x)
@@ -44,6 +53,5 @@ def ssim(prediction: Tensor, target: Tensor, size: int = 11, sigma: float = 1.5)
     var_y = blur(y * y) - mu_y**2
     cov = blur(x * y) - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
-    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
-    den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-    return float((num / den).mean())
+    cs = (2 * cov + c2) / (var_x + var_y + c2)
+    return (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * cs, cs

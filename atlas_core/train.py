@@ -14,12 +14,13 @@ from tqdm import tqdm
 from atlas_core import distributed
 from atlas_core.checkpoints import check_versions, latest_checkpoint, load_latest, save_checkpoint
 from atlas_core.config import RunConfig, save_toml
+from atlas_core.crops import crop_rays
 from atlas_core.data.scene import SceneData, camera_rays, make_rays
 from atlas_core.errors import AtlasError, ConfigError, Interrupted, first_line
 from atlas_core.evaluate import evaluate
 from atlas_core.faults import BadSteps, InterruptRequest, finite_gradients
 from atlas_core.io import atomic_write_json
-from atlas_core.optim import MaskedAdam, is_masked
+from atlas_core.optimizers import clip_gradients, make_optimizer
 from atlas_core.pipeline import build, call_factory, protocol_background
 from atlas_core.plugins import AtlasPlugins
 from atlas_core.registry import unknown_choice
@@ -52,6 +53,25 @@ def check_losses(config: RunConfig, plugins: AtlasPlugins) -> None:
             raise ConfigError(unknown_choice(f"loss 'losses.{name}'", name, names))
 
 
+def check_batch(config: RunConfig, pipeline: torch.nn.Module, views: Any) -> None:
+    """Image losses need crop batches; crops must fit the training images."""
+    train = config.train
+    if train.batch == "rays":
+        needing = [
+            name for name, loss in pipeline.losses.items() if getattr(loss, "needs_crops", False)
+        ]
+        if needing:
+            raise ConfigError(
+                f"losses.{needing[0]} compares image crops, but train.batch=rays draws "
+                "scattered rays: set train.batch=crops (with train.crop_size) or views"
+            )
+    elif train.batch == "crops" and train.crop_size > min(views.height, views.width):
+        raise ConfigError(
+            f"train.crop_size={train.crop_size} exceeds the training images "
+            f"({views.height}x{views.width})"
+        )
+
+
 class Trainer:
     """Trains one run in ``out`` and writes its outputs."""
 
@@ -66,6 +86,7 @@ class Trainer:
         config.versions = plugins.versions
         self.optimizer = self.make_optimizer()
         self.train_views = self.scene.split("train").to(self.device)
+        check_batch(config, self.pipeline, self.train_views)
         self.batch_rays = config.train.batch_rays
         self.rays_seen = 0
         self.step = 0
@@ -76,22 +97,14 @@ class Trainer:
             self.restore()
 
     def make_optimizer(self) -> torch.optim.Optimizer:
-        """Adam over the pipeline's current parameters, grouped by ``lr_scale``.
+        """``train.optimizer`` over the pipeline's trainable parameters, grouped by ``lr_scale``.
 
         A component may set ``param.lr_scale`` (e.g. grids learn faster than MLPs, as in
-        DVGO and Instant-NGP); the schedule multiplies every group's rate alike. A
-        parameter tagged ``masked_updates`` switches to MaskedAdam (see ``optim.py``).
+        DVGO and Instant-NGP); the schedule multiplies every group's rate alike. With the
+        default adam, a parameter tagged ``masked_updates`` switches to MaskedAdam (see
+        ``optim.py``); ``train.train_only`` freezes the rest (see ``optimizers.py``).
         """
-        groups: dict[float, list[torch.nn.Parameter]] = {}
-        for param in self.pipeline.parameters():
-            groups.setdefault(float(getattr(param, "lr_scale", 1.0)), []).append(param)
-        lr = self.config.train.lr
-        param_groups = [
-            {"params": ps, "lr": lr * scale, "lr_scale": scale} for scale, ps in groups.items()
-        ]
-        if any(is_masked(p) for p in self.pipeline.parameters()):
-            return MaskedAdam(param_groups)  # grids: only touched entries move (DVGO)
-        return torch.optim.Adam(param_groups)
+        return make_optimizer(self.pipeline, self.config.train)
 
     def rebuild_optimizer(self) -> None:
         """Start a new optimizer after a plugin replaced parameters (e.g. grid upscaling)."""
@@ -151,18 +164,30 @@ class Trainer:
         return True
 
     def learning_rate(self) -> float:
-        """Exponential decay from ``lr`` to ``lr_final`` over steps or time budget."""
+        """``train.schedule`` from ``lr`` to ``lr_final`` over steps or time budget.
+
+        ``exponential`` (the default) decays geometrically, ``cosine`` follows half a
+        cosine (Loshchilov and Hutter 2017, SGDR eq. 5, one cycle), ``none`` keeps ``lr``.
+        """
         train = self.config.train
         progress = self.step / train.max_steps
         if train.time_budget > 0:
             progress = max(progress, self.train_seconds / train.time_budget)
         progress = min(progress, 1.0)
+        if train.schedule == "none":
+            return train.lr
+        if train.schedule == "cosine":
+            return train.lr_final + 0.5 * (train.lr - train.lr_final) * (
+                1 + math.cos(math.pi * progress)
+            )
         if train.lr_final <= 0 or train.lr <= 0:
             return train.lr
         return train.lr * math.exp(progress * math.log(train.lr_final / train.lr))
 
     def sample_batch(self) -> Any:
-        """Random rays across all training images."""
+        """Random rays across all training images (``train.batch = rays``), or crops."""
+        if self.config.train.batch != "rays":
+            return self.sample_crops()
         views, count = self.train_views, self.batch_rays
         device = self.device
         images = torch.randint(len(views), (count,)).to(device)
@@ -170,6 +195,21 @@ class Trainer:
         cols = torch.randint(views.width, (count,)).to(device)
         images, rows, cols = distributed.shard(self.world, images, rows, cols)
         return make_rays(views, images, rows, cols, self.scene)
+
+    def sample_crops(self) -> Any:
+        """Random square crops (``crops``) or whole views (``views``), about ``batch_rays``
+        rays in all (at least one crop per rank); each rank gets crops of its own."""
+        views, train = self.train_views, self.config.train
+        size = (views.height, views.width)
+        if train.batch == "crops":
+            size = (train.crop_size, train.crop_size)
+        ranks = 1 if self.world is None else self.world.size
+        count = max(1, self.batch_rays // (size[0] * size[1]) // ranks) * ranks
+        images = torch.randint(len(views), (count,)).to(self.device)
+        tops = torch.randint(views.height - size[0] + 1, (count,)).to(self.device)
+        lefts = torch.randint(views.width - size[1] + 1, (count,)).to(self.device)
+        images, tops, lefts = distributed.shard(self.world, images, tops, lefts)
+        return crop_rays(views, images, tops, lefts, size, self.scene)
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step; returns the loss terms and the learning rate."""
@@ -202,6 +242,8 @@ class Trainer:
         if not finite or not finite_gradients(self.pipeline.parameters()):
             self.optimizer.zero_grad(set_to_none=True)
             return False
+        if self.config.train.grad_clip > 0:
+            clip_gradients(self.pipeline.parameters(), self.config.train.grad_clip)
         self.optimizer.step()
         return True
 

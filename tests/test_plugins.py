@@ -113,7 +113,9 @@ def test_registration_hooks_fill_registry(atlas_pm) -> None:  # noqa: ANN001
     core = loaded.registry.by_plugin("core")
     assert core["fields"] == ["plain", "tiny"] and core["datasets"] == ["blender"]
     assert core["samplers"] == ["hierarchical", "occupancy", "stratified"]
-    assert core["renderers"] == ["volume"] and core["losses"] == ["rgb_l1", "rgb_l2"]
+    assert core["renderers"] == ["volume"] and core["losses"] == [
+        "fft", "ms_ssim", "rgb_l1", "rgb_l2", "rgb_rmse", "ssim"
+    ]  # fmt: skip
     assert core["encodings"] == ["identity", "positional"]
 
 

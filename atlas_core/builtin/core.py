@@ -7,7 +7,8 @@ from atlas_core.data.blender import load_blender
 from atlas_core.encodings import IdentityEncoding, PositionalEncoding
 from atlas_core.fields import NeRFField, TinyField
 from atlas_core.hookspecs import Register
-from atlas_core.losses import RGBL1Loss, RGBL2Loss
+from atlas_core.image_losses import FFTLoss, MSSSIMLoss, SSIMLoss
+from atlas_core.losses import RGBL1Loss, RGBL2Loss, RGBRMSELoss
 from atlas_core.occupancy import OccupancySampler
 from atlas_core.render import VolumeRenderer
 from atlas_core.samplers import HierarchicalSampler, StratifiedSampler
@@ -43,9 +44,13 @@ def atlas_register_renderers(register: Register) -> None:
 
 @hookimpl
 def atlas_register_losses(register: Register) -> None:
-    """Colour losses."""
+    """Colour losses, per ray and (with crop batches) per image."""
     register("rgb_l2", RGBL2Loss, description="mean squared colour error")
     register("rgb_l1", RGBL1Loss, description="mean absolute colour error")
+    register("rgb_rmse", RGBRMSELoss, description="root mean squared colour error")
+    register("fft", FFTLoss, description="L1 between FFT magnitudes of crops (needs crops)")
+    register("ssim", SSIMLoss, description="1 - SSIM of crops (needs crops)")
+    register("ms_ssim", MSSSIMLoss, description="1 - multi-scale SSIM of crops (needs crops)")
 
 
 @hookimpl

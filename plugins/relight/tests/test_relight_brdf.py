@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from atlas_plugin_relight.brdf import GGX, BlinnPhong, Diffuse, ggx, unit
 from atlas_plugin_relight.learned_brdf import (
     FourierReflectance,

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from atlas_plugin_relight.data import load_nerv_point
+from atlas_plugin_relight.lights import POSITIONS, POWER, SCALED
+from atlas_plugin_relight.synth import INTENSITY, write_point_scene
 
 from atlas_core.cli import main
 from atlas_core.data.scene import make_rays
 from atlas_core.errors import DataError
-from atlas_plugin_relight.data import load_nerv_point
-from atlas_plugin_relight.lights import POSITIONS, POWER, SCALED
-from atlas_plugin_relight.synth import INTENSITY, write_point_scene
 
 
 @pytest.fixture(scope="module")

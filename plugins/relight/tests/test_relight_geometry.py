@@ -6,8 +6,6 @@ import math
 
 import pytest
 import torch
-
-from atlas_core.rays import RayBundle
 from atlas_plugin_relight.brdf import unit
 from atlas_plugin_relight.integrators import DirectIntegrator, PathIntegrator, cosine_sample
 from atlas_plugin_relight.intersect import intersect
@@ -23,6 +21,8 @@ from atlas_plugin_relight.lights import (
 from atlas_plugin_relight.material import Material
 from atlas_plugin_relight.options import RelightOptions
 from atlas_plugin_relight.shadows import HardShadow, LearnedShadow, NoShadow
+
+from atlas_core.rays import RayBundle
 
 
 def sphere(center: tuple[float, float, float], radius: float):
@@ -50,7 +50,7 @@ def test_intersection_matches_the_analytic_sphere(method: str) -> None:
     dirs = torch.tensor([[0.0, 0.0, -1.0]]).expand(6, 3)
     near, far = torch.full((6, 1), 0.1), torch.full((6, 1), 8.0)
     hits = intersect(method, sphere((0, 0, 0), 1.0), origins, dirs, near, far, 64)
-    expect = 4.0 - torch.sqrt((1 - offsets[:5] ** 2))
+    expect = 4.0 - torch.sqrt(1 - offsets[:5] ** 2)
     assert hits.hit.tolist() == [True] * 5 + [False]
     assert torch.allclose(hits.t[:5, 0], expect, atol=2e-3)
     assert abs(float(hits.t_min[5, 0]) - 4.0) < 0.2  # the miss passes closest above the centre

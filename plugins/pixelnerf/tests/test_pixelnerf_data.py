@@ -116,3 +116,15 @@ def test_bad_data_exits_2_from_the_cli(
     err = capsys.readouterr().err
     assert "obj_003/train/r_1.png: not a readable image" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_data_options(objects_data: Path) -> None:
+    full = load_pixel_single(objects_data)
+    half = load_pixel_single(objects_data, downscale=2, near=1.0, far=7.0, bound=1.2)
+    assert half.bank.images.shape == (8, 4, 8, 8, 4) and half.split("test").height == 8
+    assert half.bank.focal == pytest.approx(full.bank.focal / 2)
+    assert (half.near, half.far, half.bounds) == (1.0, 7.0, (-1.2, -1.2, -1.2, 1.2, 1.2, 1.2))
+    with pytest.raises(DataError, match="downscale must be >= 1"):
+        load_pixel_single(objects_data, downscale=0)
+    with pytest.raises(DataError, match="need 0 < near < far"):
+        load_pixel_single(objects_data, near=3.0, far=2.0)

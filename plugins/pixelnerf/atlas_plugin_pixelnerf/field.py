@@ -68,6 +68,7 @@ class PixelNeRFField(Field):
         combine_at: int = 2,
         encoder_width: int = 16,
         encoder_stages: int = 2,
+        image_features: bool = False,
     ):
         super().__init__()
         bank = getattr(context.scene, "bank", None)
@@ -84,7 +85,7 @@ class PixelNeRFField(Field):
         self.focal = bank.focal
         self.default_object = bank.test_objects[0] if bank.test_objects else 0
         self.background = 0.0 if protocol_background(context.config) == "black" else 1.0
-        self.encoder = FeaturePyramidEncoder(encoder_width, encoder_stages)
+        self.encoder = FeaturePyramidEncoder(encoder_width, encoder_stages, image_features)
         encoding = context.config.encoding
         if encoding.name == "positional" and not encoding.options:
             self.encoding = PositionalEncoding(3, FREQUENCIES)

@@ -85,14 +85,19 @@ def test_pooling_after_the_last_block() -> None:
     assert out.shape == (48, 4) and bool(torch.isfinite(out).all())
 
 
-@pytest.mark.parametrize(("stages", "channels"), [(0, 4), (1, 12), (2, 28)])
-def test_encoder_pyramid_shapes(stages: int, channels: int) -> None:
-    encoder = FeaturePyramidEncoder(width=4, stages=stages)
+@pytest.mark.parametrize(
+    ("stages", "with_image", "channels"), [(0, False, 4), (1, False, 12), (2, True, 31)]
+)
+def test_encoder_pyramid_shapes(stages: int, with_image: bool, channels: int) -> None:
+    encoder = FeaturePyramidEncoder(width=4, stages=stages, with_image=with_image)
     images = torch.rand(3, 3, 16, 12, requires_grad=True)
     features = encoder(images)
     assert encoder.out_dim == channels and features.shape == (3, channels, 8, 6)
     features.square().mean().backward()
     assert images.grad is not None and float(images.grad.abs().sum()) > 0
+    if with_image:  # the last three channels are the image, area-averaged 2x2
+        pooled = torch.nn.functional.avg_pool2d(images.detach(), 2)
+        assert torch.allclose(features[:, -3:].detach(), pooled, atol=1e-6)
 
 
 @pytest.mark.parametrize(

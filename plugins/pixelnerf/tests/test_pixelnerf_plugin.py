@@ -109,7 +109,7 @@ def test_cli_run_with_every_option(objects_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     extra = ["--set", "pixelnerf.source_views=2", "--set", "pixelnerf.objects_per_batch=3",
              "--set", "field.blocks=3", "--set", "field.combine_at=1",
-             "--set", "field.encoder_stages=1"]  # fmt: skip
+             "--set", "field.encoder_stages=1", "--set", "field.image_features=true"]  # fmt: skip
     assert main(run_args(objects_data, out, *extra)) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["views"] == 2 and metrics["protocol"]["data_kind"] == "pixel-single"

@@ -75,7 +75,8 @@ def render(c2w: np.ndarray, light: np.ndarray, size: int, shape: str) -> np.ndar
     t, n = (hit_box if shape == "box" else hit_sphere)(origins, dirs)
     hit = torch.isfinite(t)
     x = origins + t.nan_to_num(posinf=0) * dirs
-    rgb = shade(x, n, -dirs, torch.from_numpy(light).float(), INTENSITY) * hit
+    rgb = shade(x, n, -dirs, torch.from_numpy(light).float(), INTENSITY)
+    rgb = torch.where(hit, rgb, torch.zeros_like(rgb))  # misses may sit on a collocated light
     rgba = torch.cat([rgb.clamp(0, 1), hit.float()], -1).view(size, size, 4)
     return (rgba.numpy() * 255).round().astype(np.uint8)
 

@@ -80,6 +80,7 @@ def test_object_batches(objects_data: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_short_training_generalises_to_held_out_objects(
     training_data: Path, tmp_path: Path
 ) -> None:

@@ -25,7 +25,7 @@ from atlas_plugin_relight.surface import HIT, find_sdf
 if TYPE_CHECKING:
     from atlas_core.pipeline import BuildContext
 
-MIN_GRAZE = 0.05  # |n . v| floor in the implicit step, against grazing blow-ups
+MIN_GRAZE = 0.3  # |n . v| floor in the implicit step: grazing hits would amplify it
 
 
 class RelightRenderer(nn.Module):

@@ -7,6 +7,8 @@ batch, so image losses (FFT, SSIM) can reshape per-ray colours to [B, h, w, C].
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -57,3 +59,49 @@ def crop_shape(rays: RayBundle) -> tuple[int, int, int] | None:
     if not torch.equal(flat, torch.arange(len(rays), device=flat.device)):
         return None
     return count, height, width
+
+
+BLOCK_KEY = "block_rgba"
+
+
+def ray_stride(pipeline: torch.nn.Module) -> int:
+    """Pixels per rendered ray along each axis: a renderer's ``ray_stride`` (1 by default).
+
+    A renderer that upsamples its images (neural rendering) renders one ray per
+    ``stride`` x ``stride`` block of a crop; see ``decimate``.
+    """
+    return int(getattr(pipeline.renderer, "ray_stride", 1))
+
+
+def block_centres(count: int, height: int, width: int, stride: int, device: torch.device) -> Tensor:
+    """Indices into B row-major ``height`` x ``width`` crops of each block's centre pixel
+    (the pixel right and below of the centre when ``stride`` is even)."""
+    rows = torch.arange(height // stride, device=device) * stride + stride // 2
+    cols = torch.arange(width // stride, device=device) * stride + stride // 2
+    inner = (rows[:, None] * width + cols[None, :]).reshape(-1)
+    return (torch.arange(count, device=device)[:, None] * height * width + inner).reshape(-1)
+
+
+def decimate(rays: RayBundle, stride: int) -> RayBundle:
+    """One ray per ``stride`` block of a crop batch; each keeps its block's targets.
+
+    The result is a crop batch of B x (h/stride) x (w/stride) rays; ``extras["block_rgba"]``
+    [R, stride * stride, 4] holds each block's target pixels, row-major.
+    """
+    count, height, width = crop_shape(rays)
+    low_h, low_w = height // stride, width // stride
+    low = rays[block_centres(count, height, width, stride, rays.origins.device)]
+    low.radii = low.radii * stride  # each ray now covers a block (cone footprint)
+    zeros = torch.zeros(count, dtype=torch.long, device=rays.origins.device)
+    low.extras[CROP_KEY] = crop_pixels(zeros, zeros, zeros, low_h, low_w)[3]
+    if rays.rgba is not None:
+        blocks = rays.rgba.view(count, low_h, stride, low_w, stride, 4).permute(0, 1, 3, 2, 4, 5)
+        low.extras[BLOCK_KEY] = blocks.reshape(-1, stride * stride, 4)
+    return low
+
+
+def undo_blocks(blocks: Tensor, count: int, low_h: int, low_w: int) -> Tensor:
+    """Per-ray blocks [B*h*w, s*s, C] back to full-resolution images [B, h*s, w*s, C]."""
+    stride = math.isqrt(blocks.shape[1])
+    grid = blocks.view(count, low_h, low_w, stride, stride, -1).permute(0, 1, 3, 2, 4, 5)
+    return grid.reshape(count, low_h * stride, low_w * stride, -1)

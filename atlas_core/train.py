@@ -14,7 +14,7 @@ from tqdm import tqdm
 from atlas_core import distributed
 from atlas_core.checkpoints import check_versions, latest_checkpoint, load_latest, save_checkpoint
 from atlas_core.config import RunConfig, save_toml
-from atlas_core.crops import crop_rays
+from atlas_core.crops import crop_rays, decimate, ray_stride
 from atlas_core.data.scene import SceneData, camera_rays, make_rays
 from atlas_core.errors import AtlasError, ConfigError, Interrupted, first_line
 from atlas_core.evaluate import evaluate
@@ -65,11 +65,33 @@ def check_batch(config: RunConfig, pipeline: torch.nn.Module, views: Any) -> Non
                 f"losses.{needing[0]} compares image crops, but train.batch=rays draws "
                 "scattered rays: set train.batch=crops (with train.crop_size) or views"
             )
-    elif train.batch == "crops" and train.crop_size > min(views.height, views.width):
+    elif "train.crop_size" in config.explicit and train.crop_size > min(views.height, views.width):
         raise ConfigError(
             f"train.crop_size={train.crop_size} exceeds the training images "
             f"({views.height}x{views.width})"
         )
+    stride = ray_stride(pipeline)
+    if stride > 1:  # the renderer upsamples: whole blocks of stride x stride pixels
+        if train.batch == "rays":
+            raise ConfigError(
+                f"the renderer renders one ray per {stride}x{stride} block and upsamples: "
+                "set train.batch=crops or views"
+            )
+        side = crop_side(config, views, stride)
+        sides = (side,) if train.batch == "crops" else (views.height, views.width)
+        if any(side % stride for side in sides):
+            what = f"train.crop_size={train.crop_size}" if train.batch == "crops" else "image size"
+            raise ConfigError(f"{what} must be a multiple of the renderer's ray stride {stride}")
+
+
+def crop_side(config: RunConfig, views: Any, stride: int = 1) -> int:
+    """``train.crop_size``; left at its default, at most the images' shorter side (rounded
+    down to a multiple of the renderer's ray stride)."""
+    size = config.train.crop_size
+    if "train.crop_size" in config.explicit:
+        return size
+    shortest = min(views.height, views.width)
+    return max(stride, min(size, shortest) // stride * stride)
 
 
 class Trainer:
@@ -200,16 +222,25 @@ class Trainer:
         """Random square crops (``crops``) or whole views (``views``), about ``batch_rays``
         rays in all (at least one crop per rank); each rank gets crops of its own."""
         views, train = self.train_views, self.config.train
+        stride = ray_stride(self.pipeline)  # rays per crop: one per stride x stride block
         size = (views.height, views.width)
         if train.batch == "crops":
-            size = (train.crop_size, train.crop_size)
+            size = (crop_side(self.config, views, stride),) * 2
         ranks = 1 if self.world is None else self.world.size
-        count = max(1, self.batch_rays // (size[0] * size[1]) // ranks) * ranks
+        count = max(1, self.batch_rays * stride * stride // (size[0] * size[1]) // ranks) * ranks
         images = torch.randint(len(views), (count,)).to(self.device)
         tops = torch.randint(views.height - size[0] + 1, (count,)).to(self.device)
         lefts = torch.randint(views.width - size[1] + 1, (count,)).to(self.device)
         images, tops, lefts = distributed.shard(self.world, images, tops, lefts)
-        return crop_rays(views, images, tops, lefts, size, self.scene)
+        rays = crop_rays(views, images, tops, lefts, size, self.scene)
+        return rays if stride == 1 else decimate(rays, stride)
+
+    def view_pipeline(self) -> Any:
+        """What renders whole views for evaluation and videos: the pipeline, or the adapter
+        its renderer supplies (``renderer.view_renderer(pipeline, scene)``, e.g. neural
+        upsampling renders a low-resolution image and upsamples it)."""
+        adapter = getattr(self.pipeline.renderer, "view_renderer", None)
+        return self.pipeline if adapter is None else adapter(self.pipeline, self.scene)
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step; returns the loss terms and the learning rate."""
@@ -331,7 +362,7 @@ class Trainer:
         if not self.main:
             return distributed.skipped_eval()
         result = evaluate(
-            self.pipeline,
+            self.view_pipeline(),
             self.scene,
             self.device,
             self.config.eval.views,
@@ -347,9 +378,10 @@ class Trainer:
         poses = orbit(views.c2w, frames, camera_path).to(self.device)
         self.pipeline.eval()
         images = []
+        renderer = self.view_pipeline()
         for pose in tqdm(poses, desc=f"render {camera_path}", leave=False):
             rays = camera_rays(pose, views.focal, views.width, views.height, self.scene)
-            rgb = self.pipeline.render(rays, self.config.eval.chunk)["rgb"]
+            rgb = renderer.render(rays, self.config.eval.chunk)["rgb"]
             images.append(to_uint8(rgb.view(views.height, views.width, 3)))
         return write_video(path, images, self.config.eval.fps)
 

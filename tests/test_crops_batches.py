@@ -108,3 +108,12 @@ def test_crop_training_learns(atlas_scene: Path, tmp_path: Path, batch: str, los
     assert set(trainer.history[-1]) >= set(losses)
     print(f"{batch} {losses}: {before:.2f} -> {after:.2f} dB")
     assert after > before + 3.0, (before, after)
+
+
+def test_default_crop_size_shrinks_to_small_images(atlas_scene: Path, tmp_path: Path) -> None:
+    config = RunConfig()
+    config.data.path = str(atlas_scene)
+    config.set("train.batch", "crops")
+    config.set("train.batch_rays", 1200)
+    trainer = Trainer(config, load(), tmp_path)
+    assert config.train.crop_size == 32 and crop_shape(trainer.sample_batch()) == (2, 24, 24)

@@ -2,6 +2,7 @@
 
 Order: tone mapping ``x / (1 + x)`` (Reinhard et al. 2002, eq. 3), then gamma
 ``x ** (1 / gamma)``, then the colour space. All act on the last axis (3 channels).
+Hue is compared as a plain number in [0, 1] (not wrapped around the colour circle).
 """
 
 from __future__ import annotations

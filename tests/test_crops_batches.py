@@ -9,7 +9,7 @@ import torch
 
 from atlas_core.cli import main
 from atlas_core.config import RunConfig
-from atlas_core.crops import crop_pixels, crop_shape
+from atlas_core.crops import BLOCK_KEY, crop_pixels, crop_rays, crop_shape, decimate, undo_blocks
 from atlas_core.distributed import World
 from atlas_core.plugins import load
 from atlas_core.train import Trainer
@@ -117,3 +117,19 @@ def test_default_crop_size_shrinks_to_small_images(atlas_scene: Path, tmp_path: 
     config.set("train.batch_rays", 1200)
     trainer = Trainer(config, load(), tmp_path)
     assert config.train.crop_size == 32 and crop_shape(trainer.sample_batch()) == (2, 24, 24)
+
+
+def test_decimate_keeps_block_centres_and_targets(atlas_scene: Path, tmp_path: Path) -> None:
+    trainer = trainer_for(atlas_scene, tmp_path)
+    views, scene = trainer.train_views, trainer.scene
+    tops, lefts = torch.tensor([0, 4]), torch.tensor([2, 6])
+    full = crop_rays(views, torch.tensor([1, 3]), tops, lefts, (12, 12), scene)
+    low = decimate(full, 3)
+    assert crop_shape(low) == (2, 4, 4)
+    # ray (crop 1, row 2, col 3) goes through pixel (4 + 2*3 + 1, 6 + 3*3 + 1) of image 3
+    ray = 16 + 2 * 4 + 3
+    assert torch.equal(low.rgba[ray], views.images[3, 11, 16].float() / 255)
+    assert torch.allclose(low.radii[0], full.radii[1 * 12 + 1] * 3)  # a block's footprint
+    images = undo_blocks(low.extras[BLOCK_KEY], 2, 4, 4)
+    assert torch.equal(images.reshape(-1, 4), full.rgba)
+    assert trainer.view_pipeline() is trainer.pipeline  # no upsampling renderer

@@ -125,6 +125,7 @@ def test_uniform_adam_in_a_run(atlas_scene: Path, tmp_path: Path) -> None:
     tag_grid(trainer.pipeline.field.mlp[0].weight, (2, 2, 4))  # 16 rows as a tiny grid
     trainer.rebuild_optimizer()
     assert isinstance(trainer.optimizer, UniformAdam)
+    assert trainer.optimizer.param_groups[0]["laplacian_weight"] == 1.0
     first = trainer.train_step()["loss"]
     for _ in range(20):
         last = trainer.train_step()["loss"]

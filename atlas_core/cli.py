@@ -13,7 +13,7 @@ from atlas_core import __version__
 from atlas_core.config import RunConfig, apply_overrides, load_toml
 from atlas_core.errors import AtlasError, Interrupted
 from atlas_core.io import atomic_write_json
-from atlas_core.plugins import describe_installed, load
+from atlas_core.plugins import describe_installed, installed, load
 from atlas_core.sweep.options import add_arguments as add_sweep_arguments
 from atlas_core.train import Trainer
 from atlas_core.video import PATHS
@@ -74,11 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="data tools")
     data_sub = data.add_subparsers(dest="data_command", required=True)
-    synth = data_sub.add_parser("synth", help="write a procedural scene (NeRF-synthetic format)")
+    synth = data_sub.add_parser("synth", help="write a generated scene of a data kind")
     synth.add_argument("out")
+    synth.add_argument("--kind", default="blender", help="data kind (a plugin's, once installed)")
     synth.add_argument("--size", type=int, default=64, help="image width and height")
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--train-views", type=int, default=100)
+    synth.add_argument("--train-views", type=int, help="training views (kind blender; 100)")
     return parser
 
 
@@ -251,16 +252,34 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    """Data tools: ``synth`` writes the procedural scene."""
-    from atlas_core.data.synth import DEFAULT_VIEWS, write_scene
-
-    views = dict(DEFAULT_VIEWS, train=args.train_views)
+    """Data tools: ``synth`` writes a generated scene of a data kind."""
+    component = synth_component(args.kind)
+    options = {"size": args.size, "seed": args.seed}
+    if args.train_views is not None:
+        if args.kind != "blender":
+            raise AtlasError(f"--train-views applies to --kind blender, not '{args.kind}'")
+        options["train_views"] = args.train_views
     try:
-        out = write_scene(args.out, size=args.size, seed=args.seed, views=views)
+        out = component.synth(Path(args.out), **options)
     except (FileExistsError, ValueError) as exc:
         raise AtlasError(f"{args.out}: {exc}") from exc
-    print(f"wrote {out} ({args.size}x{args.size}, {views})")
+    print(f"wrote {out} (data kind '{args.kind}', {args.size}px, from '{component.plugin}')")
     return 0
+
+
+def synth_component(kind: str):  # noqa: ANN201 - a registry Component
+    """The data kind ``kind`` from the core or the installed plugin that registers it."""
+    for names in ([], *([name] for name in sorted(installed()))):
+        try:
+            registry = load(names).registry
+        except AtlasError:
+            continue  # a broken plugin cannot supply the kind; `atlas plugins` reports it
+        if kind in registry.names("datasets"):
+            component = registry.get("datasets", kind)
+            if component.synth is None:
+                raise AtlasError(f"data kind '{kind}' ('{component.plugin}') has no generator")
+            return component
+    raise AtlasError(f"no installed plugin registers data kind '{kind}'")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ hookspec = pluggy.HookspecMarker("atlas")
 class Register(Protocol):
     """The callback handed to registration hooks."""
 
-    def __call__(self, name: str, factory: Any, description: str = "") -> None:
+    def __call__(self, name: str, factory: Any, description: str = "", synth: Any = None) -> None:
         """Register ``factory`` under ``name``; a duplicate name raises an error."""
 
 
@@ -57,7 +57,12 @@ def atlas_register_losses(register: Register) -> None:
 
 @hookspec
 def atlas_register_datasets(register: Register) -> None:
-    """Register data kinds: ``factory(path, **options)`` returns a SceneData."""
+    """Register data kinds: ``factory(path, **options)`` returns a SceneData.
+
+    ``synth=writer`` (optional) makes ``atlas data synth --kind NAME`` work:
+    ``writer(out: Path, size: int, seed: int) -> Path`` writes a small generated scene of
+    this kind under ``out`` and returns the path to pass as ``--data``.
+    """
 
 
 # -- set-up: called when a run is built ---------------------------------------------

@@ -21,6 +21,7 @@ class Component:
     factory: Callable[..., Any]
     description: str
     plugin: str
+    synth: Callable[..., Any] | None = None  # data kinds: writes a small generated scene
 
 
 class Registry:
@@ -32,8 +33,13 @@ class Registry:
     def register_callback(self, kind: str, plugin: str) -> Callable[..., None]:
         """Return the ``register(name, factory, description=...)`` callback for a plugin."""
 
-        def register(name: str, factory: Callable[..., Any], description: str = "") -> None:
-            self.add(Component(kind, name, factory, description, plugin))
+        def register(
+            name: str,
+            factory: Callable[..., Any],
+            description: str = "",
+            synth: Callable[..., Any] | None = None,
+        ) -> None:
+            self.add(Component(kind, name, factory, description, plugin, synth))
 
         return register
 

@@ -13,6 +13,7 @@ import imageio.v2 as imageio
 import imageio.v3 as iio
 import pytest
 
+from atlas_core import hookimpl
 from atlas_core.checkpoints import checkpoint_paths
 from atlas_core.cli import main
 
@@ -143,6 +144,45 @@ def test_data_synth_options(tmp_path, capsys) -> None:  # noqa: ANN001
     assert (out / "train" / "r_0.png").read_bytes() != (other / "train" / "r_0.png").read_bytes()
     assert run(["data", "synth", out]) == 2  # refuses to overwrite
     assert "exists" in capsys.readouterr().err
+
+
+def test_data_synth_kind_from_a_plugin(tmp_path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    from importlib.metadata import EntryPoint
+
+    from atlas_core import plugins
+
+    eps = {"kinds": EntryPoint("kinds", f"{__name__}:KINDS", "atlas")}
+    monkeypatch.setattr(plugins, "installed", lambda: eps)
+    monkeypatch.setattr("atlas_core.cli.installed", lambda: eps)
+    assert run(["data", "synth", tmp_path / "a", "--kind", "toy", "--size", 7, "--seed", 5]) == 0
+    assert (tmp_path / "a" / "toy.txt").read_text() == "7 5"
+    assert "data kind 'toy'" in capsys.readouterr().out
+    assert run(["data", "synth", tmp_path / "b", "--kind", "toy", "--train-views", 3]) == 2
+    assert "--train-views applies to --kind blender" in capsys.readouterr().err
+    assert run(["data", "synth", tmp_path / "c", "--kind", "bare"]) == 2
+    assert "data kind 'bare' ('kinds') has no generator" in capsys.readouterr().err
+    assert run(["data", "synth", tmp_path / "d", "--kind", "nope"]) == 2
+    assert "no installed plugin registers data kind 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists() and not (tmp_path / "d").exists()
+
+
+def write_toy(out: Path, size: int, seed: int) -> Path:
+    """A toy generator: records its arguments."""
+    out.mkdir(parents=True)
+    (out / "toy.txt").write_text(f"{size} {seed}")
+    return out
+
+
+class KindsPlugin:
+    """Registers a data kind with a generator and one without."""
+
+    @hookimpl
+    def atlas_register_datasets(self, register) -> None:  # noqa: ANN001
+        register("toy", lambda path: None, synth=write_toy)
+        register("bare", lambda path: None)
+
+
+KINDS = KindsPlugin()
 
 
 def test_wandb_logger_offline(atlas_scene, tmp_path, quick_args, monkeypatch) -> None:  # noqa: ANN001

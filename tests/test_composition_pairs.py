@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Callable
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,24 @@ def pair_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
             frame["time"] = i / max(count - 1, 1)
         meta_path.write_text(json.dumps(meta))
     return out
+
+
+@pytest.fixture(scope="module")
+def scene_of(tmp_path_factory: pytest.TempPathFactory, pair_scene: Path) -> Callable[..., Path]:
+    """``scene_of(names)``: the tiny scene of the data kind a run of ``names`` is given,
+    written once per kind by the generator its plugin registers (``synth=``)."""
+    root = tmp_path_factory.mktemp("kinds")
+    scenes = {"blender": pair_scene}
+
+    def scene(names: tuple[str, ...]) -> Path:
+        kind = pair_data_kind(names)
+        if kind not in scenes:
+            component = plugins.load(names).registry.get("datasets", kind)
+            assert component.synth is not None, f"data kind '{kind}' registers no generator"
+            scenes[kind] = Path(component.synth(root / kind, size=16, seed=0))
+        return scenes[kind]
+
+    return scene
 
 
 def data_kind(loaded: plugins.AtlasPlugins, names: tuple[str, ...]) -> str:
@@ -240,9 +259,13 @@ def test_enumeration_covers_every_installed_plugin() -> None:
 @pytest.mark.usefixtures("shrunk_builds")
 @pytest.mark.parametrize("pair", PAIRS, ids=["+".join(pair) for pair in PAIRS])
 def test_pair_trains_or_clashes_at_start_up(
-    pair: tuple[str, str], pair_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    pair: tuple[str, str],
+    scene_of: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
 ) -> None:
-    outcome = attempt(pair, pair_scene, tmp_path / "run", {})
+    scene = scene_of(pair)
+    outcome = attempt(pair, scene, tmp_path / "run", {})
     if isinstance(outcome, Trainer):
         dropped = dropped_claims(pair, outcome.config)
         assert not dropped, f"{SILENT_DROP}: {'; '.join(dropped)}"
@@ -254,7 +277,7 @@ def test_pair_trains_or_clashes_at_start_up(
     assert any(word in message for word in CLASH_WORDS), message
     # the same pair through the CLI: one line on stderr, exit code 2, no run folder
     out = tmp_path / "cli"
-    args = ["run", "--data", str(pair_scene), "--out", str(out), "--plugins", ",".join(pair)]
+    args = ["run", "--data", str(scene), "--out", str(out), "--plugins", ",".join(pair)]
     args += ["--data-kind", pair_data_kind(pair)]
     for key, value in QUICK.items():
         args += ["--set", f"{key}={value}"]
@@ -272,12 +295,12 @@ def test_pair_trains_or_clashes_at_start_up(
     ("pair", "settings"), REQUIRED, ids=["+".join(pair) for pair, _ in REQUIRED]
 )
 def test_required_pair_trains(
-    pair: tuple[str, str], settings: dict[str, Any], pair_scene: Path, tmp_path: Path
+    pair: tuple[str, str], settings: dict[str, Any], scene_of: Callable[..., Path], tmp_path: Path
 ) -> None:
     missing = [name for name in pair if name not in INSTALLED]
     if missing:
         pytest.skip(f"plugin {', '.join(missing)} is not installed")
-    outcome = attempt(pair, pair_scene, tmp_path / "run", settings)
+    outcome = attempt(pair, scene_of(pair), tmp_path / "run", settings)
     assert isinstance(outcome, Trainer), f"{'+'.join(pair)} {settings}: {outcome}"
     for slot, name in settings.items():
         assert getattr(outcome.config, slot).name == name

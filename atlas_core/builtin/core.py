@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from atlas_core import hookimpl
 from atlas_core.data.blender import load_blender
+from atlas_core.data.synth import write_blender
 from atlas_core.encodings import IdentityEncoding, PositionalEncoding
 from atlas_core.fields import NeRFField, TinyField
 from atlas_core.hookspecs import Register
@@ -56,4 +57,5 @@ def atlas_register_losses(register: Register) -> None:
 @hookimpl
 def atlas_register_datasets(register: Register) -> None:
     """NeRF-synthetic folders."""
-    register("blender", load_blender, description="NeRF-synthetic transforms_*.json + PNGs")
+    register("blender", load_blender, description="NeRF-synthetic transforms_*.json + PNGs",
+             synth=write_blender)  # fmt: skip

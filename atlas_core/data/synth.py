@@ -423,3 +423,8 @@ def write_scene(
         meta = {"camera_angle_x": CAMERA_ANGLE_X, "frames": frames}
         (out / f"transforms_{split}.json").write_text(json.dumps(meta, indent=4) + "\n")
     return out
+
+
+def write_blender(out: str | Path, size: int = 64, seed: int = 0, train_views: int = 100) -> Path:
+    """The blender data kind's generated scene (``atlas data synth --kind blender``)."""
+    return write_scene(out, size=size, seed=seed, views=dict(DEFAULT_VIEWS, train=train_views))

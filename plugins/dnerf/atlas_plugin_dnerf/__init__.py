@@ -25,6 +25,7 @@ from atlas_plugin_dnerf.losses import (
 )
 from atlas_plugin_dnerf.maps import write_maps
 from atlas_plugin_dnerf.options import DNeRFOptions
+from atlas_plugin_dnerf.synth import generate
 
 if TYPE_CHECKING:
     from torch import nn
@@ -48,7 +49,8 @@ def options(config: RunConfig) -> DNeRFOptions:
 @hookimpl
 def atlas_register_datasets(register: Register) -> None:
     """D-NeRF scenes: blender layout with a time per frame."""
-    register(NAME, load_dnerf, description="NeRF-synthetic layout whose frames carry a time")
+    register(NAME, load_dnerf, description="NeRF-synthetic layout whose frames carry a time",
+             synth=generate)  # fmt: skip
 
 
 @hookimpl

@@ -64,3 +64,8 @@ def write_dynamic_scene(out: str | Path, size: int = 24, views: dict[str, int] |
         meta = {"camera_angle_x": synth.CAMERA_ANGLE_X, "frames": frames}
         (out / f"transforms_{split}.json").write_text(json.dumps(meta, indent=2))
     return out
+
+
+def generate(out: str | Path, size: int = 24, seed: int = 0) -> Path:
+    """``atlas data synth --kind dnerf``: the moving scene (deterministic: ``seed`` unused)."""
+    return write_dynamic_scene(out, size=size)

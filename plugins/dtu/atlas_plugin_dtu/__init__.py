@@ -17,6 +17,7 @@ from atlas_core.hookspecs import Register
 from atlas_plugin_dtu.data import load_dtu
 from atlas_plugin_dtu.losses import MaskLoss
 from atlas_plugin_dtu.projection import decompose, rq
+from atlas_plugin_dtu.synth import generate
 
 if TYPE_CHECKING:
     from atlas_core.config import RunConfig
@@ -30,7 +31,8 @@ NAME = "dtu"
 @hookimpl
 def atlas_register_datasets(register: Register) -> None:
     """DTU scans in the IDR layout."""
-    register(NAME, load_dtu, description="IDR/VolSDF layout: image/, mask/, cameras.npz")
+    register(NAME, load_dtu, description="IDR/VolSDF layout: image/, mask/, cameras.npz",
+             synth=generate)  # fmt: skip
 
 
 @hookimpl

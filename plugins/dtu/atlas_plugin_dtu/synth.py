@@ -164,3 +164,8 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def generate(out: str | Path, size: int = 40, seed: int = 0) -> Path:
+    """``atlas data synth --kind dtu``: a scan ``size`` wide and 4/5 as high."""
+    return write_scene(out, size=(size, max(8, size * 4 // 5)), seed=seed)

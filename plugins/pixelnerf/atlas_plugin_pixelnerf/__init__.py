@@ -20,6 +20,7 @@ from atlas_plugin_pixelnerf.batches import ObjectBatches
 from atlas_plugin_pixelnerf.data import PixelScene, load_pixel_single
 from atlas_plugin_pixelnerf.field import NAME, PixelNeRFField
 from atlas_plugin_pixelnerf.options import PixelNeRFOptions
+from atlas_plugin_pixelnerf.synth import generate
 
 if TYPE_CHECKING:
     from atlas_core.config import RunConfig
@@ -47,7 +48,10 @@ def atlas_register_fields(register: Register) -> None:
 def atlas_register_datasets(register: Register) -> None:
     """Many objects with their own views."""
     register(
-        DATA_KIND, load_pixel_single, description="objects.json + one blender folder per object"
+        DATA_KIND,
+        load_pixel_single,
+        description="objects.json + one blender folder per object",
+        synth=generate,
     )
 
 

@@ -153,3 +153,8 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def generate(out: str | Path, size: int = 32, seed: int = 0) -> Path:
+    """``atlas data synth --kind pixel-single``: 8 training and 2 held-out objects."""
+    return write_objects(out, objects=8, test_objects=2, views=6, size=size, seed=seed)

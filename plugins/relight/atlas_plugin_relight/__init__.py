@@ -18,6 +18,7 @@ from atlas_plugin_relight.losses import MaskLoss
 from atlas_plugin_relight.options import RelightOptions
 from atlas_plugin_relight.renderer import RelightRenderer
 from atlas_plugin_relight.surface import SurfaceSampler
+from atlas_plugin_relight.synth import generate
 
 __all__ = ["MaskLoss", "RelightOptions", "RelightRenderer", "SurfaceSampler", "load_nerv_point"]
 
@@ -45,7 +46,8 @@ def atlas_register_losses(register: Register) -> None:
 @hookimpl
 def atlas_register_datasets(register: Register) -> None:
     """NeRV point-light scenes."""
-    register("nerv_point", load_nerv_point, description="NeRF-synthetic + light_loc per frame")
+    register("nerv_point", load_nerv_point, description="NeRF-synthetic + light_loc per frame",
+             synth=generate)  # fmt: skip
 
 
 def require_sdf_field(config: RunConfig) -> None:

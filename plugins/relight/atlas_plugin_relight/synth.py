@@ -137,3 +137,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def generate(out: str | Path, size: int = 32, seed: int = 0) -> Path:
+    """``atlas data synth --kind nerv_point``: the sphere under moving point lights."""
+    return write_point_scene(out, size=size, seed=seed)

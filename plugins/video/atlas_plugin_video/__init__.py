@@ -9,6 +9,7 @@ from __future__ import annotations
 from atlas_core import hookimpl
 from atlas_core.hookspecs import Register
 from atlas_plugin_video.data import load_video
+from atlas_plugin_video.synth import generate
 
 __all__ = ["load_video"]
 __version__ = "0.1.0"
@@ -17,4 +18,5 @@ __version__ = "0.1.0"
 @hookimpl
 def atlas_register_datasets(register: Register) -> None:
     """One video file from a static camera, times from the frame index."""
-    register("video", load_video, description="one video file, static camera, time per frame")
+    register("video", load_video, description="one video file, static camera, time per frame",
+             synth=generate)  # fmt: skip

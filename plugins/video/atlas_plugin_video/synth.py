@@ -45,3 +45,9 @@ def write_video(path: str | Path, frames: int = 24, size: int = 32, fps: int = 1
     video = np.stack([render_frame(t, size) for t in times])
     iio.imwrite(path, video, plugin="FFMPEG", fps=fps, macro_block_size=1)
     return path
+
+
+def generate(out: str | Path, size: int = 32, seed: int = 0) -> Path:
+    """``atlas data synth --kind video``: ``out/clip.mp4`` (deterministic: ``seed`` unused)."""
+    Path(out).mkdir(parents=True)
+    return write_video(Path(out) / "clip.mp4", size=size)

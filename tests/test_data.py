@@ -136,3 +136,13 @@ def test_view_extras_reach_the_rays(atlas_scene: Path) -> None:
     picked = rays[torch.tensor([2, 3])]
     assert torch.equal(picked.extras["light"], lights[torch.tensor([3, 7])])
     assert torch.equal(train.to("cpu").extras["light"], lights)
+
+
+def test_exr_needs_openexr_and_names_the_file(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    import sys
+
+    path = tmp_path / "view.exr"
+    path.write_bytes(b"v/1\x01")
+    monkeypatch.setitem(sys.modules, "OpenEXR", None)  # as if openexr were not installed
+    with pytest.raises(DataError, match=r"view\.exr: EXR images need the openexr package"):
+        read_rgba(path)

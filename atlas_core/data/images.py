@@ -22,8 +22,31 @@ def is_palette(path: Path) -> bool:
         return False
 
 
+def decode_exr(path: Path) -> np.ndarray:
+    """An OpenEXR image as float32 [H, W, C] (R, G, B and A where present), linear values."""
+    try:
+        import OpenEXR
+    except ImportError as exc:
+        raise DataError(
+            f"{path}: EXR images need the openexr package (pip install openexr), "
+            "or convert them to PNG"
+        ) from exc
+    try:
+        with OpenEXR.File(str(path), separate_channels=True) as exr:
+            found = exr.channels().items()
+            channels = {name: np.asarray(c.pixels, np.float32) for name, c in found}
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
+        raise DataError(f"{path}: not a readable EXR image ({exc})") from exc
+    names = [name for name in ("R", "G", "B", "A") if name in channels]
+    if not names or (len(names) > 1 and names[:3] != ["R", "G", "B"]):
+        raise DataError(f"{path}: EXR image has channels {sorted(channels)}, not R, G, B (A)")
+    return np.stack([channels[name] for name in names], axis=-1)
+
+
 def decode(path: Path) -> np.ndarray:
     """Decode an image file to an array; any decoder failure is a DataError."""
+    if path.suffix.lower() == ".exr":
+        return decode_exr(path)
     try:
         with warnings.catch_warnings():  # imageio's plugin search warns on bad files
             warnings.simplefilter("ignore")
@@ -38,7 +61,8 @@ def decode(path: Path) -> np.ndarray:
 
 
 def read_rgba(path: Path) -> np.ndarray:
-    """Read an image as uint8 [H, W, 4]; gray (+alpha), RGB, palette, 16-bit are converted."""
+    """Read an image as uint8 [H, W, 4]; gray (+alpha), RGB, palette, 16-bit and float
+    (EXR: linear values clamped to [0, 1], no tone curve) are converted."""
     if not path.is_file():
         raise DataError(f"{path}: image file is missing")
     if path.stat().st_size == 0:

@@ -107,20 +107,6 @@ def light_extras(path: Path, frames: list[dict[str, Any]], poses: list[np.ndarra
     return {POSITIONS: as_tensor(positions), POWER: as_tensor(power), SCALED: as_tensor(scaled)}
 
 
-def read_split_images(files: list[Path]) -> list[np.ndarray]:
-    """The split's images; an EXR without a reader is named as such."""
-    try:
-        return read_images(files)
-    except DataError as exc:
-        bad = next((f for f in files if str(exc).startswith(str(f))), None)
-        if bad is not None and bad.suffix.lower() == ".exr":
-            raise DataError(
-                f"{bad}: cannot read this EXR image: no installed imageio reader decodes it "
-                "(install EXR support, e.g. imageio's freeimage plugin, or convert to PNG)"
-            ) from exc
-        raise
-
-
 def load_views(path: Path, downscale: int) -> Views:
     """One split's views with their lights in ``extras``."""
     meta = read_json(path)
@@ -129,7 +115,7 @@ def load_views(path: Path, downscale: int) -> Views:
     poses = [parse_pose(path, i, frame["transform_matrix"]) for i, frame in enumerate(frames)]
     files = [image_file(path.parent, path, i, f["file_path"]) for i, f in enumerate(frames)]
     extras = light_extras(path, frames, poses)
-    stack = torch.from_numpy(np.stack(read_split_images(files)))
+    stack = torch.from_numpy(np.stack(read_images(files)))
     height, width = stack.shape[1:3]
     if downscale > min(height, width):
         raise DataError(f"{path}: downscale {downscale} is larger than the {width}x{height} images")

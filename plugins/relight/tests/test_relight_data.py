@@ -122,11 +122,28 @@ def test_cli_exits_2_naming_the_file(point_scene: Path, tmp_path: Path, capsys) 
     assert err.startswith("atlas: error:") and "transforms_train.json" in err and "light_loc" in err
 
 
-def test_missing_folder_and_exr_without_reader(point_scene: Path, tmp_path: Path) -> None:
+def test_missing_folder_and_damaged_exr(point_scene: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not a nerv_point scene"):
         load_nerv_point(tmp_path)
     root = edit(point_scene, tmp_path, lambda f: f[0].update(file_path="./train/r_0.exr"))
     (root / "train" / "r_0.exr").write_bytes(b"v/1\x01not really an exr")
-    with pytest.raises(DataError, match=r"r_0\.exr: cannot read this EXR image"):
+    with pytest.raises(DataError, match=r"r_0\.exr: not a readable EXR image"):
         load_nerv_point(root)
     assert np.isfinite(load_nerv_point(point_scene).splits["train"].extras[POWER].numpy()).all()
+
+
+def test_exr_images_load_like_their_png(point_scene: Path, tmp_path: Path) -> None:
+    import imageio.v3 as iio
+    import OpenEXR
+
+    root = edit(point_scene, tmp_path, lambda f: f[0].update(file_path="./train/r_0.exr"))
+    rgba = iio.imread(root / "train" / "r_0.png").astype(np.float32) / 255.0
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    hdr = rgba.copy()
+    hdr[0, 0, :3] = 4.0  # above 1: clamped like any float image
+    with OpenEXR.File(header, {"RGBA": hdr}) as exr:
+        exr.write(str(root / "train" / "r_0.exr"))
+    from_exr = load_nerv_point(root).splits["train"].images[0].numpy()
+    from_png = load_nerv_point(point_scene).splits["train"].images[0].numpy()
+    assert np.abs(from_exr.astype(int) - from_png.astype(int))[1:].max() <= 1
+    assert (from_exr[0, 0, :3] == 255).all()

@@ -4,6 +4,8 @@ Not part of ``make test``. One training process at a time (two cores). Plain NeR
 ``plain`` field with hierarchical sampling) is the baseline of every run.
 
     python benchmarks/blender.py --budgets 60 120 --configs nerf ngp voxel
+    python benchmarks/blender.py --budgets 300 --views 5 --configs mip fourier siren nerfae \
+        volsdf volsdf+mip volsdf+fourier nerfae+fourier nerfae+mip siren+volsdf volsdf+ngp
 """
 
 from __future__ import annotations
@@ -34,6 +36,20 @@ CONFIGS: dict[str, dict] = {
     "ngp": {"plugins": ["ngp"], "set": []},
     "voxel": {"plugins": ["voxel"], "set": []},
 }  # fmt: skip
+# The seed's extensions (issue 4): each plugin alone with its defaults, and the pairs that
+# must train together; "+ngp" pairs feed ngp's hash encoding to the other plugin's field.
+EXTENSIONS = {
+    "mip": ["mip"], "fourier": ["fourier"], "siren": ["siren"], "nerfae": ["nerfae"],
+    "volsdf": ["volsdf"], "volsdf+mip": ["volsdf", "mip"], "volsdf+fourier": ["volsdf", "fourier"],
+    "nerfae+fourier": ["nerfae", "fourier"], "nerfae+mip": ["nerfae", "mip"],
+    "siren+volsdf": ["siren", "volsdf"],
+}  # fmt: skip
+CONFIGS.update({name: {"plugins": plugins, "set": []} for name, plugins in EXTENSIONS.items()})
+for field in ("volsdf", "nerfae", "siren"):
+    CONFIGS[f"{field}+ngp"] = {
+        "plugins": [field, "ngp"],
+        "set": [f"field={field}", "encoding=hash"],
+    }
 
 
 def installed_plugins() -> set[str]:

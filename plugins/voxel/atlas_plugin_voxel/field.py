@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from atlas_core.encodings import PositionalEncoding
 from atlas_core.fields import Field, mlp
 from atlas_core.rays import RaySamples
+from atlas_core.uniform_adam import tag_grid
 from atlas_plugin_voxel.grid import Corners, Shape, corners, interpolate, resample, vertices
 from atlas_plugin_voxel.sh import SH_COEFFICIENTS, sh_color
 
@@ -107,8 +108,8 @@ class VoxelField(Field):
         self.register_buffer("fitted", torch.tensor(box_threshold == 0))
         channels = 3 * SH_COEFFICIENTS if color == "sh" else features
         voxels = math.prod(shape)
-        self.set_grid("density_grid", torch.zeros(voxels, 1))
-        self.set_grid("feature_grid", torch.zeros(voxels, channels))
+        self.set_grid("density_grid", torch.zeros(voxels, 1), shape)
+        self.set_grid("feature_grid", torch.zeros(voxels, channels), shape)
         if color == "mlp":
             self.dir_encoding = PositionalEncoding(3, dir_frequencies)
             self.rgb_net = mlp(channels + self.dir_encoding.out_dim, width, depth, 3)
@@ -118,9 +119,10 @@ class VoxelField(Field):
         """Edge lengths of the grid's box."""
         return tuple((self.high - self.low).tolist())
 
-    def set_grid(self, name: str, values: Tensor) -> None:
-        """Install ``values`` [X*Y*Z, C] as the grid parameter ``name``, with its tags."""
-        param = nn.Parameter(values.contiguous())
+    def set_grid(self, name: str, values: Tensor, shape: Shape) -> None:
+        """Install ``values`` [X*Y*Z, C] of ``shape`` vertices as the grid parameter ``name``,
+        with its tags (learning-rate scale, masked Adam, and the shape for uniform Adam)."""
+        param = tag_grid(nn.Parameter(values.contiguous()), shape)
         param.lr_scale = self.grid_lr_scale
         param.masked_updates = True  # a batch touches few voxels: DVGO's masked Adam
         setattr(self, name, param)
@@ -169,12 +171,12 @@ class VoxelField(Field):
         """Resample both grids to ``shape`` vertices over the box ``[low, high]``."""
         if low.equal(self.low) and high.equal(self.high):
             for name in GRIDS:
-                self.set_grid(name, resample(getattr(self, name), self.shape, shape))
+                self.set_grid(name, resample(getattr(self, name), self.shape, shape), shape)
         else:  # a new box: read the old grids at the new vertices
             points = vertices(low, high, shape)
             at = self.corners(points)
             for name in GRIDS:
-                self.set_grid(name, interpolate(getattr(self, name), at))
+                self.set_grid(name, interpolate(getattr(self, name), at), shape)
             self.low.copy_(low)
             self.high.copy_(high)
         self.dims.copy_(torch.tensor(shape))
@@ -227,5 +229,6 @@ class VoxelField(Field):
             if saved is not None and saved.dim() == 2 and saved.shape[1] == current.shape[1]:
                 if saved.shape != current.shape:
                     fresh = torch.empty(saved.shape, dtype=current.dtype, device=current.device)
-                    self.set_grid(name, fresh)
+                    dims = tuple(state_dict[prefix + "dims"].tolist())
+                    self.set_grid(name, fresh, dims)
         super()._load_from_state_dict(state_dict, prefix, *args)

@@ -152,9 +152,13 @@ def test_options_are_config_keys(atlas_pm) -> None:  # noqa: ANN001
 
 def test_grids_carry_their_lr_scale_and_masked_tag() -> None:
     field = make_field(resolution=16, initial_resolution=8, upscale_steps=(1,), grid_lr_scale=7.0)
+    before = field.density_grid.grid_shape
     field.upscale(16)
     assert field.density_grid.lr_scale == field.feature_grid.lr_scale == 7.0
     assert field.density_grid.masked_updates and field.feature_grid.masked_updates
+    # uniform Adam smooths each grid over its vertex shape, kept through upscales
+    assert field.density_grid.grid_shape == field.feature_grid.grid_shape == field.shape
+    assert math.prod(field.shape) == field.density_grid.shape[0] and before != field.shape
     assert all(not hasattr(p, "lr_scale") for p in field.rgb_net.parameters())
     assert all(not hasattr(p, "masked_updates") for p in field.rgb_net.parameters())
 
@@ -312,6 +316,7 @@ def test_state_dict_restores_the_fitted_box_and_grids() -> None:
     for name in ("density_grid", "feature_grid"):
         assert torch.equal(getattr(fresh, name), getattr(trained, name))
         assert getattr(fresh, name).masked_updates
+        assert getattr(fresh, name).grid_shape == trained.shape
     samples = make_samples(count=128, rays=16, seed=5)
     assert torch.allclose(fresh(samples)["density"], trained(samples)["density"])
     assert not fresh.grow(5)  # already fitted and at this stage: no second fit

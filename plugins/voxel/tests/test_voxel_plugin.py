@@ -91,6 +91,21 @@ def test_upscaling_in_training_rebuilds_the_optimizer(atlas_pm, atlas_scene, tmp
     assert not torch.equal(before, field.feature_grid.detach())  # the new grid is trained
 
 
+def test_uniform_adam_smooths_the_grids_across_an_upscale(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001, E501
+    from atlas_core.uniform_adam import UniformAdam
+
+    trainer = trainer_for(atlas_pm, atlas_scene, tmp_path / "run", train__max_steps=6,
+                          train__optimizer="uniform_adam")  # fmt: skip
+    field = trainer.pipeline.field
+    before = field.feature_grid.detach().clone()
+    trainer.fit()
+    assert isinstance(trainer.optimizer, UniformAdam) and field.shape == (24, 24, 24)
+    assert field.feature_grid.grid_shape == field.shape  # the rebuilt optimizer sees the new grid
+    assert trainer.faults.skipped == 0 and trainer.step == 6
+    assert before.shape != field.feature_grid.shape
+    assert field.feature_grid.detach().abs().sum() > 0
+
+
 def test_resume_at_a_larger_resolution(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001
     out = tmp_path / "run"
     first = trainer_for(atlas_pm, atlas_scene, out, train__max_steps=6)

@@ -268,16 +268,20 @@ def scene_bounds() -> tuple[float, float]:
     return 2.0, 6.0
 
 
-def trace(origins: Array, dirs: Array) -> tuple[Array, Array]:
-    """Shaded colour [N, 3] and hit mask [N] for rays with unit ``dirs`` (nearest hit wins)."""
+def trace(
+    origins: Array, dirs: Array, shapes: tuple[Shape, ...] | None = None
+) -> tuple[Array, Array]:
+    """Shaded colour [N, 3] and hit mask [N] for rays with unit ``dirs`` (nearest hit wins)
+    among ``shapes`` (the scene's SHAPES by default)."""
+    shapes = SHAPES if shapes is None else shapes
     origins = np.broadcast_to(origins, dirs.shape).reshape(-1, 3)
     dirs = dirs.reshape(-1, 3)
-    ts = np.stack([shape.intersect(origins, dirs) for shape in SHAPES])
+    ts = np.stack([shape.intersect(origins, dirs) for shape in shapes])
     nearest = np.argmin(ts, axis=0)
     t = ts[nearest, np.arange(len(dirs))]
     hit = np.isfinite(t)
     rgb = np.zeros_like(dirs)
-    for k, shape in enumerate(SHAPES):
+    for k, shape in enumerate(shapes):
         sel = hit & (nearest == k)
         if not sel.any():
             continue
@@ -286,6 +290,13 @@ def trace(origins: Array, dirs: Array) -> tuple[Array, Array]:
         diffuse = np.maximum(0.0, normals @ LIGHT_DIR)
         rgb[sel] = albedo * (AMBIENT + (1.0 - AMBIENT) * diffuse)[:, None]
     return np.clip(rgb, 0.0, 1.0), hit
+
+
+def trace_rgba(origin: Array, dirs: Array, shapes: tuple[Shape, ...]) -> Array:
+    """RGBA [N, 4] of rays from one ``origin`` among ``shapes``: colour, and alpha 1 on a hit
+    (0 and black elsewhere), so straight and premultiplied alpha agree."""
+    rgb, hit = trace(origin, dirs, shapes)
+    return np.concatenate([rgb * hit[:, None], hit[:, None].astype(rgb.dtype)], axis=1)
 
 
 def focal_length(size: int, camera_angle_x: float = CAMERA_ANGLE_X) -> float:

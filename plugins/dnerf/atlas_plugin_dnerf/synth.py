@@ -27,23 +27,6 @@ def shapes_at(time: float) -> tuple[synth.Shape, ...]:
     return tuple(moved if i == MOVER else s for i, s in enumerate(synth.SHAPES))
 
 
-def trace(shapes: tuple[synth.Shape, ...], origin: np.ndarray, dirs: np.ndarray) -> np.ndarray:
-    """Straight-alpha RGBA [N, 4] of rays from one ``origin`` (nearest hit wins)."""
-    origins = np.broadcast_to(origin, dirs.shape)
-    ts = np.stack([shape.intersect(origins, dirs) for shape in shapes])
-    nearest = np.argmin(ts, axis=0)
-    t = ts[nearest, np.arange(len(dirs))]
-    rgba = np.zeros((len(dirs), 4))
-    for k, shape in enumerate(shapes):
-        sel = np.isfinite(t) & (nearest == k)
-        if sel.any():
-            normals, albedo = shape.surface(origins[sel] + t[sel, None] * dirs[sel])
-            shade = synth.AMBIENT + (1 - synth.AMBIENT) * np.maximum(0, normals @ synth.LIGHT_DIR)
-            rgba[sel, :3] = np.clip(albedo * shade[:, None], 0, 1)
-            rgba[sel, 3] = 1.0
-    return rgba
-
-
 def write_dynamic_scene(out: str | Path, size: int = 24, views: dict[str, int] | None = None,
                         time_scale: float = 1.0) -> Path:  # fmt: skip
     """Write the moving scene; frame i of a split of n views has time i / (n - 1) times
@@ -56,7 +39,7 @@ def write_dynamic_scene(out: str | Path, size: int = 24, views: dict[str, int] |
         for i, c2w in enumerate(synth.camera_poses(split, count)):
             time = i / max(count - 1, 1)
             dirs = synth.ray_directions(c2w, size).reshape(-1, 3)
-            rgba = trace(shapes_at(time), c2w[:3, 3], dirs).reshape(size, size, 4)
+            rgba = synth.trace_rgba(c2w[:3, 3], dirs, shapes_at(time)).reshape(size, size, 4)
             iio.imwrite(out / split / f"r_{i}.png", np.round(rgba * 255).astype(np.uint8))
             matrix = [[float(v) for v in row] for row in c2w]
             frames.append({"file_path": f"./{split}/r_{i}", "time": time * time_scale,

@@ -68,28 +68,13 @@ def random_object(seed: int) -> tuple[synth.Shape, ...]:
     return tuple(random_shape(rng, offset) for offset in offsets)
 
 
-def trace(shapes: tuple[synth.Shape, ...], origin: np.ndarray, dirs: np.ndarray) -> np.ndarray:
-    """Premultiplied RGBA [N, 4] of rays from one ``origin``, Lambertian as the core's scene."""
-    origins = np.broadcast_to(origin, dirs.shape)
-    ts = np.stack([shape.intersect(origins, dirs) for shape in shapes])
-    nearest = np.argmin(ts, axis=0)
-    t = ts[nearest, np.arange(len(dirs))]
-    rgba = np.zeros((len(dirs), 4))
-    for k, shape in enumerate(shapes):
-        hit = np.isfinite(t) & (nearest == k)
-        if hit.any():
-            normals, albedo = shape.surface(origins[hit] + t[hit, None] * dirs[hit])
-            shade = synth.AMBIENT + (1 - synth.AMBIENT) * np.maximum(0, normals @ synth.LIGHT_DIR)
-            rgba[hit, :3] = np.clip(albedo * shade[:, None], 0, 1)
-            rgba[hit, 3] = 1.0
-    return rgba
-
-
 def render(shapes: tuple[synth.Shape, ...], c2w: np.ndarray, size: int) -> np.ndarray:
     """Straight-alpha RGBA uint8 [size, size, 4], 2x2 supersampled."""
     ss = 2
     dirs = synth.ray_directions(c2w, size, ss).reshape(-1, 3)
-    premul = trace(shapes, c2w[:3, 3], dirs).reshape(size, ss, size, ss, 4).mean(axis=(1, 3))
+    premul = (
+        synth.trace_rgba(c2w[:3, 3], dirs, shapes).reshape(size, ss, size, ss, 4).mean(axis=(1, 3))
+    )
     alpha = premul[..., 3:]
     rgb = np.where(alpha > 0, premul[..., :3] / np.maximum(alpha, 1e-12), 0.0)
     return np.round(np.concatenate([rgb, alpha], axis=-1) * 255).astype(np.uint8)

@@ -24,6 +24,15 @@ def is_masked(param: Tensor) -> bool:
     return bool(getattr(param, "masked_updates", False))
 
 
+def adam_state(state: dict[str, Any], param: Tensor) -> dict[str, Any]:
+    """Adam's per-parameter state (step count, first and second moments), created once."""
+    if not state:
+        state["step"] = torch.zeros(())
+        state["exp_avg"] = torch.zeros_like(param)
+        state["exp_avg_sq"] = torch.zeros_like(param)
+    return state
+
+
 class MaskedAdam(torch.optim.Optimizer):
     """Adam (Kingma and Ba 2015); entries of masked parameters move only when touched.
 
@@ -73,11 +82,7 @@ class MaskedAdam(torch.optim.Optimizer):
             for param in group["params"]:
                 if param.grad is None:
                     continue
-                state = self.state[param]
-                if not state:
-                    state["step"] = torch.zeros(())
-                    state["exp_avg"] = torch.zeros_like(param)
-                    state["exp_avg_sq"] = torch.zeros_like(param)
+                state = adam_state(self.state[param], param)
                 state["step"] += 1
                 t = float(state["step"])
                 step_size = group["lr"] / (1 - beta1**t)

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from atlas_core.optim import adam_state
+
 
 def tag_grid(param: Tensor, shape: tuple[int, int, int]) -> Tensor:
     """Mark ``param`` [X*Y*Z, C] as a dense grid of ``shape`` vertices (for uniform Adam)."""
@@ -116,11 +118,7 @@ class UniformAdam(torch.optim.Optimizer):
                 shape = grid_shape(param)
                 if shape is not None:
                     grad = smooth(grad, shape, group["laplacian_weight"])
-                state = self.state[param]
-                if not state:
-                    state["step"] = torch.zeros(())
-                    state["exp_avg"] = torch.zeros_like(param)
-                    state["exp_avg_sq"] = torch.zeros_like(param)
+                state = adam_state(self.state[param], param)
                 state["step"] += 1
                 t = float(state["step"])
                 m, v = state["exp_avg"], state["exp_avg_sq"]

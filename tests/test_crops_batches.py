@@ -12,16 +12,8 @@ from atlas_core.config import RunConfig
 from atlas_core.crops import BLOCK_KEY, crop_pixels, crop_rays, crop_shape, decimate, undo_blocks
 from atlas_core.distributed import World
 from atlas_core.plugins import load
+from atlas_core.testing.fixtures import quick_trainer
 from atlas_core.train import Trainer
-
-
-def trainer_for(data: Path, out: Path, **sets: object) -> Trainer:
-    config = RunConfig()
-    config.data.path = str(data)
-    defaults = {"train.batch_rays": 256, "sampler.samples": 8, "field.width": 16, "eval.views": 1}
-    for key, value in {**defaults, **{k.replace("__", "."): v for k, v in sets.items()}}.items():
-        config.set(key, value)
-    return Trainer(config, load(), out)
 
 
 def test_crop_pixels_layout() -> None:
@@ -35,7 +27,7 @@ def test_crop_pixels_layout() -> None:
 
 
 def test_crop_batch_targets_are_image_crops(atlas_scene: Path, tmp_path: Path) -> None:
-    trainer = trainer_for(atlas_scene, tmp_path, train__batch="crops", train__crop_size=8)
+    trainer = quick_trainer(atlas_scene, tmp_path, train__batch="crops", train__crop_size=8)
     rays = trainer.sample_batch()
     count, height, width = crop_shape(rays)
     assert (height, width) == (8, 8) and count == 256 // 64 and len(rays) == count * 64
@@ -53,7 +45,7 @@ def test_crop_batch_targets_are_image_crops(atlas_scene: Path, tmp_path: Path) -
 
 
 def test_views_batch_is_whole_images(atlas_scene: Path, tmp_path: Path) -> None:
-    trainer = trainer_for(atlas_scene, tmp_path, train__batch="views", train__batch_rays=1200)
+    trainer = quick_trainer(atlas_scene, tmp_path, train__batch="views", train__batch_rays=1200)
     rays = trainer.sample_batch()
     size = trainer.train_views.height
     assert crop_shape(rays) == (2, size, size)  # 1200 // 576 whole 24x24 views
@@ -63,14 +55,14 @@ def test_views_batch_is_whole_images(atlas_scene: Path, tmp_path: Path) -> None:
 
 
 def test_ray_batches_have_no_crop_layout(atlas_scene: Path, tmp_path: Path) -> None:
-    rays = trainer_for(atlas_scene, tmp_path).sample_batch()
+    rays = quick_trainer(atlas_scene, tmp_path).sample_batch()
     assert crop_shape(rays) is None and len(rays) == 256
 
 
 def test_each_rank_gets_its_own_crops(atlas_scene: Path, tmp_path: Path) -> None:
     batches = []
     for rank in (0, 1):
-        trainer = trainer_for(
+        trainer = quick_trainer(
             atlas_scene, tmp_path / str(rank), train__batch="crops", train__crop_size=8
         )
         trainer.world = World(rank=rank, size=2, local_rank=0)
@@ -98,7 +90,7 @@ def test_too_large_crop_exits_2(
      ("views", {"rgb_l2": 1.0, "ssim": 0.1})],
 )  # fmt: skip
 def test_crop_training_learns(atlas_scene: Path, tmp_path: Path, batch: str, losses: dict) -> None:
-    trainer = trainer_for(
+    trainer = quick_trainer(
         atlas_scene, tmp_path, train__batch=batch, train__crop_size=12, train__batch_rays=576,
         train__max_steps=100, train__lr=2e-2, losses=losses,
     )  # fmt: skip
@@ -120,7 +112,7 @@ def test_default_crop_size_shrinks_to_small_images(atlas_scene: Path, tmp_path: 
 
 
 def test_decimate_keeps_block_centres_and_targets(atlas_scene: Path, tmp_path: Path) -> None:
-    trainer = trainer_for(atlas_scene, tmp_path)
+    trainer = quick_trainer(atlas_scene, tmp_path)
     views, scene = trainer.train_views, trainer.scene
     tops, lefts = torch.tensor([0, 4]), torch.tensor([2, 6])
     full = crop_rays(views, torch.tensor([1, 3]), tops, lefts, (12, 12), scene)

@@ -9,21 +9,11 @@ import pytest
 import torch
 
 from atlas_core.cli import main
-from atlas_core.config import RunConfig
 from atlas_core.optim import MaskedAdam
 from atlas_core.optimizers import clip_gradients
-from atlas_core.plugins import load
+from atlas_core.testing.fixtures import quick_trainer
 from atlas_core.train import Trainer
 from atlas_core.uniform_adam import UniformAdam, laplacian, smooth, tag_grid
-
-
-def trainer_for(data: Path, out: Path, **sets: object) -> Trainer:
-    config = RunConfig()
-    config.data.path = str(data)
-    defaults = {"train.batch_rays": 256, "sampler.samples": 8, "field.width": 16, "eval.views": 1}
-    for key, value in {**defaults, **{k.replace("__", "."): v for k, v in sets.items()}}.items():
-        config.set(key, value)
-    return Trainer(config, load(), out)
 
 
 def params_after(trainer: Trainer, steps: int) -> torch.Tensor:
@@ -41,7 +31,7 @@ def params_after(trainer: Trainer, steps: int) -> torch.Tensor:
 def test_each_optimizer_trains_differently(
     atlas_scene: Path, tmp_path: Path, name: str, cls: type
 ) -> None:
-    trainer = trainer_for(atlas_scene, tmp_path / name, train__optimizer=name, train__lr=1e-2)
+    trainer = quick_trainer(atlas_scene, tmp_path / name, train__optimizer=name, train__lr=1e-2)
     assert isinstance(trainer.optimizer, cls)
     start = params_after(trainer, 0).clone()
     first = trainer.train_step()["loss"]
@@ -49,8 +39,8 @@ def test_each_optimizer_trains_differently(
         last = trainer.train_step()["loss"]
     assert last < first and not torch.equal(params_after(trainer, 0), start)
     if name != "adam":  # differs from the default's trajectory
-        adam = trainer_for(atlas_scene, tmp_path / "adam", train__lr=1e-2)
-        assert not torch.allclose(params_after(adam, 3), params_after(trainer_for(
+        adam = quick_trainer(atlas_scene, tmp_path / "adam", train__lr=1e-2)
+        assert not torch.allclose(params_after(adam, 3), params_after(quick_trainer(
             atlas_scene, tmp_path / "o", train__optimizer=name, train__lr=1e-2), 3))  # fmt: skip
 
 
@@ -67,7 +57,7 @@ def test_sparse_gradients_reach_densifying_optimizers() -> None:
 
 
 def test_default_optimizer_is_unchanged(atlas_scene: Path, tmp_path: Path) -> None:
-    trainer = trainer_for(atlas_scene, tmp_path)
+    trainer = quick_trainer(atlas_scene, tmp_path)
     assert type(trainer.optimizer) is torch.optim.Adam
     trainer.pipeline.field.mlp[0].weight.masked_updates = True
     trainer.rebuild_optimizer()
@@ -120,7 +110,7 @@ def test_uniform_adam_step_and_laplacian_weight() -> None:
 
 def test_uniform_adam_in_a_run(atlas_scene: Path, tmp_path: Path) -> None:
     config_sets = {"train__lr": 1e-2, "train__laplacian_weight": 1.0}
-    trainer = trainer_for(atlas_scene, tmp_path, **config_sets)
+    trainer = quick_trainer(atlas_scene, tmp_path, **config_sets)
     trainer.config.set("train.optimizer", "uniform_adam")
     tag_grid(trainer.pipeline.field.mlp[0].weight, (2, 2, 4))  # 16 rows as a tiny grid
     trainer.rebuild_optimizer()
@@ -145,7 +135,7 @@ def test_uniform_adam_without_grids_exits_2(
     [("exponential", math.sqrt(1e-2 * 1e-3)), ("cosine", 0.5 * (1e-2 + 1e-3)), ("none", 1e-2)],
 )
 def test_schedules(atlas_scene: Path, tmp_path: Path, schedule: str, middle: float) -> None:
-    trainer = trainer_for(atlas_scene, tmp_path, train__schedule=schedule, train__lr=1e-2,
+    trainer = quick_trainer(atlas_scene, tmp_path, train__schedule=schedule, train__lr=1e-2,
                           train__lr_final=1e-3, train__max_steps=100)  # fmt: skip
     assert trainer.learning_rate() == pytest.approx(1e-2)
     trainer.step = 50
@@ -161,8 +151,8 @@ def test_grad_clip_bounds_the_norm(atlas_scene: Path, tmp_path: Path) -> None:
         grads = [p.grad for p in trainer.pipeline.parameters() if p.grad is not None]
         return math.sqrt(sum(float(g.square().sum()) for g in grads))
 
-    free = norm(trainer_for(atlas_scene, tmp_path / "a"))
-    clipped = norm(trainer_for(atlas_scene, tmp_path / "b", train__grad_clip=free / 10))
+    free = norm(quick_trainer(atlas_scene, tmp_path / "a"))
+    clipped = norm(quick_trainer(atlas_scene, tmp_path / "b", train__grad_clip=free / 10))
     assert clipped == pytest.approx(free / 10, rel=1e-3)
 
 
@@ -179,7 +169,7 @@ def test_grad_clip_handles_sparse_gradients() -> None:
 
 
 def test_train_only_freezes_the_rest(atlas_scene: Path, tmp_path: Path) -> None:
-    trainer = trainer_for(atlas_scene, tmp_path, train__train_only=["field.mlp.6"])
+    trainer = quick_trainer(atlas_scene, tmp_path, train__train_only=["field.mlp.6"])
     names = dict(trainer.pipeline.named_parameters())
     before = {name: p.detach().clone() for name, p in names.items()}
     for _ in range(5):

@@ -39,3 +39,21 @@ def atlas_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("atlas") / "scene"
     return write_scene(out, size=24, views={"train": 12, "val": 2, "test": 3})
+
+
+QUICK_SETTINGS = {"train.batch_rays": 256, "sampler.samples": 8, "field.width": 16, "eval.views": 1}
+
+
+def quick_trainer(data: Path, out: Path, **sets: Any) -> Any:
+    """A Trainer of the core alone on ``data`` with small settings; ``sets`` override
+    them, with ``__`` for the dot (``train__optimizer="sgd"``)."""
+    from atlas_core.config import RunConfig
+    from atlas_core.plugins import load
+    from atlas_core.train import Trainer
+
+    config = RunConfig()
+    config.data.path = str(data)
+    overrides = {key.replace("__", "."): value for key, value in sets.items()}
+    for key, value in {**QUICK_SETTINGS, **overrides}.items():
+        config.set(key, value)
+    return Trainer(config, load(), out)

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("out")
     synth.add_argument("--kind", default="blender", help="data kind (a plugin's, once installed)")
     synth.add_argument("--size", type=int, default=64, help="image width and height")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0, help="random draws of the generator")
     synth.add_argument("--train-views", type=int, help="training views (kind blender; 100)")
     return parser
 

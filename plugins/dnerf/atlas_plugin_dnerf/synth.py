@@ -28,7 +28,7 @@ def shapes_at(time: float) -> tuple[synth.Shape, ...]:
 
 
 def write_dynamic_scene(out: str | Path, size: int = 24, views: dict[str, int] | None = None,
-                        time_scale: float = 1.0) -> Path:  # fmt: skip
+                        time_scale: float = 1.0, seed: int = 0) -> Path:  # fmt: skip
     """Write the moving scene; frame i of a split of n views has time i / (n - 1) times
     ``time_scale`` (a scale other than 1 tests the loader's normalisation)."""
     out = Path(out)
@@ -36,7 +36,7 @@ def write_dynamic_scene(out: str | Path, size: int = 24, views: dict[str, int] |
     for split, count in views.items():
         (out / split).mkdir(parents=True)
         frames = []
-        for i, c2w in enumerate(synth.camera_poses(split, count)):
+        for i, c2w in enumerate(synth.camera_poses(split, count, seed)):
             time = i / max(count - 1, 1)
             dirs = synth.ray_directions(c2w, size).reshape(-1, 3)
             rgba = synth.trace_rgba(c2w[:3, 3], dirs, shapes_at(time)).reshape(size, size, 4)
@@ -50,5 +50,5 @@ def write_dynamic_scene(out: str | Path, size: int = 24, views: dict[str, int] |
 
 
 def generate(out: str | Path, size: int = 24, seed: int = 0) -> Path:
-    """``atlas data synth --kind dnerf``: the moving scene (deterministic: ``seed`` unused)."""
-    return write_dynamic_scene(out, size=size)
+    """``atlas data synth --kind dnerf``: the moving scene; ``seed`` draws the cameras."""
+    return write_dynamic_scene(out, size=size, seed=seed)

@@ -48,6 +48,9 @@ def write_video(path: str | Path, frames: int = 24, size: int = 32, fps: int = 1
 
 
 def generate(out: str | Path, size: int = 32, seed: int = 0) -> Path:
-    """``atlas data synth --kind video``: ``out/clip.mp4`` (deterministic: ``seed`` unused)."""
+    """``atlas data synth --kind video``: ``out/clip.mp4``; the clip has nothing random, so a
+    ``seed`` other than 0 is refused rather than ignored."""
+    if seed != 0:
+        raise ValueError("the video generator draws nothing at random; --seed must be 0")
     Path(out).mkdir(parents=True)
     return write_video(Path(out) / "clip.mp4", size=size)

@@ -147,3 +147,13 @@ class TestVideoDatasetContract(DatasetContract):
     def contract_data(self, clip: Path) -> Path:
         """The generated clip."""
         return clip
+
+
+def test_atlas_data_synth_writes_a_clip_and_refuses_a_seed(tmp_path, capsys) -> None:  # noqa: ANN001
+    from atlas_core.cli import main
+
+    assert main(["data", "synth", str(tmp_path / "v"), "--kind", "video", "--size", "16"]) == 0
+    assert (tmp_path / "v" / "clip.mp4").stat().st_size > 0
+    assert main(["data", "synth", str(tmp_path / "w"), "--kind", "video", "--seed", "3"]) == 2
+    assert "--seed must be 0" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()

@@ -57,3 +57,12 @@ def quick_trainer(data: Path, out: Path, **sets: Any) -> Any:
     for key, value in {**QUICK_SETTINGS, **overrides}.items():
         config.set(key, value)
     return Trainer(config, load(), out)
+
+
+def requires_plugins(*names: str) -> pytest.MarkDecorator:
+    """Skip a test unless these plugins are installed: for a plugin's tests that compose it
+    with another plugin, so the plugin's own suite also runs where it is installed alone."""
+    from atlas_core.plugins import installed
+
+    missing = sorted(set(names) - set(installed()))
+    return pytest.mark.skipif(bool(missing), reason=f"plugins not installed: {', '.join(missing)}")

@@ -13,6 +13,7 @@ import pytest
 from atlas_plugin_dtu import synth
 
 from atlas_core.cli import main
+from atlas_core.testing.fixtures import requires_plugins
 
 QUICK = ["--max-steps", "20", "--eval-views", "1", "--set", "eval.video_frames=0",
          "--set", "train.batch_rays=128", "--set", "sampler.samples=16",
@@ -104,6 +105,7 @@ def test_bad_option_exits_2(dtu_scan: Path, tmp_path: Path, capsys) -> None:  # 
     assert "data.test_every must be 0 (no test split) or >= 2" in capsys.readouterr().err
 
 
+@requires_plugins("volsdf")
 def test_mask_loss_without_masks_is_refused(dtu_scan: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     extra = ("--set", "losses.mask=0.1", "--set", "data.use_mask=false")
     assert run(dtu_scan, tmp_path / "out", "dtu,volsdf", *SMALL_SDF, *extra) == 2
@@ -117,7 +119,9 @@ def metrics(out: Path) -> dict:
 
 @pytest.mark.parametrize(
     ("plugins", "extra"),
-    [("dtu,volsdf", (*SMALL_SDF, "--set", "losses.mask=0.1")), ("dtu,volsdf,mip", SMALL_SDF),
+    [pytest.param("dtu,volsdf", (*SMALL_SDF, "--set", "losses.mask=0.1"),
+                  marks=requires_plugins("volsdf")),
+     pytest.param("dtu,volsdf,mip", SMALL_SDF, marks=requires_plugins("volsdf", "mip")),
      ("dtu", ("--set", "data.use_mask=false", "--set", "data.downscale=2"))],
 )  # fmt: skip
 def test_short_runs_train(dtu_scan: Path, tmp_path: Path, plugins: str, extra: tuple) -> None:

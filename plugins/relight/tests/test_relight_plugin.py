@@ -15,6 +15,7 @@ from atlas_core.cli import main
 from atlas_core.config import RunConfig
 from atlas_core.data.scene import make_rays
 from atlas_core.errors import ConfigError, PluginError
+from atlas_core.testing.fixtures import requires_plugins
 from atlas_core.train import Trainer
 
 SMALL = {"field.width": 32, "field.features": 16, "field.color_width": 16}
@@ -91,6 +92,7 @@ def test_training_recovers_the_generated_scene(point_scene: Path, tmp_path: Path
     assert trained > 23.0 and trained > untrained + 10.0, (untrained, trained)
 
 
+@requires_plugins("dnerf")
 def test_without_volsdf_the_run_stops_naming_the_plugins(
     point_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -103,6 +105,7 @@ def test_without_volsdf_the_run_stops_naming_the_plugins(
         pipeline.configure(config, plugins.load(config.plugins))
 
 
+@requires_plugins("mip")
 def test_mip_clashes_on_the_sampler_by_name(point_scene: Path) -> None:
     config = config_for(point_scene, ["volsdf", "mip", "relight"], {})
     with pytest.raises(PluginError, match="'mip' and 'relight' both choose the sampler"):
@@ -117,6 +120,7 @@ def test_a_field_without_sdf_is_named(point_scene: Path) -> None:
         pipeline.build(config, plugins.load(config.plugins), scene)
 
 
+@requires_plugins("dnerf")
 def test_a_wrapped_field_is_named(point_scene: Path) -> None:
     config = config_for(point_scene, ["volsdf", "dnerf", "relight"], {})
     scene = load_nerv_point(point_scene)

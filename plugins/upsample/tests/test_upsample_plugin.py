@@ -12,6 +12,7 @@ from atlas_core.cli import main
 from atlas_core.config import RunConfig
 from atlas_core.crops import crop_shape
 from atlas_core.plugins import load
+from atlas_core.testing.fixtures import requires_plugins
 from atlas_core.train import Trainer
 
 QUICK = {"train.batch_rays": 128, "sampler.samples": 8, "field.width": 16, "eval.views": 1}
@@ -119,6 +120,7 @@ def test_bad_settings_exit_2(
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+@requires_plugins("ngp")
 def test_composes_with_ngp(atlas_scene: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     argv = ["run", "--data", str(atlas_scene), "--out", str(out), "--plugins", "ngp,upsample",

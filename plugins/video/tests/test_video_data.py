@@ -14,6 +14,7 @@ from atlas_plugin_video.synth import render_frame, write_video
 from atlas_core.cli import main
 from atlas_core.errors import DataError
 from atlas_core.testing.contracts import DatasetContract
+from atlas_core.testing.fixtures import requires_plugins
 
 FRAMES, SIZE = 12, 32
 
@@ -124,6 +125,7 @@ def test_bad_files_exit_2_naming_the_file(make, message, tmp_path, capsys) -> No
     assert not (tmp_path / "run").exists()
 
 
+@requires_plugins("dnerf")
 def test_dnerf_trains_on_the_video(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["run", "--data", str(clip), "--data-kind", "video", "--plugins", "dnerf,video",

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from atlas_core.encodings import PositionalEncoding
+from atlas_core.grid import corners, interpolate
 
 
 def best_seconds(run: Callable[[], None], repeats: int, budget: float) -> float:
@@ -83,25 +84,20 @@ def main() -> None:
     report("positional L=10 (compute only)", n, best_seconds(positional, args.repeats,
            args.budget), 2 * out, peak)  # fmt: skip
 
-    try:
-        from atlas_plugin_voxel.grid import corners, interpolate
-    except ImportError:
-        print("voxel plugin not installed: skipping the voxel grid")
-    else:
-        low, high = torch.full((3,), -1.0), torch.full((3,), 1.0)
-        at = corners(points, low, high, (res, res, res))
-        for channels in (1, 12):
-            grid = torch.randn(res**3, channels, requires_grad=True)
-            for sparse in (False, True):
+    low, high = torch.full((3,), -1.0), torch.full((3,), 1.0)
+    at = corners(points, low, high, (res, res, res))
+    for channels in (1, 12):
+        grid = torch.randn(res**3, channels, requires_grad=True)
+        for sparse in (False, True):
 
-                def lookup(grid: torch.Tensor = grid, sparse: bool = sparse) -> None:
-                    interpolate(grid, at, sparse=sparse).sum().backward()
-                    grid.grad = None
+            def lookup(grid: torch.Tensor = grid, sparse: bool = sparse) -> None:
+                interpolate(grid, at, sparse=sparse).sum().backward()
+                grid.grad = None
 
-                moved = 8 * channels * 4 * 2 + 8 * (8 + 4)  # rows read + scattered, index
-                kind = "sparse" if sparse else "dense"
-                name = f"voxel {res}^3 C={channels} ({kind} grad)"
-                report(name, n, best_seconds(lookup, args.repeats, args.budget), moved, peak)
+            moved = 8 * channels * 4 * 2 + 8 * (8 + 4)  # rows read + scattered, index
+            kind = "sparse" if sparse else "dense"
+            name = f"voxel {res}^3 C={channels} ({kind} grad)"
+            report(name, n, best_seconds(lookup, args.repeats, args.budget), moved, peak)
 
     try:
         from atlas_plugin_ngp.hash_encoding import HashEncoding

@@ -11,28 +11,24 @@ from torch import Tensor, nn
 
 from atlas_core.encodings import PositionalEncoding
 from atlas_core.fields import Field, mlp
+from atlas_core.grid import (
+    Corners,
+    Shape,
+    corners,
+    grid_shape,
+    interpolate,
+    resample,
+    schedule,
+    vertices,
+)
 from atlas_core.rays import RaySamples
 from atlas_core.uniform_adam import tag_grid
-from atlas_plugin_voxel.grid import Corners, Shape, corners, interpolate, resample, vertices
 from atlas_plugin_voxel.sh import SH_COEFFICIENTS, sh_color
 
 if TYPE_CHECKING:
     from atlas_core.pipeline import BuildContext
 
 GRIDS = ("density_grid", "feature_grid")
-
-
-def grid_shape(extent: tuple[float, float, float], resolution: int) -> tuple[int, int, int]:
-    """Vertices per axis: ``resolution`` along the longest side, the same spacing elsewhere."""
-    longest = max(extent)
-    return tuple(max(2, round((resolution - 1) * e / longest) + 1) for e in extent)
-
-
-def schedule(initial: int, final: int, count: int) -> list[int]:
-    """Resolutions after 0..count upscales, growing the voxel count geometrically (DVGO)."""
-    if count == 0:
-        return [final]
-    return [round(initial * (final / initial) ** (k / count)) for k in range(count + 1)]
 
 
 class VoxelField(Field):

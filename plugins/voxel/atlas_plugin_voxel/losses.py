@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from atlas_core.grid import Shape
 from atlas_core.losses import Loss
 from atlas_core.rays import RayBundle
 from atlas_plugin_voxel.field import VoxelField
-from atlas_plugin_voxel.grid import Shape
 
 if TYPE_CHECKING:
     from atlas_core.pipeline import BuildContext

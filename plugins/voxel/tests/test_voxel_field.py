@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 from atlas_plugin_voxel.field import VoxelField, grid_shape, schedule
-from atlas_plugin_voxel.grid import vertices
 
 from atlas_core.config import RunConfig
 from atlas_core.data.scene import SceneData
 from atlas_core.errors import ConfigError
+from atlas_core.grid import vertices
 from atlas_core.pipeline import BuildContext
 from atlas_core.rays import RayBundle, RaySamples
 

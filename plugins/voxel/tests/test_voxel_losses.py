@@ -5,12 +5,12 @@ from __future__ import annotations
 import atlas_plugin_voxel
 import pytest
 import torch
-from atlas_plugin_voxel.grid import from_volume
 from atlas_plugin_voxel.losses import DensityTVLoss, find_voxel_field, total_variation
 from torch import nn
 
 from atlas_core.config import RunConfig
 from atlas_core.data.scene import SceneData
+from atlas_core.grid import from_volume
 from atlas_core.pipeline import BuildContext, Pipeline
 
 

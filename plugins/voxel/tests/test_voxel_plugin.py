@@ -9,10 +9,10 @@ import atlas_plugin_voxel
 import torch
 from atlas_plugin_voxel import SAMPLER_OPTIONS, TARGET_SAMPLES
 from atlas_plugin_voxel.field import grid_shape
-from atlas_plugin_voxel.grid import vertices
 
 from atlas_core.cli import main
 from atlas_core.config import RunConfig
+from atlas_core.grid import vertices
 from atlas_core.pipeline import configure
 from atlas_core.train import Trainer
 

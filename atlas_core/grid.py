@@ -30,6 +30,8 @@ class Corners:
     weights: Tensor  # [N, 8], zero for points outside the box
     inside: Tensor  # [N] bool
     shape: Shape  # (X, Y, Z)
+    frac: Tensor | None = None  # [N, 3] position inside the cell, 0..1 per axis
+    scale: Tensor | None = None  # [3] cells per world unit along each axis
 
     @property
     def num_voxels(self) -> int:
@@ -52,12 +54,21 @@ def corners(positions: Tensor, low: Tensor, high: Tensor, shape: Shape) -> Corne
     k = torch.arange(8, device=device)
     offsets = (((k >> 2) & 1) * ny + ((k >> 1) & 1)) * nz + (k & 1)
     index = base[:, None] + offsets  # [N, 8], corner k has bits (x, y, z) of k
+    weights = corner_products(*axis_weights(frac, inside))
+    scale = (dims - 1) / (high - low).to(dtype)
+    return Corners(index, weights, inside, shape, frac, scale)
+
+
+def axis_weights(frac: Tensor, inside: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear weights [N, 2] of the low and high vertex along x, y and z (0 outside)."""
     fx, fy, fz = frac.unbind(dim=-1)
     wx = torch.stack([1 - fx, fx], dim=-1) * inside[:, None]
-    wy = torch.stack([1 - fy, fy], dim=-1)
-    wz = torch.stack([1 - fz, fz], dim=-1)
-    weights = ((wx[:, :, None] * wy[:, None, :]).reshape(-1, 4, 1) * wz[:, None, :]).reshape(-1, 8)
-    return Corners(index, weights, inside, shape)
+    return wx, torch.stack([1 - fy, fy], dim=-1), torch.stack([1 - fz, fz], dim=-1)
+
+
+def corner_products(wx: Tensor, wy: Tensor, wz: Tensor) -> Tensor:
+    """Per-corner products [N, 8] of per-axis weights [N, 2] (corner k has bits x, y, z)."""
+    return ((wx[:, :, None] * wy[:, None, :]).reshape(-1, 4, 1) * wz[:, None, :]).reshape(-1, 8)
 
 
 def interpolate(grid: Tensor, at: Corners, sparse: bool = False) -> Tensor:
@@ -70,6 +81,44 @@ def interpolate(grid: Tensor, at: Corners, sparse: bool = False) -> Tensor:
     return F.embedding_bag(
         at.index, grid, per_sample_weights=at.weights.to(grid.dtype), mode="sum", sparse=sparse
     )
+
+
+def gradient(grid: Tensor, at: Corners, sparse: bool = False) -> Tensor:
+    """Spatial gradient [N, 3] of a one-channel ``grid`` [X*Y*Z, 1] (0 outside the box).
+
+    The exact derivative of trilinear interpolation in world units: constant along the
+    differentiated axis within a cell, linear along the others. It is linear in the grid
+    values, so a loss on it (the eikonal term) trains the grid with first-order gradients.
+    """
+    if at.frac is None or at.scale is None:
+        raise ValueError("corners without cell positions: build them with corners()")
+    if grid.dim() != 2 or grid.shape[1] != 1:
+        raise ValueError(f"gradient needs a one-channel grid, got shape {tuple(grid.shape)}")
+    wx, wy, wz = axis_weights(at.frac, at.inside)
+    one = at.inside.to(wx.dtype)
+    slope = torch.stack([-one, one], dim=-1)  # d(1 - f, f)/df, zero outside
+    parts = []
+    derivatives = (slope, wy, wz), (wx, slope, wz), (wx, wy, slope)
+    for axis, factors in enumerate(derivatives):
+        weights = corner_products(*factors)
+        bag = F.embedding_bag(
+            at.index, grid, per_sample_weights=weights.to(grid.dtype), mode="sum", sparse=sparse
+        )
+        parts.append(bag * at.scale[axis])
+    return torch.cat(parts, dim=-1)
+
+
+def grid_shape(extent: tuple[float, float, float], resolution: int) -> Shape:
+    """Vertices per axis: ``resolution`` along the longest side, the same spacing elsewhere."""
+    longest = max(extent)
+    return tuple(max(2, round((resolution - 1) * e / longest) + 1) for e in extent)
+
+
+def schedule(initial: int, final: int, count: int) -> list[int]:
+    """Resolutions after 0..count upscales, growing the voxel count geometrically (DVGO)."""
+    if count == 0:
+        return [final]
+    return [round(initial * (final / initial) ** (k / count)) for k in range(count + 1)]
 
 
 def trilinear(grid: Tensor, shape: Shape, positions: Tensor, low: Tensor, high: Tensor) -> Tensor:

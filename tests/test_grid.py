@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from atlas_plugin_voxel.grid import (
+
+from atlas_core.grid import (
     corners,
     from_volume,
+    gradient,
     interpolate,
     resample,
     to_volume,
@@ -162,3 +164,34 @@ def test_resample_keeps_affine_functions_and_vertices() -> None:
     random = torch.randn(VOXELS, 1, dtype=torch.float64)
     every_other = to_volume(resample(random, SHAPE, new), new)[:, ::2, ::2, ::2]
     assert torch.allclose(every_other, to_volume(random, SHAPE))
+
+
+def test_gradient_is_exact_for_affine_functions() -> None:
+    points = inside_points(200, seed=3)
+    values = linear(vertices(LOW, HIGH, SHAPE))[:, :1]  # trilinear reproduces affine maps
+    grads = gradient(values, corners(points, LOW, HIGH, SHAPE))
+    assert torch.allclose(grads, COEFFICIENTS[:1].expand(200, 3), atol=1e-10)
+
+
+def test_gradient_matches_the_derivative_of_interpolation() -> None:
+    generator = torch.Generator().manual_seed(4)
+    grid = torch.randn(VOXELS, 1, generator=generator, dtype=torch.float64)
+    points = inside_points(50, seed=5).requires_grad_(True)
+    values = interpolate(grid, corners(points, LOW, HIGH, SHAPE))
+    (expected,) = torch.autograd.grad(values.sum(), points)
+    assert torch.allclose(gradient(grid, corners(points.detach(), LOW, HIGH, SHAPE)), expected)
+
+
+def test_gradient_is_zero_outside_and_trains_the_grid_sparsely() -> None:
+    grid = torch.randn(VOXELS, 1, dtype=torch.float64, requires_grad=True)
+    points = torch.cat([inside_points(10, seed=6), HIGH[None] + 1.0])
+    grads = gradient(grid, corners(points, LOW, HIGH, SHAPE), sparse=True)
+    assert torch.equal(grads[-1], torch.zeros(3, dtype=torch.float64))
+    (grads.norm(dim=-1) - 1).square().sum().backward()  # an eikonal-style loss, first order
+    assert grid.grad.is_sparse and 0 < grid.grad.coalesce().indices().shape[1] <= 11 * 8 < VOXELS
+
+
+def test_gradient_refuses_many_channels() -> None:
+    at = corners(inside_points(3), LOW, HIGH, SHAPE)
+    with pytest.raises(ValueError, match="one-channel"):
+        gradient(torch.zeros(VOXELS, 2, dtype=torch.float64), at)

@@ -73,6 +73,7 @@ class TrainConfig:
     grad_clip: float = option(default=0.0, metadata={"min": 0})  # max gradient norm, 0 = off
     train_only: list[str] = option(default_factory=list)  # parameter-name prefixes to train
     batch: typing.Literal["rays", "crops", "views"] = "rays"
+    coarse_weight: float = option(default=1.0, metadata={"min": 0})  # coarse image's term
     crop_size: int = option(default=32, metadata={"min": 2})
     loss_space: typing.Literal["rgb", "hsv", "luminance", "xyz"] = "rgb"
     tone_map: bool = False  # x / (1 + x) before colour losses

@@ -41,6 +41,7 @@ class ColourLoss(Loss):
     def __init__(self, context: BuildContext | None = None):
         super().__init__()
         self.colour = loss_colour(context)
+        self.coarse_weight = 1.0 if context is None else context.config.train.coarse_weight
 
     def error(self, prediction: Tensor, target: Tensor, rays: RayBundle) -> Tensor:
         """Error between transformed colours [R, C]."""
@@ -49,13 +50,14 @@ class ColourLoss(Loss):
     def forward(
         self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]
     ) -> Tensor:
-        """Error of the fine image plus, as in NeRF, that of the coarse image."""
+        """Error of the fine image plus, as in NeRF, that of the coarse image (weighted by
+        ``train.coarse_weight``: 1 in NeRF, 0.1 in Mip-NeRF)."""
         target = outputs["target_rgb"]
         if not self.colour.identity:
             target = self.colour(target)
         loss = self.compare(outputs["rgb"], target, rays)
-        if "coarse_rgb" in outputs:
-            loss = loss + self.compare(outputs["coarse_rgb"], target, rays)
+        if "coarse_rgb" in outputs and self.coarse_weight:
+            loss = loss + self.coarse_weight * self.compare(outputs["coarse_rgb"], target, rays)
         return loss
 
     def compare(self, prediction: Tensor, target: Tensor, rays: RayBundle) -> Tensor:

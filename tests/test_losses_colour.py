@@ -90,6 +90,17 @@ def test_rmse_is_root_of_mse_with_coarse_term_and_finite_gradient() -> None:
     assert float(same.detach()) < 1e-5 and torch.isfinite(prediction.grad).all()
 
 
+def test_coarse_weight_scales_the_coarse_term() -> None:
+    prediction, coarse, target = torch.rand(16, 3), torch.rand(16, 3), torch.rand(16, 3)
+    outputs = {"rgb": prediction, "coarse_rgb": coarse, "target_rgb": target}
+    fine = (prediction - target).square().mean()
+    extra = (coarse - target).square().mean()
+    assert torch.allclose(RGBL2Loss(Context())(rays(16), outputs, {}), fine + extra)
+    weighted = RGBL2Loss(Context(coarse_weight=0.1))(rays(16), outputs, {})
+    assert torch.allclose(weighted, fine + 0.1 * extra)
+    assert torch.allclose(RGBL2Loss(Context(coarse_weight=0.0))(rays(16), outputs, {}), fine)
+
+
 def test_bad_colour_options_are_config_errors() -> None:
     from atlas_core.errors import ConfigError
 

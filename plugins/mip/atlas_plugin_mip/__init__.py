@@ -35,9 +35,13 @@ def atlas_register_samplers(register: Register) -> None:
     register("mip", MipSampler, description="coarse then resampled frustums, one shared field")
 
 
+COARSE_WEIGHT = 0.1  # Mip-NeRF sec. 3.2: lambda = 0.1 on the coarse loss
+
+
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
-    """Check ``mip.*`` options and choose the ``ipe`` encoding and ``mip`` sampler.
+    """Check ``mip.*`` options, choose the ``ipe`` encoding and ``mip`` sampler, and weight
+    the coarse image's loss 0.1 (unless ``train.coarse_weight`` is set).
 
     The core keeps a slot the user chose and reports another plugin choosing the same.
     """
@@ -46,6 +50,8 @@ def atlas_configure(config: RunConfig) -> None:
     plugin_options(config, "mip", MipOptions)
     config.encoding.name = "ipe"
     config.sampler.name = "mip"
+    if "train.coarse_weight" not in config.explicit:
+        config.train.coarse_weight = COARSE_WEIGHT
 
 
 @hookimpl

@@ -33,10 +33,13 @@ def test_configure_picks_ipe_and_frustum_sampler_unless_chosen(atlas_pm) -> None
     config = RunConfig(plugins=["mip"])
     configure(config, loaded)
     assert (config.encoding.name, config.sampler.name) == ("ipe", "mip")
+    assert config.train.coarse_weight == 0.1 and RunConfig().train.coarse_weight == 1.0
     chosen = RunConfig(plugins=["mip"])
     chosen.set("sampler", "stratified")
+    chosen.set("train.coarse_weight", 0.5)
     configure(chosen, loaded)
     assert (chosen.encoding.name, chosen.sampler.name) == ("ipe", "stratified")
+    assert chosen.train.coarse_weight == 0.5  # the user's weight wins
 
 
 def test_shape_option_reaches_the_encoding(atlas_pm, atlas_scene: Path, tmp_path: Path) -> None:  # noqa: ANN001

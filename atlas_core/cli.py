@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("what", choices=("mesh",))
     export.add_argument("--resolution", type=int, default=256, help="grid nodes per axis")
     export.add_argument("--level", type=float, help="iso-level (default: 0 for an SDF, 25 density)")
+    export.add_argument(
+        "--min-component",
+        type=float,
+        default=0.0,
+        help="drop components with fewer faces than this fraction of the largest's (0: keep all)",
+    )
     export.add_argument("--device", choices=("auto", "cpu", "cuda"))
 
     plugins = sub.add_parser("plugins", help="list installed plugins and their components")
@@ -210,7 +216,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     trainer = _trained(args.run_dir, args.device)
     path = trainer.out / "mesh.ply"
     field, scene = trainer.pipeline.field, trainer.scene
-    mesh = export_mesh(field, scene.bounds, path, args.resolution, args.level, trainer.device)
+    mesh = export_mesh(
+        field, scene.bounds, path, args.resolution, args.level, trainer.device, args.min_component
+    )
     print(
         f"wrote {path}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces, "
         f"{connected_components(mesh)} connected components"

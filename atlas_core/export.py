@@ -97,19 +97,40 @@ def extract_mesh(
     return Mesh(vertices.astype(np.float32), faces.astype(np.int32), normals.astype(np.float32))
 
 
-def connected_components(mesh: Mesh) -> int:
-    """Number of connected components (vertices joined by face edges)."""
+def component_labels(mesh: Mesh) -> tuple[int, np.ndarray]:
+    """Connected components (vertices joined by face edges): count and per-vertex label."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components as components
 
     count = len(mesh.vertices)
     if count == 0:
-        return 0
+        return 0, np.zeros(0, dtype=np.int64)
     f = mesh.faces
     rows = np.concatenate([f[:, 0], f[:, 1], f[:, 2]])
     cols = np.concatenate([f[:, 1], f[:, 2], f[:, 0]])
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(count, count))
-    return int(components(graph, directed=False)[0])
+    found, labels = components(graph, directed=False)
+    return int(found), labels
+
+
+def connected_components(mesh: Mesh) -> int:
+    """Number of connected components (vertices joined by face edges)."""
+    return component_labels(mesh)[0]
+
+
+def drop_small_components(mesh: Mesh, fraction: float) -> Mesh:
+    """``mesh`` without components of fewer than ``fraction`` times the largest one's faces."""
+    count, labels = component_labels(mesh)
+    if count <= 1 or fraction <= 0:
+        return mesh
+    face_label = labels[mesh.faces[:, 0]]
+    sizes = np.bincount(face_label, minlength=count)
+    keep_face = sizes[face_label] >= fraction * sizes.max()
+    faces = mesh.faces[keep_face]
+    used = np.unique(faces)
+    remap = np.full(len(mesh.vertices), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return Mesh(mesh.vertices[used], remap[faces].astype(np.int32), mesh.normals[used])
 
 
 def ply_bytes(mesh: Mesh) -> bytes:
@@ -152,14 +173,18 @@ def export_mesh(
     resolution: int = 256,
     level: float | None = None,
     device: torch.device | str = "cpu",
+    min_component: float = 0.0,
 ) -> Mesh:
     """Sample the field on the box, extract its surface and write ``path`` as PLY.
 
     Fields with an ``sdf`` method give the zero level set (``level`` shifts it);
-    otherwise the density is thresholded at ``level`` (default 25).
+    otherwise the density is thresholded at ``level`` (default 25). ``min_component`` > 0
+    drops components with fewer faces than that fraction of the largest one's.
     """
     if resolution < 2:
         raise AtlasError(f"--resolution must be >= 2, got {resolution}")
+    if not 0 <= min_component <= 1:
+        raise AtlasError(f"--min-component must be in [0, 1], got {min_component}")
     kind, function = occupancy_function(field)
     if level is None:
         level = 0.0 if kind == "sdf" else DENSITY_LEVEL
@@ -172,5 +197,6 @@ def export_mesh(
     finally:
         field.train(was_training)
     mesh = extract_mesh(values, bounds, level, inside_above=kind == "density")
+    mesh = drop_small_components(mesh, min_component)
     atomic_write_bytes(Path(path), ply_bytes(mesh))
     return mesh

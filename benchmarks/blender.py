@@ -45,6 +45,7 @@ EXTENSIONS = {
     "siren+volsdf": ["siren", "volsdf"],
 }  # fmt: skip
 CONFIGS.update({name: {"plugins": plugins, "set": []} for name, plugins in EXTENSIONS.items()})
+CONFIGS["volsdf_grid"] = {"plugins": ["volsdf"], "set": ["field=volsdf_grid"]}  # CPU-fast SDF
 for field in ("volsdf", "nerfae", "siren"):
     CONFIGS[f"{field}+ngp"] = {
         "plugins": [field, "ngp"],

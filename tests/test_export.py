@@ -112,6 +112,23 @@ def test_two_spheres_are_two_components() -> None:
     assert connected_components(mesh) == 2
 
 
+def test_small_components_are_dropped_on_request(tmp_path: Path) -> None:
+    class BigAndSmall(nn.Module):
+        def sdf(self, x: Tensor) -> Tensor:
+            a = (x - torch.tensor([0.4, 0.0, 0.0])).norm(dim=-1, keepdim=True) - 0.5
+            b = (x + torch.tensor([0.8, 0.0, 0.0])).norm(dim=-1, keepdim=True) - 0.12
+            return torch.minimum(a, b)
+
+    kept = export_mesh(BigAndSmall(), BOX, tmp_path / "all.ply", resolution=40)
+    big = export_mesh(BigAndSmall(), BOX, tmp_path / "big.ply", 40, min_component=0.2)
+    assert connected_components(kept) == 2 and connected_components(big) == 1
+    assert len(big.faces) < len(kept.faces) and int(big.faces.max()) == len(big.vertices) - 1
+    assert float(big.vertices[:, 0].min()) > -0.2  # the small sphere at x = -0.8 is gone
+    assert connected_components(read_ply(tmp_path / "big.ply")) == 1
+    with pytest.raises(AtlasError, match="--min-component"):
+        export_mesh(BigAndSmall(), BOX, tmp_path / "x.ply", 8, min_component=2.0)
+
+
 def test_ply_header_is_standard() -> None:
     mesh = Mesh(np.eye(3, dtype=np.float32), np.array([[0, 1, 2]], np.int32), np.eye(3))
     data = ply_bytes(mesh)
@@ -164,6 +181,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(atlas_scene, tmp_path, quick_args,
     assert err.count("\n") == 1 and "--resolution" in err
     assert main(["export", str(out), "mesh", "--resolution", "8", "--level", "1e9"]) == 2
     assert "no surface at level" in capsys.readouterr().err
+    assert main(["export", str(out), "mesh", "--min-component", "-1"]) == 2
+    assert "--min-component" in capsys.readouterr().err
     for path in (out / "checkpoints").iterdir():
         path.unlink()
     assert main(["export", str(out), "mesh"]) == 2

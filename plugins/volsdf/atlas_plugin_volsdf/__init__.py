@@ -12,9 +12,11 @@ from typing import Any
 from atlas_core import hookimpl
 from atlas_core.config import RunConfig
 from atlas_core.hookspecs import Register
+from atlas_core.occupancy import prefer_occupancy
 from atlas_plugin_volsdf.density import LaplaceDensity, laplace_cdf
 from atlas_plugin_volsdf.field import VolSDFField
-from atlas_plugin_volsdf.losses import EikonalLoss
+from atlas_plugin_volsdf.grid_field import SDFGridField
+from atlas_plugin_volsdf.losses import EikonalLoss, SDFSmoothLoss
 from atlas_plugin_volsdf.options import VolSDFOptions
 from atlas_plugin_volsdf.sampler import FieldImportanceSampler
 from atlas_plugin_volsdf.sdf_network import SDFNetwork
@@ -23,25 +25,40 @@ __all__ = [
     "EikonalLoss",
     "FieldImportanceSampler",
     "LaplaceDensity",
+    "SDFGridField",
     "SDFNetwork",
+    "SDFSmoothLoss",
     "VolSDFField",
     "VolSDFOptions",
     "laplace_cdf",
 ]
 
 EIKONAL_WEIGHT = 0.1  # VolSDF, appendix (lambda = 0.1)
+SDF_FIELDS = ("volsdf", "volsdf_grid")
+GRID_SAMPLER_OPTIONS = {"weight_threshold": 1e-4}  # DVGO's fast_color_thres
+GRID_TARGET_SAMPLES = 1 << 16  # samples per step; the ray batch follows (Instant-NGP)
 
 
 @hookimpl
 def atlas_register_fields(register: Register) -> None:
     """The VolSDF field."""
     register("volsdf", VolSDFField, description="SDF MLP, Laplace-CDF density, normals (VolSDF)")
+    register(
+        "volsdf_grid",
+        SDFGridField,
+        description="VolSDF density on a dense SDF grid + colour features (fast on a CPU)",
+    )
 
 
 @hookimpl
 def atlas_register_losses(register: Register) -> None:
     """The eikonal regulariser."""
     register("eikonal", EikonalLoss, description="(|grad sdf| - 1)^2 at the sample points")
+    register(
+        "sdf_smooth",
+        SDFSmoothLoss,
+        description="squared second differences of the volsdf_grid SDF at random vertices",
+    )
 
 
 @hookimpl
@@ -66,14 +83,24 @@ def atlas_configure(config: RunConfig) -> None:
     plugin_options(config, "volsdf", VolSDFOptions)  # bad volsdf.* options stop here
     if "field" not in config.explicit:
         config.field.name = "volsdf"
-    if config.field.name == "volsdf":
+    if config.field.name in SDF_FIELDS:
         config.losses.setdefault("eikonal", EIKONAL_WEIGHT)
+    if config.field.name == "volsdf_grid":
+        prefer_occupancy(config, GRID_TARGET_SAMPLES)
+        if config.sampler.name == "occupancy":
+            for key, value in GRID_SAMPLER_OPTIONS.items():
+                config.sampler.options.setdefault(key, value)
 
 
 @hookimpl
 def atlas_train_step_end(trainer: Any, step: int, metrics: dict[str, float]) -> None:
-    """Report the learned Laplace scale as ``beta`` with each step's metrics (loggers see it)."""
+    """Report the learned Laplace scale as ``beta`` with each step's metrics (loggers see
+    it); grow SDF grids on schedule (then the optimiser starts afresh, as in DVGO)."""
+    grown = False
     for module in trainer.pipeline.field.modules():
-        if isinstance(module, VolSDFField):
-            metrics["beta"] = module.beta
-            return
+        if isinstance(module, (VolSDFField, SDFGridField)):
+            metrics.setdefault("beta", module.beta)
+        if isinstance(module, SDFGridField):
+            grown |= module.grow(step)
+    if grown:
+        trainer.rebuild_optimizer()

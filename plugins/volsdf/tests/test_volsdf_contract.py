@@ -28,3 +28,23 @@ class TestImportanceSamplerContract(SamplerContract):
     plugins = ("volsdf",)
     options = {"coarse": 8, "fine": 8}
     settings = {"encoding.frequencies": 3, **{f"field.{k}": v for k, v in SMALL.items()}}
+
+
+GRID = {"resolution": 10, "initial_resolution": 6, "upscale_steps": [1], "features": 4, "width": 8,
+        "init": "sphere"}  # fmt: skip
+
+
+class TestVolSDFGridFieldContract(FieldContract):
+    name = "volsdf_grid"
+    plugins = ("volsdf",)
+    options = GRID
+    settings = {"sampler": "stratified", "sampler.samples": 8}
+    required = ("density", "rgb", "sdf", "normals", "sdf_gradients")
+
+
+class TestSDFSmoothLossContract(LossContract):
+    name = "sdf_smooth"
+    plugins = ("volsdf",)
+    weight = 0.1
+    settings = {"field": "volsdf_grid", "sampler": "stratified", "sampler.samples": 8,
+                **{f"field.{k}": v for k, v in GRID.items()}}  # fmt: skip

@@ -1,0 +1,194 @@
+"""The volsdf_grid field: initial SDFs, gradients, the beta ceiling, growth, smoothness."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from atlas_plugin_volsdf import SDFGridField
+from atlas_plugin_volsdf.grid_field import clean_occupancy, occupancy_to_sdf
+from atlas_plugin_volsdf.losses import SDFSmoothLoss, grid_laplacian
+
+from atlas_core.cli import main
+from atlas_core.config import RunConfig, load_toml
+from atlas_core.export import connected_components, read_ply
+from atlas_core.grid import vertices
+from atlas_core.pipeline import configure
+
+BOUNDS = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
+
+
+def make_field(**options: object) -> SDFGridField:
+    """A grid field over the unit box with small grids."""
+    context = SimpleNamespace(scene=SimpleNamespace(bounds=BOUNDS))
+    settings = {"resolution": 33, "initial_resolution": 17, "upscale_steps": (5,), "init": "sphere"}
+    return SDFGridField(context, **{**settings, **options})
+
+
+def inside(count: int, seed: int = 0, scale: float = 0.9) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return scale * (2 * torch.rand(count, 3, generator=generator) - 1)
+
+
+def test_sphere_start_is_the_sphere_sdf_with_unit_gradients() -> None:
+    field = make_field(radius=0.5)
+    points = inside(500)
+    points = points[points.norm(dim=-1) > 0.3]  # away from the cone point at the centre
+    expected = points.norm(dim=-1, keepdim=True) - 0.5
+    assert torch.allclose(field.sdf(points), expected, atol=0.02)
+    norms = field.sdf_gradient(points).detach().norm(dim=-1)
+    assert abs(float(norms.mean()) - 1) < 0.02 and float((norms - 1).abs().max()) < 0.2
+    assert field.radius == 0.5 and make_field().radius == 1.0  # 0: the inscribed sphere
+
+
+def test_density_warm_up_starts_as_a_faint_dvgo_fog() -> None:
+    field = make_field(init="density", warmup_steps=3, alpha_init=0.01)
+    voxel = 2.0 / 32  # one voxel of the final grid
+    alpha = 1 - torch.exp(-field.density(inside(5)) * voxel)
+    assert torch.allclose(alpha, torch.full_like(alpha, 0.01), rtol=1e-3)
+    assert field.sdf_gradient(inside(4)).shape == (0, 3) and not bool(field.is_sdf)
+    assert float(field.sdf(inside(1))) > 0  # the opacity stand-in: nothing opaque yet
+
+
+def test_conversion_gives_the_sdf_of_the_opaque_voxels_cleaned() -> None:
+    field = make_field(init="density", warmup_steps=3, upscale_steps=(), initial_resolution=33)
+    points = vertices(field.low, field.high, field.shape)
+    ball = points.norm(dim=-1) < 0.5
+    hollow = ball & (points.norm(dim=-1) > 0.3)  # a shell: the cavity must be filled
+    speck = (points - torch.tensor([0.8, 0.8, 0.8])).norm(dim=-1) < 0.05  # a floater
+    with torch.no_grad():
+        field.sdf_grid.copy_(torch.where(hollow | speck, 20.0, -20.0)[:, None])
+    assert not field.grow(2) and field.grow(3) and bool(field.is_sdf)
+    probe = inside(400, seed=2)
+    expected = probe.norm(dim=-1, keepdim=True) - 0.5
+    assert (field.sdf(probe) - expected).abs().max() < 2.0 / 32  # within a voxel
+    assert float(field.sdf(torch.tensor([[0.0, 0.0, 0.0]]))) < -0.4  # filled, deep inside
+    assert float(field.sdf(torch.tensor([[0.8, 0.8, 0.8]]))) > 0.5  # the speck is gone
+    assert field.sdf_grid.lr_scale == 0.2 and field.beta == pytest.approx(0.02)
+
+
+def test_occupancy_helpers_on_edge_cases() -> None:
+    empty = np.zeros((4, 4, 4), dtype=bool)
+    assert (occupancy_to_sdf(empty, (0.1,) * 3) > 0).all()
+    assert (occupancy_to_sdf(~empty, (0.1,) * 3) < 0).all()
+    line = empty.copy()
+    line[2, 2, :] = True
+    sdf = occupancy_to_sdf(line, (0.1, 0.1, 0.1))
+    assert sdf[2, 2, 0] == pytest.approx(-0.05) and sdf[0, 2, 0] == pytest.approx(0.15)
+    two = empty.copy()
+    two[0, 0, 0] = two[3, 3, 3] = True
+    assert clean_occupancy(two, 0.5).sum() == 2  # equal sizes both stay
+
+
+def test_outside_the_box_the_field_is_empty_and_finite() -> None:
+    field = make_field(radius=0.5)
+    far = torch.tensor([[3.0, 0.0, 0.0]])
+    assert float(field.sdf(far)) == pytest.approx(2.0)  # the distance to the box
+    assert torch.equal(field.sdf_gradient(far), torch.zeros(1, 3))
+
+
+def test_beta_ceiling_anneals_geometrically_and_caps_the_learned_beta() -> None:
+    field = make_field(beta_init=0.2, beta_final=0.02, anneal_steps=100)  # SDF from step 0
+    assert field.ceiling_at(0) == pytest.approx(0.2)
+    assert field.ceiling_at(50) == pytest.approx(math.sqrt(0.2 * 0.02))
+    assert field.ceiling_at(100) == field.ceiling_at(900) == pytest.approx(0.02)
+    field.grow(50)
+    assert field.beta == pytest.approx(math.sqrt(0.2 * 0.02))  # learned 0.2, capped
+    with torch.no_grad():
+        field.laplace.beta_param.fill_(0.01)
+    assert field.beta == pytest.approx(0.01 + field.laplace.beta_min)  # below the cap
+
+
+def test_grow_upsamples_both_grids_keeping_the_sdf() -> None:
+    field = make_field(radius=0.6)
+    points = inside(200, seed=1)
+    before = field.sdf(points)
+    assert not field.grow(4) and field.shape == (17, 17, 17)
+    assert field.grow(5) and field.shape == (33, 33, 33)
+    assert field.feature_grid.shape == (33**3, 12) and field.sdf_grid.lr_scale == 0.2
+    assert torch.allclose(field.sdf(points), before, atol=0.01)
+
+
+def test_state_dict_round_trip_across_resolutions_and_stages() -> None:
+    trained = make_field(init="density", warmup_steps=5)
+    trained.grow(5)  # upscaled and converted
+    fresh = make_field(init="density", warmup_steps=5)
+    fresh.load_state_dict(trained.state_dict())
+    assert fresh.shape == trained.shape and torch.equal(fresh.sdf_grid, trained.sdf_grid)
+    assert bool(fresh.is_sdf) and fresh.sdf_grid.lr_scale == 0.2
+
+
+def test_bad_options_are_refused() -> None:
+    for options in ({"init": "cube"}, {"beta_final": 0.5}, {"alpha_init": 1.0},
+                    {"radius": -1.0}, {"initial_resolution": 40}, {"opacity": 0.0},
+                    {"init": "density", "warmup_steps": 0}):  # fmt: skip
+        with pytest.raises(ValueError):
+            make_field(**options)
+
+
+def test_laplacian_is_zero_for_planes_and_positive_for_noise() -> None:
+    low, high, shape = torch.full((3,), -1.0), torch.full((3,), 1.0), (9, 9, 9)
+    spacing = (high - low) / 8
+    plane = (vertices(low, high, shape) @ torch.tensor([[0.3], [-0.5], [0.8]])).contiguous()
+    assert float(grid_laplacian(plane, shape, spacing, 1000, sparse=False)) < 1e-10
+    noisy = plane + 0.1 * torch.randn_like(plane)
+    noisy.requires_grad_(True)
+    value = grid_laplacian(noisy, shape, spacing, 1000, sparse=True)
+    value.backward()
+    assert float(value) > 0.1 and noisy.grad.is_sparse
+
+
+def test_smooth_loss_needs_the_grid_field(atlas_scene, tmp_path) -> None:  # noqa: ANN001
+    context = SimpleNamespace(field_module=lambda: torch.nn.Linear(1, 1))
+    with pytest.raises(Exception, match="volsdf_grid"):
+        SDFSmoothLoss(context)
+    args = ["run", "--data", str(atlas_scene), "--out", str(tmp_path / "r"), "--plugins",
+            "volsdf", "--max-steps", "1", "--set", "losses.sdf_smooth=0.1"]  # fmt: skip
+    assert main(args) == 2
+
+
+def test_configure_chooses_occupancy_sampling_for_the_grid(atlas_pm) -> None:  # noqa: ANN001
+    loaded = atlas_pm(enable=("volsdf",))
+    config = RunConfig()
+    config.set("field", "volsdf_grid")
+    configure(config, loaded)
+    assert config.sampler.name == "occupancy" and config.train.target_samples == 1 << 16
+    assert config.losses["eikonal"] == 0.1 and config.sampler.options["weight_threshold"] == 1e-4
+    plain = RunConfig()
+    configure(plain, loaded)
+    assert plain.field.name == "volsdf" and plain.sampler.name == "stratified"
+
+
+def grid_run(scene: object, out: object, *extra: str) -> int:
+    """A short CLI run of the volsdf_grid field on small grids."""
+    args = ["run", "--data", str(scene), "--out", str(out), "--plugins", "volsdf",
+            "--max-steps", "40", "--eval-views", "1", "--set", "eval.video_frames=0",
+            "--set", "field=volsdf_grid", "--set", "field.resolution=24",
+            "--set", "field.initial_resolution=12", "--set", "field.upscale_steps=[20]",
+            "--set", "train.target_samples=4096"]  # fmt: skip
+    return main([*args, *extra])
+
+
+def test_cli_warm_up_converts_and_resumes(atlas_scene, tmp_path) -> None:  # noqa: ANN001
+    from atlas_core.cli import _trained
+
+    out = tmp_path / "g"
+    extra = ("--set", "field.warmup_steps=25", "--set", "losses.sdf_smooth=0.1",
+             "--set", "volsdf.eikonal_points=64")  # fmt: skip
+    assert grid_run(atlas_scene, out, *extra) == 0
+    config = load_toml(out / "config.toml")
+    assert config.field.name == "volsdf_grid" and config.losses["sdf_smooth"] == 0.1
+    field = _trained(str(out), "cpu").pipeline.field
+    assert bool(field.is_sdf) and field.shape == (24, 24, 24)  # converted at step 25
+    assert main(["run", "--resume", "--out", str(out), "--max-steps", "45"]) == 0
+
+
+def test_cli_sphere_start_exports_one_surface(atlas_scene, tmp_path) -> None:  # noqa: ANN001
+    out = tmp_path / "s"
+    assert grid_run(atlas_scene, out, "--set", "field.init=sphere") == 0
+    assert main(["export", str(out), "mesh", "--resolution", "32"]) == 0
+    mesh = read_ply(out / "mesh.ply")
+    assert len(mesh.vertices) > 100 and connected_components(mesh) >= 1

@@ -14,6 +14,7 @@ touches, not what the grid holds. The same ops run on CUDA.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -106,6 +107,33 @@ def gradient(grid: Tensor, at: Corners, sparse: bool = False) -> Tensor:
         )
         parts.append(bag * at.scale[axis])
     return torch.cat(parts, dim=-1)
+
+
+def check_schedule(initial: int, final: int, upscale_steps: tuple[int, ...]) -> None:
+    """Raise ValueError unless ``initial`` grows to ``final`` at increasing steps >= 1."""
+    if not 2 <= initial <= final:
+        raise ValueError("need 2 <= initial_resolution <= resolution")
+    if list(upscale_steps) != sorted(set(upscale_steps)) or any(s < 1 for s in upscale_steps):
+        raise ValueError("upscale_steps must be increasing step numbers >= 1")
+    if initial < final and not upscale_steps:
+        raise ValueError("initial_resolution < resolution needs upscale_steps")
+
+
+def fit_saved_grids(
+    module: Any, state_dict: dict[str, Tensor], prefix: str, names: tuple[str, ...]
+) -> None:
+    """Resize ``module``'s grids ``names`` (through its ``set_grid``) to the shapes a
+    checkpoint saved, with its ``dims``, so one from another growth stage loads."""
+    dims = state_dict.get(prefix + "dims")
+    if dims is None:
+        return
+    for name in names:
+        saved, current = state_dict.get(prefix + name), getattr(module, name)
+        if saved is None or saved.dim() != 2 or saved.shape[1] != current.shape[1]:
+            continue
+        if saved.shape != current.shape:
+            fresh = torch.empty(saved.shape, dtype=current.dtype, device=current.device)
+            module.set_grid(name, fresh, tuple(dims.tolist()))
 
 
 def grid_shape(extent: tuple[float, float, float], resolution: int) -> Shape:

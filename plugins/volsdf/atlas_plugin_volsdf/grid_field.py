@@ -33,7 +33,9 @@ from atlas_core.fields import Field, mlp
 from atlas_core.grid import (
     Corners,
     Shape,
+    check_schedule,
     corners,
+    fit_saved_grids,
     gradient,
     grid_shape,
     interpolate,
@@ -121,12 +123,7 @@ class SDFGridField(Field):
         feature_lr_scale: float = 20.0,
     ):
         super().__init__()
-        if not 2 <= initial_resolution <= resolution:
-            raise ValueError("need 2 <= initial_resolution <= resolution")
-        if list(upscale_steps) != sorted(set(upscale_steps)) or any(s < 1 for s in upscale_steps):
-            raise ValueError("upscale_steps must be increasing step numbers >= 1")
-        if initial_resolution < resolution and not upscale_steps:
-            raise ValueError("initial_resolution < resolution needs upscale_steps")
+        check_schedule(initial_resolution, resolution, tuple(upscale_steps))
         if features < 1 or width < 1 or depth < 1 or dir_frequencies < 0:
             raise ValueError("features, width and depth must be >= 1, dir_frequencies >= 0")
         if init not in ("density", "sphere"):
@@ -329,15 +326,9 @@ class SDFGridField(Field):
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         """Resize the grids to the checkpoint's shapes first (it may be at another stage)."""
-        saved_dims = state_dict.get(prefix + "dims")
         saved_stage = state_dict.get(prefix + "is_sdf")
         if saved_stage is not None:
             self.is_sdf.copy_(saved_stage)
-        for name in GRIDS:
-            saved = state_dict.get(prefix + name)
-            current = getattr(self, name)
-            if saved is not None and saved_dims is not None and saved.shape != current.shape:
-                fresh = torch.empty(saved.shape, dtype=current.dtype, device=current.device)
-                self.set_grid(name, fresh, tuple(saved_dims.tolist()))
+        fit_saved_grids(self, state_dict, prefix, GRIDS)
         super()._load_from_state_dict(state_dict, prefix, *args)
         self.sdf_grid.lr_scale = self.lr_scales["sdf_grid" if bool(self.is_sdf) else "density"]

@@ -14,7 +14,9 @@ from atlas_core.fields import Field, mlp
 from atlas_core.grid import (
     Corners,
     Shape,
+    check_schedule,
     corners,
+    fit_saved_grids,
     grid_shape,
     interpolate,
     resample,
@@ -73,12 +75,7 @@ class VoxelField(Field):
         box_threshold: float = 1e-3,
     ):
         super().__init__()
-        if not 2 <= initial_resolution <= resolution:
-            raise ValueError("need 2 <= initial_resolution <= resolution")
-        if list(upscale_steps) != sorted(set(upscale_steps)) or any(s < 1 for s in upscale_steps):
-            raise ValueError("upscale_steps must be increasing step numbers >= 1")
-        if initial_resolution < resolution and not upscale_steps:
-            raise ValueError("initial_resolution < resolution needs upscale_steps")
+        check_schedule(initial_resolution, resolution, tuple(upscale_steps))
         if features < 1 or width < 1 or depth < 1 or dir_frequencies < 0:
             raise ValueError("features, width and depth must be >= 1, dir_frequencies >= 0")
         if not 0 < alpha_init < 1 or grid_lr_scale <= 0:
@@ -219,12 +216,5 @@ class VoxelField(Field):
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         """Resize the grids to the checkpoint's shapes first (it may be at another stage)."""
-        for name in GRIDS:
-            saved = state_dict.get(prefix + name)
-            current = getattr(self, name)
-            if saved is not None and saved.dim() == 2 and saved.shape[1] == current.shape[1]:
-                if saved.shape != current.shape:
-                    fresh = torch.empty(saved.shape, dtype=current.dtype, device=current.device)
-                    dims = tuple(state_dict[prefix + "dims"].tolist())
-                    self.set_grid(name, fresh, dims)
+        fit_saved_grids(self, state_dict, prefix, GRIDS)
         super()._load_from_state_dict(state_dict, prefix, *args)

@@ -34,7 +34,11 @@ def test_entry_point_registers_field_and_loss(atlas_pm) -> None:  # noqa: ANN001
     assert loaded.registry.get("losses", "eikonal").factory is EikonalLoss
     assert loaded.infos["volsdf"].distribution == "atlas-plugin-volsdf"
     assert loaded.registry.get("samplers", "importance").factory is FieldImportanceSampler
-    components = {"fields": ["volsdf"], "losses": ["eikonal"], "samplers": ["importance"]}
+    components = {
+        "fields": ["volsdf", "volsdf_grid"],
+        "losses": ["eikonal", "sdf_smooth"],
+        "samplers": ["importance"],
+    }
     assert loaded.infos["volsdf"].components == components
     assert "volsdf" not in plugins.load().infos  # installed is not enabled
 

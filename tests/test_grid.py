@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from atlas_core.grid import (
+    blur,
     corners,
     from_volume,
     gradient,
@@ -195,3 +196,25 @@ def test_gradient_refuses_many_channels() -> None:
     at = corners(inside_points(3), LOW, HIGH, SHAPE)
     with pytest.raises(ValueError, match="one-channel"):
         gradient(torch.zeros(VOXELS, 2, dtype=torch.float64), at)
+
+
+def test_blur_keeps_constants_and_interior_affine_values() -> None:
+    values = linear(vertices(LOW, HIGH, SHAPE))
+    smoothed = to_volume(blur(values, SHAPE, passes=2), SHAPE)
+    interior = (slice(None), slice(2, -2), slice(2, -2), slice(2, -2))
+    assert torch.allclose(smoothed[interior], to_volume(values, SHAPE)[interior])
+    constant = torch.full((VOXELS, 1), 3.0, dtype=torch.float64)
+    assert torch.allclose(blur(constant, SHAPE, passes=3), constant)
+    assert torch.equal(blur(values, SHAPE, passes=0), values)
+
+
+def test_blur_spreads_a_spike_binomially_and_passes_gradients() -> None:
+    spike = torch.zeros(VOXELS, 1, dtype=torch.float64)
+    spike[(2 * 6 + 3) * 7 + 3] = 64.0  # vertex (2, 3, 3)
+    spike.requires_grad_(True)
+    volume = to_volume(blur(spike, SHAPE), SHAPE)[0]
+    assert float(volume[2, 3, 3]) == pytest.approx(8.0)  # 64 * (1/2)^3
+    assert float(volume[1, 3, 3]) == pytest.approx(4.0) and float(volume[1, 2, 2]) == 1.0
+    assert float(volume.sum()) == pytest.approx(64.0)  # away from the faces: mass kept
+    volume[2, 3, 3].backward()
+    assert torch.count_nonzero(spike.grad) == 27  # the 3x3x3 neighbourhood

@@ -90,6 +90,8 @@ def atlas_configure(config: RunConfig) -> None:
         if config.sampler.name == "occupancy":
             for key, value in GRID_SAMPLER_OPTIONS.items():
                 config.sampler.options.setdefault(key, value)
+        if config.renderer.name == "volume":  # white fog would pass for the background
+            config.renderer.options.setdefault("background", "random")
 
 
 @hookimpl

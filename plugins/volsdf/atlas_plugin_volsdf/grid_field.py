@@ -33,6 +33,7 @@ from atlas_core.fields import Field, mlp
 from atlas_core.grid import (
     Corners,
     Shape,
+    blur,
     check_schedule,
     corners,
     fit_saved_grids,
@@ -112,6 +113,9 @@ class SDFGridField(Field):
         warmup_steps: int = 300,
         opacity: float = 0.2,
         min_component: float = 0.01,
+        blur: float = 1.0,
+        smooth: int = 1,
+        detach_normals: bool = True,
         alpha_init: float = 1e-2,
         radius: float = 0.0,
         beta_init: float = 0.02,
@@ -132,6 +136,8 @@ class SDFGridField(Field):
             raise ValueError("init='density' needs warmup_steps >= 1")
         if not (0 < alpha_init < 1 and 0 < opacity < 1 and 0 <= min_component <= 1):
             raise ValueError("need 0 < alpha_init, opacity < 1 and 0 <= min_component <= 1")
+        if blur < 0 or smooth < 0:
+            raise ValueError(f"need blur >= 0 and smooth >= 0, got {blur} and {smooth}")
         if radius < 0 or min(density_lr_scale, sdf_lr_scale, feature_lr_scale) <= 0:
             raise ValueError("need radius >= 0 and positive learning-rate scales")
         if not beta_min < beta_final <= beta_init or anneal_steps < 0:
@@ -144,7 +150,9 @@ class SDFGridField(Field):
             raise ValueError(f"scene bounds {bounds} enclose no volume")
         self.radius = radius or 0.5 * min(extent)
         self.warmup_steps = warmup_steps if init == "density" else 0
-        self.opacity, self.min_component = opacity, min_component
+        self.opacity, self.min_component, self.blur = opacity, min_component, blur
+        self.smooth, self.detach_normals = smooth, detach_normals
+        self._smoothed: tuple[Any, Tensor | None] = (None, None)  # no-grad reads, per version
         # DVGO's density activation: softplus(raw + shift) / unit, unit one final voxel,
         # shift making the starting opacity across one voxel alpha_init (eq. 9)
         self.unit = max(extent) / (resolution - 1)
@@ -216,24 +224,39 @@ class SDFGridField(Field):
         return corners(positions, self.low, self.high, self.shape)
 
     def sparse(self, grid: Tensor) -> bool:
-        """Whether lookups in ``grid`` should give sparse (touched-rows) gradients."""
-        return self.training and torch.is_grad_enabled() and grid.requires_grad
+        """Whether lookups in ``grid`` (a parameter, not a smoothed copy) should give
+        sparse (touched-rows) gradients."""
+        return self.training and torch.is_grad_enabled() and grid.requires_grad and grid.is_leaf
 
     def lookup(self, grid: Tensor, at: Corners) -> Tensor:
         """Interpolated values of ``grid``."""
         return interpolate(grid, at, sparse=self.sparse(grid))
 
-    def read_sdf(self, positions: Tensor, at: Corners) -> Tensor:
-        """Signed distances [N, 1]; outside the box at least the distance to the box."""
-        sdf = self.lookup(self.sdf_grid, at)
+    def sdf_values(self) -> Tensor:
+        """The SDF grid in use: the stored one after ``smooth`` binomial passes, as
+        Voxurf smooths its SDF grid with a Gaussian before every lookup (sec. 3.2)."""
+        grid = self.sdf_grid
+        if not self.smooth:
+            return grid
+        if torch.is_grad_enabled() and grid.requires_grad:
+            return blur(grid, self.shape, self.smooth)
+        key = (grid.data_ptr(), grid._version, self.shape)  # optimiser steps bump _version
+        if self._smoothed[0] != key:
+            self._smoothed = (key, blur(grid.detach(), self.shape, self.smooth))
+        return self._smoothed[1]
+
+    def read_sdf(self, positions: Tensor, at: Corners, grid: Tensor) -> Tensor:
+        """Signed distances [N, 1] from ``grid``; outside the box at least the distance
+        to the box."""
+        sdf = self.lookup(grid, at)
         if bool(at.inside.all()):
             return sdf
         gap = (torch.maximum(self.low - positions, positions - self.high)).clamp_min(0.0)
         return torch.where(at.inside[:, None], sdf, gap.norm(dim=-1, keepdim=True))
 
-    def read_gradient(self, at: Corners) -> Tensor:
-        """Spatial gradients [N, 3] of the grid (zero outside the box)."""
-        return gradient(self.sdf_grid, at, sparse=self.sparse(self.sdf_grid))
+    def read_gradient(self, at: Corners, grid: Tensor) -> Tensor:
+        """Spatial gradients [N, 3] of ``grid`` (zero outside the box)."""
+        return gradient(grid, at, sparse=self.sparse(grid))
 
     def sdf(self, positions: Tensor) -> Tensor:
         """Signed distance [N, 1] at world positions [N, 3] (negative inside).
@@ -243,14 +266,14 @@ class SDFGridField(Field):
         """
         at = self.corners(positions)
         if bool(self.is_sdf):
-            return self.read_sdf(positions, at)
+            return self.read_sdf(positions, at, self.sdf_values())
         return self.opacity - self.voxel_opacity(self.lookup(self.sdf_grid, at))
 
     def sdf_gradient(self, positions: Tensor) -> Tensor:
         """The SDF's spatial gradient [N, 3] (empty [0, 3] during the density warm-up)."""
         if not bool(self.is_sdf):
             return positions.new_zeros(0, 3)
-        return self.read_gradient(self.corners(positions))
+        return self.read_gradient(self.corners(positions), self.sdf_values())
 
     def warm_density(self, raw: Tensor, at: Corners) -> Tensor:
         """DVGO's post-activated density [N, 1] from raw values (zero outside the box)."""
@@ -271,16 +294,17 @@ class SDFGridField(Field):
         at = self.corners(positions)
         if not bool(self.is_sdf):
             return self.warm_density(self.lookup(self.sdf_grid, at), at)
-        return self.laplace_density(self.read_sdf(positions, at))
+        return self.laplace_density(self.read_sdf(positions, at, self.sdf_values()))
 
     def forward(self, samples: RaySamples) -> dict[str, Tensor]:
         """Density, colour, unit normals; once the SDF exists, the SDF and its gradients."""
         positions = samples.positions
         at = self.corners(positions)
-        gradients = self.read_gradient(at)
+        grid = self.sdf_values() if bool(self.is_sdf) else self.sdf_grid
+        gradients = self.read_gradient(at, grid)
         out: dict[str, Tensor] = {}
         if bool(self.is_sdf):
-            sdf = self.read_sdf(positions, at)
+            sdf = self.read_sdf(positions, at, grid)
             out.update(density=self.laplace_density(sdf), sdf=sdf, sdf_gradients=gradients)
             normals = gradients
         else:  # density warm-up: normals point down the density gradient
@@ -289,7 +313,8 @@ class SDFGridField(Field):
             normals = -gradients
         normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-6)
         features = self.lookup(self.feature_grid, at)
-        inputs = torch.cat([features, normals, self.dir_encoding(samples.directions)], dim=-1)
+        shading = normals.detach() if self.detach_normals else normals
+        inputs = torch.cat([features, shading, self.dir_encoding(samples.directions)], dim=-1)
         out.update(rgb=torch.sigmoid(self.rgb_net(inputs)), normals=normals)
         return out
 
@@ -300,10 +325,15 @@ class SDFGridField(Field):
     @torch.no_grad()
     def to_sdf(self) -> None:
         """Replace the warm-up density by the SDF of its cleaned opaque voxels."""
-        opaque = (self.voxel_opacity(self.sdf_grid[:, 0]) > self.opacity).view(self.shape)
-        solid = clean_occupancy(opaque.cpu().numpy(), self.min_component)
+        opacity = self.voxel_opacity(self.sdf_grid[:, 0]).view(self.shape).cpu().numpy()
+        if self.blur:
+            opacity = ndimage.gaussian_filter(opacity, self.blur)
+        solid = clean_occupancy(opacity > self.opacity, self.min_component)
         spacing = tuple(float(s) for s in self.spacing.tolist())
-        sdf = torch.from_numpy(occupancy_to_sdf(solid, spacing)).to(self.sdf_grid)
+        sdf = occupancy_to_sdf(solid, spacing)
+        if self.blur:
+            sdf = ndimage.gaussian_filter(sdf, self.blur)
+        sdf = torch.from_numpy(sdf).to(self.sdf_grid)
         self.is_sdf.fill_(True)
         self.set_grid("sdf_grid", sdf.reshape(-1, 1), self.shape)
 

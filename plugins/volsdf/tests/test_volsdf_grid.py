@@ -17,6 +17,7 @@ from atlas_core.config import RunConfig, load_toml
 from atlas_core.export import connected_components, read_ply
 from atlas_core.grid import vertices
 from atlas_core.pipeline import configure
+from atlas_core.rays import RayBundle, samples_from_bins
 
 BOUNDS = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
 
@@ -24,7 +25,8 @@ BOUNDS = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
 def make_field(**options: object) -> SDFGridField:
     """A grid field over the unit box with small grids."""
     context = SimpleNamespace(scene=SimpleNamespace(bounds=BOUNDS))
-    settings = {"resolution": 33, "initial_resolution": 17, "upscale_steps": (5,), "init": "sphere"}
+    settings = {"resolution": 33, "initial_resolution": 17, "upscale_steps": (5,),
+                "init": "sphere", "smooth": 0}  # fmt: skip
     return SDFGridField(context, **{**settings, **options})
 
 
@@ -53,8 +55,11 @@ def test_density_warm_up_starts_as_a_faint_dvgo_fog() -> None:
     assert float(field.sdf(inside(1))) > 0  # the opacity stand-in: nothing opaque yet
 
 
-def test_conversion_gives_the_sdf_of_the_opaque_voxels_cleaned() -> None:
-    field = make_field(init="density", warmup_steps=3, upscale_steps=(), initial_resolution=33)
+@pytest.mark.parametrize("blur", [0.0, 1.0])
+def test_conversion_gives_the_sdf_of_the_opaque_voxels_cleaned(blur: float) -> None:
+    field = make_field(
+        init="density", warmup_steps=3, upscale_steps=(), initial_resolution=33, blur=blur
+    )
     points = vertices(field.low, field.high, field.shape)
     ball = points.norm(dim=-1) < 0.5
     hollow = ball & (points.norm(dim=-1) > 0.3)  # a shell: the cavity must be filled
@@ -64,7 +69,8 @@ def test_conversion_gives_the_sdf_of_the_opaque_voxels_cleaned() -> None:
     assert not field.grow(2) and field.grow(3) and bool(field.is_sdf)
     probe = inside(400, seed=2)
     expected = probe.norm(dim=-1, keepdim=True) - 0.5
-    assert (field.sdf(probe) - expected).abs().max() < 2.0 / 32  # within a voxel
+    voxel = 2.0 / 32  # blurring the opacity first grows the solid by under one more voxel
+    assert (field.sdf(probe) - expected).abs().max() < (1 + blur) * voxel
     assert float(field.sdf(torch.tensor([[0.0, 0.0, 0.0]]))) < -0.4  # filled, deep inside
     assert float(field.sdf(torch.tensor([[0.8, 0.8, 0.8]]))) > 0.5  # the speck is gone
     assert field.sdf_grid.lr_scale == 0.2 and field.beta == pytest.approx(0.02)
@@ -102,6 +108,44 @@ def test_beta_ceiling_anneals_geometrically_and_caps_the_learned_beta() -> None:
     assert field.beta == pytest.approx(0.01 + field.laplace.beta_min)  # below the cap
 
 
+def test_smoothing_passes_blur_the_sdf_in_every_read() -> None:
+    rough, smooth = make_field(), make_field(smooth=2)
+    points = vertices(rough.low, rough.high, rough.shape)
+    plane = points[:, 2:] - 0.1
+    noise = 0.1 * torch.randn(plane.shape, generator=torch.Generator().manual_seed(3))
+    for field in (rough, smooth):
+        with torch.no_grad():
+            field.sdf_grid.copy_(plane + noise)
+    probe = inside(300, seed=4, scale=0.6)  # away from the box's faces
+    truth = probe[:, 2:] - 0.1
+    error = {f.smooth: float((f.sdf(probe) - truth).abs().mean()) for f in (rough, smooth)}
+    assert error[2] < 0.3 * error[0]  # the plane passes, the noise is averaged away
+    with torch.enable_grad():
+        trained = smooth.density(probe)
+    assert trained.requires_grad and torch.allclose(trained, smooth.density(probe))
+    before = smooth.sdf(probe)  # a cached copy when no gradient is needed...
+    with torch.no_grad():
+        smooth.sdf_grid.add_(0.05)
+    assert torch.allclose(smooth.sdf(probe), before + 0.05, atol=1e-5)  # ...that follows steps
+
+
+@pytest.mark.parametrize("detach", [True, False])
+def test_colour_reaches_the_sdf_through_the_normals_only_when_attached(detach: bool) -> None:
+    field = make_field(radius=0.5, detach_normals=detach)
+    count = 8
+    origins = torch.tensor([[0.0, 0.0, -0.9]]).expand(count, 3) + 0.1 * inside(count)
+    directions = torch.tensor([[0.0, 0.0, 1.0]]).expand(count, 3)
+    column = torch.ones(count, 1)
+    rays = RayBundle(origins, directions, 0 * column, column, 0.01 * column,
+                     torch.zeros(count, dtype=torch.long))  # fmt: skip
+    samples = samples_from_bins(rays, torch.linspace(0.0, 0.8, 9).expand(count, 9))
+    field(samples)["rgb"].sum().backward()  # a colour loss alone
+    grad = field.sdf_grid.grad
+    reached = grad is not None and bool(grad.coalesce().values().abs().sum() > 0)
+    assert reached != detach
+    assert field.feature_grid.grad is not None  # the colour still trains its features
+
+
 def test_grow_upsamples_both_grids_keeping_the_sdf() -> None:
     field = make_field(radius=0.6)
     points = inside(200, seed=1)
@@ -124,7 +168,8 @@ def test_state_dict_round_trip_across_resolutions_and_stages() -> None:
 def test_bad_options_are_refused() -> None:
     for options in ({"init": "cube"}, {"beta_final": 0.5}, {"alpha_init": 1.0},
                     {"radius": -1.0}, {"initial_resolution": 40}, {"opacity": 0.0},
-                    {"init": "density", "warmup_steps": 0}):  # fmt: skip
+                    {"init": "density", "warmup_steps": 0}, {"blur": -1.0},
+                    {"smooth": -1}):  # fmt: skip
         with pytest.raises(ValueError):
             make_field(**options)
 
@@ -157,9 +202,16 @@ def test_configure_chooses_occupancy_sampling_for_the_grid(atlas_pm) -> None:  #
     configure(config, loaded)
     assert config.sampler.name == "occupancy" and config.train.target_samples == 1 << 16
     assert config.losses["eikonal"] == 0.1 and config.sampler.options["weight_threshold"] == 1e-4
+    assert config.renderer.options["background"] == "random"
     plain = RunConfig()
     configure(plain, loaded)
     assert plain.field.name == "volsdf" and plain.sampler.name == "stratified"
+    assert "background" not in plain.renderer.options  # the MLP keeps the core's white
+    chosen = RunConfig()
+    chosen.set("field", "volsdf_grid")
+    chosen.set("renderer.background", "black")
+    configure(chosen, loaded)
+    assert chosen.renderer.options["background"] == "black"
 
 
 def grid_run(scene: object, out: object, *extra: str) -> int:

@@ -11,10 +11,12 @@ derivatives. Grids grow coarse to fine (DVGO sec. 5.2).
 A dense SDF grid cannot carve free space quickly: only voxels at the current surface
 receive gradients, so a starting sphere shrinks by about one voxel layer per many steps
 while the colour network paints it instead. The default start therefore trains the
-same grid as a DVGO density for ``warmup_steps`` (free space empties in a few hundred
-steps), then converts it once: the voxels opaque across one voxel, with enclosed
-cavities filled and specks dropped, become the inside of a signed distance given by two
-Euclidean distance transforms; VolSDF training then refines that surface.
+same grid as a DVGO density for ``warmup_steps`` (free space empties in a hundred or
+two), then converts it once: the voxels opaque across one voxel (after a small blur),
+with enclosed cavities filled and specks dropped, become the inside of a signed distance
+given by two Euclidean distance transforms; VolSDF training then refines that surface.
+A longer warm-up is not better: the density learns the texture (darker patches come out
+less opaque) and the conversion turns that into pits.
 """
 
 from __future__ import annotations
@@ -86,11 +88,15 @@ class SDFGridField(Field):
     """Dense SDF grid + feature grid; outputs density, rgb, sdf, normals, sdf_gradients.
 
     ``init="density"`` (default): DVGO density for ``warmup_steps``, then the SDF of its
-    opaque voxels (voxels whose opacity across one voxel exceeds ``opacity``; components
-    under ``min_component`` of the largest are dropped). ``init="sphere"``: the SDF of a
+    opaque voxels (voxels whose opacity across one voxel, after a Gaussian ``blur`` of
+    that many voxels, exceeds ``opacity``; components under ``min_component`` of the
+    largest are dropped; the SDF is blurred the same). ``init="sphere"``: the SDF of a
     sphere of ``radius`` around the box's centre (0: the largest inside the box) from the
-    start. Colour is a small MLP of the interpolated ``features``, the unit normal and
-    the encoded view direction (the normal input as in IDR and VolSDF). Grids start at
+    start. Every SDF read goes through ``smooth`` binomial passes over the grid (Voxurf).
+    Colour is a small MLP of the interpolated ``features``, the unit normal and the
+    encoded view direction (the normal input as in IDR and VolSDF); ``detach_normals``
+    stops the colour loss from reaching the SDF through that input, which on a grid
+    otherwise carves dents where the texture is dark. Grids start at
     ``initial_resolution`` vertices along the box's longest side and are resampled at each
     of ``upscale_steps`` until they reach ``resolution``. Learning rates multiply
     ``train.lr``: ``density_lr_scale`` for the warm-up density (DVGO's 0.1-ish rate in
@@ -110,7 +116,7 @@ class SDFGridField(Field):
         depth: int = 2,
         dir_frequencies: int = 4,
         init: Literal["density", "sphere"] = "density",
-        warmup_steps: int = 300,
+        warmup_steps: int = 150,
         opacity: float = 0.2,
         min_component: float = 0.01,
         blur: float = 1.0,

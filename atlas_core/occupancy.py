@@ -137,7 +137,8 @@ class OccupancyGrid(torch.nn.Module):
 class OccupancySampler(Sampler):
     """Marching through an occupancy grid with early termination, packed samples.
 
-    ``step_size`` 0 means a third of a cell's diagonal. ``warmup_steps``: updates
+    ``step_size`` 0 means the field's ``sample_step`` (world units) when it declares one,
+    else a third of a cell's diagonal. ``warmup_steps``: updates
     before then visit every cell. ``threshold``: a cell is occupied when its opacity
     (density times step) exceeds it (or the mean opacity, whichever is smaller).
     ``early_stop``, ``alpha_threshold``, ``weight_threshold``: samples behind a
@@ -170,7 +171,7 @@ class OccupancySampler(Sampler):
             )
         self.grid = OccupancyGrid(context.scene.bounds, resolution)
         cell = float(self.grid.cell_size.norm())
-        self.step_size = step_size or cell / 3
+        self.step_size = step_size or float(getattr(field, "sample_step", 0.0)) or cell / 3
         self.update_every, self.warmup_steps = update_every, warmup_steps
         self.decay, self.threshold = decay, threshold
         self.early_stop, self.alpha_threshold = early_stop, alpha_threshold

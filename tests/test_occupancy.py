@@ -215,3 +215,11 @@ def test_weight_threshold_drops_low_weight_samples() -> None:
     opacity = torch.zeros(len(r)).index_add(0, everything.ray_indices, w.view(-1))
     dropped = torch.zeros(len(r)).index_add(0, everything.ray_indices, (w.view(-1) * ~expected))
     assert (dropped < 0.1).all() and (opacity > 0.99).all()  # about 0.07 of fog, measured
+
+
+def test_step_size_follows_the_field_unless_chosen() -> None:
+    assert make_sampler(Ball()).step_size == pytest.approx(2 * 3**0.5 / 128 / 3)
+    fine = Ball()
+    fine.sample_step = 0.004  # a field that needs finer steps (volsdf_grid's sharp SDF)
+    assert make_sampler(fine).step_size == 0.004
+    assert make_sampler(fine, step_size=0.01).step_size == 0.01

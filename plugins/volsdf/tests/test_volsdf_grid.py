@@ -89,6 +89,10 @@ def test_occupancy_helpers_on_edge_cases() -> None:
     assert clean_occupancy(two, 0.5).sum() == 2  # equal sizes both stay
 
 
+def test_the_sampler_steps_a_third_of_a_final_voxel() -> None:
+    assert make_field().sample_step == pytest.approx(0.3 * 2.0 / 32)  # 33 vertices on 2
+
+
 def test_outside_the_box_the_field_is_empty_and_finite() -> None:
     field = make_field(radius=0.5)
     far = torch.tensor([[3.0, 0.0, 0.0]])

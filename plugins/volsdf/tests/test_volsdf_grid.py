@@ -52,7 +52,7 @@ def test_density_warm_up_starts_as_a_faint_dvgo_fog() -> None:
     alpha = 1 - torch.exp(-field.density(inside(5)) * voxel)
     assert torch.allclose(alpha, torch.full_like(alpha, 0.01), rtol=1e-3)
     assert field.sdf_gradient(inside(4)).shape == (0, 3) and not bool(field.is_sdf)
-    assert float(field.sdf(inside(1))) > 0  # the opacity stand-in: nothing opaque yet
+    assert float(field.sdf(inside(1)).detach()) > 0  # the opacity stand-in: nothing opaque yet
 
 
 @pytest.mark.parametrize("blur", [0.0, 1.0])

@@ -16,7 +16,7 @@ from atlas_core.occupancy import prefer_occupancy
 from atlas_plugin_volsdf.density import LaplaceDensity, laplace_cdf
 from atlas_plugin_volsdf.field import VolSDFField
 from atlas_plugin_volsdf.grid_field import SDFGridField
-from atlas_plugin_volsdf.losses import EikonalLoss, SDFSmoothLoss
+from atlas_plugin_volsdf.losses import EikonalLoss
 from atlas_plugin_volsdf.options import VolSDFOptions
 from atlas_plugin_volsdf.sampler import FieldImportanceSampler
 from atlas_plugin_volsdf.sdf_network import SDFNetwork
@@ -27,7 +27,6 @@ __all__ = [
     "LaplaceDensity",
     "SDFGridField",
     "SDFNetwork",
-    "SDFSmoothLoss",
     "VolSDFField",
     "VolSDFOptions",
     "laplace_cdf",
@@ -54,11 +53,6 @@ def atlas_register_fields(register: Register) -> None:
 def atlas_register_losses(register: Register) -> None:
     """The eikonal regulariser."""
     register("eikonal", EikonalLoss, description="(|grad sdf| - 1)^2 at the sample points")
-    register(
-        "sdf_smooth",
-        SDFSmoothLoss,
-        description="squared second differences of the volsdf_grid SDF at random vertices",
-    )
 
 
 @hookimpl

@@ -247,7 +247,7 @@ class SDFGridField(Field):
 
     def sdf_values(self) -> Tensor:
         """The SDF grid in use: the stored one after ``smooth`` binomial passes, as
-        Voxurf smooths its SDF grid with a Gaussian before every lookup (sec. 3.2)."""
+        Voxurf (Wu et al. 2023) smooths its SDF grid with a Gaussian before every lookup."""
         grid = self.sdf_grid
         if not self.smooth:
             return grid

@@ -40,11 +40,3 @@ class TestVolSDFGridFieldContract(FieldContract):
     options = GRID
     settings = {"sampler": "stratified", "sampler.samples": 8}
     required = ("density", "rgb", "sdf", "normals", "sdf_gradients")
-
-
-class TestSDFSmoothLossContract(LossContract):
-    name = "sdf_smooth"
-    plugins = ("volsdf",)
-    weight = 0.1
-    settings = {"field": "volsdf_grid", "sampler": "stratified", "sampler.samples": 8,
-                **{f"field.{k}": v for k, v in GRID.items()}}  # fmt: skip

@@ -10,7 +10,6 @@ import pytest
 import torch
 from atlas_plugin_volsdf import SDFGridField
 from atlas_plugin_volsdf.grid_field import clean_occupancy, occupancy_to_sdf
-from atlas_plugin_volsdf.losses import SDFSmoothLoss, grid_laplacian
 
 from atlas_core.cli import main
 from atlas_core.config import RunConfig, load_toml
@@ -191,27 +190,6 @@ def test_bad_options_are_refused() -> None:
             make_field(**options)
 
 
-def test_laplacian_is_zero_for_planes_and_positive_for_noise() -> None:
-    low, high, shape = torch.full((3,), -1.0), torch.full((3,), 1.0), (9, 9, 9)
-    spacing = (high - low) / 8
-    plane = (vertices(low, high, shape) @ torch.tensor([[0.3], [-0.5], [0.8]])).contiguous()
-    assert float(grid_laplacian(plane, shape, spacing, 1000, sparse=False)) < 1e-10
-    noisy = plane + 0.1 * torch.randn_like(plane)
-    noisy.requires_grad_(True)
-    value = grid_laplacian(noisy, shape, spacing, 1000, sparse=True)
-    value.backward()
-    assert float(value.detach()) > 0.1 and noisy.grad.is_sparse
-
-
-def test_smooth_loss_needs_the_grid_field(atlas_scene, tmp_path) -> None:  # noqa: ANN001
-    context = SimpleNamespace(field_module=lambda: torch.nn.Linear(1, 1))
-    with pytest.raises(Exception, match="volsdf_grid"):
-        SDFSmoothLoss(context)
-    args = ["run", "--data", str(atlas_scene), "--out", str(tmp_path / "r"), "--plugins",
-            "volsdf", "--max-steps", "1", "--set", "losses.sdf_smooth=0.1"]  # fmt: skip
-    assert main(args) == 2
-
-
 def test_configure_chooses_occupancy_sampling_for_the_grid(atlas_pm) -> None:  # noqa: ANN001
     loaded = atlas_pm(enable=("volsdf",))
     config = RunConfig()
@@ -245,11 +223,10 @@ def test_cli_warm_up_converts_and_resumes(atlas_scene, tmp_path) -> None:  # noq
     from atlas_core.cli import _trained
 
     out = tmp_path / "g"
-    extra = ("--set", "field.warmup_steps=25", "--set", "losses.sdf_smooth=0.1",
-             "--set", "volsdf.eikonal_points=64")  # fmt: skip
+    extra = ("--set", "field.warmup_steps=25", "--set", "volsdf.eikonal_points=64")
     assert grid_run(atlas_scene, out, *extra) == 0
     config = load_toml(out / "config.toml")
-    assert config.field.name == "volsdf_grid" and config.losses["sdf_smooth"] == 0.1
+    assert config.field.name == "volsdf_grid" and config.losses["eikonal"] == 0.1
     field = _trained(str(out), "cpu").pipeline.field
     assert bool(field.is_sdf) and field.shape == (24, 24, 24)  # converted at step 25
     assert main(["run", "--resume", "--out", str(out), "--max-steps", "45"]) == 0

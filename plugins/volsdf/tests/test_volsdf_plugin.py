@@ -36,7 +36,7 @@ def test_entry_point_registers_field_and_loss(atlas_pm) -> None:  # noqa: ANN001
     assert loaded.registry.get("samplers", "importance").factory is FieldImportanceSampler
     components = {
         "fields": ["volsdf", "volsdf_grid"],
-        "losses": ["eikonal", "sdf_smooth"],
+        "losses": ["eikonal"],
         "samplers": ["importance"],
     }
     assert loaded.infos["volsdf"].components == components

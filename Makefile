@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+PUBLISHED := $(filter-out plugins/_template/,$(PLUGINS))
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint dist clean
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +28,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	WANDB_MODE=disabled OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q
 
+# Wheels of the core and every plugin (not the template) into dist/, for
+# `pip install --find-links dist atlas-plugin-NAME` or a release.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist . $(PUBLISHED)
+	@ls dist
+
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) outputs
+	rm -rf $(VENV) outputs dist

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import sys
 
-from atlas_core import distributed
+from atlas_core.engine import distributed
 from atlas_core.cli import main
+
+__all__ = ["run"]
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -3,31 +3,64 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import shlex
 import sys
+import sysconfig
+import traceback
 from datetime import datetime
 from pathlib import Path
+from types import TracebackType
 
 from atlas_core import __version__
+from atlas_core.commands.video import PATHS
 from atlas_core.config import RunConfig, apply_overrides, load_toml
-from atlas_core.errors import AtlasError, Interrupted
+from atlas_core.engine.trainer import Trainer, load_trained
+from atlas_core.errors import AtlasError, Interrupted, PluginFailure, first_line
 from atlas_core.io import atomic_write_json
 from atlas_core.plugins import describe_installed, installed, load
 from atlas_core.sweep.options import add_arguments as add_sweep_arguments
-from atlas_core.train import Trainer
-from atlas_core.video import PATHS
+
+__all__ = [
+    "COMMANDS",
+    "DEBUG_ENV",
+    "DEBUG_HELP",
+    "RESUME_FIXED",
+    "build_parser",
+    "cmd_data",
+    "cmd_eval",
+    "cmd_export",
+    "cmd_plugins",
+    "cmd_render",
+    "cmd_run",
+    "cmd_sweep",
+    "culprit",
+    "debugging",
+    "main",
+    "report_bug",
+    "synth_component",
+]
 
 RESUME_FIXED = ("config", "data", "data_kind", "plugins", "overrides", "seed")
+
+
+DEBUG_ENV = "ATLAS_DEBUG"
+DEBUG_HELP = f"on a plugin's or the core's bug, print the traceback (or {DEBUG_ENV}=1)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(prog="atlas", description="NeRF Atlas: composable NeRFs.")
     parser.add_argument("--version", action="version", version=f"nerf-atlas {__version__}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    common = argparse.ArgumentParser(add_help=False)  # --debug after the command works too
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
+    command = functools.partial(sub.add_parser, parents=[common])
 
-    run = sub.add_parser("run", help="train a model and write a run folder")
+    run = command("run", help="train a model and write a run folder")
     run.add_argument("--config", help="TOML config to start from (e.g. a run's config.toml)")
     run.add_argument("--data", help="scene folder")
     run.add_argument("--data-kind", help="data kind (default: blender)")
@@ -43,12 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int)
     run.add_argument("--logger", choices=("none", "wandb"))
 
-    ev = sub.add_parser("eval", help="recompute a run's test metrics from its last checkpoint")
+    ev = command("eval", help="recompute a run's test metrics from its last checkpoint")
     ev.add_argument("run_dir")
     ev.add_argument("--eval-views", type=int, metavar="N")
     ev.add_argument("--device", choices=("auto", "cpu", "cuda"))
 
-    render = sub.add_parser("render", help="render a video from a trained run")
+    render = command("render", help="render a video from a trained run")
     render.add_argument("run_dir")
     render.add_argument("--path", choices=PATHS, default="spiral")
     render.add_argument("--frames", type=int, default=48)
@@ -59,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.add_argument("--camera", type=int, metavar="K", help="test camera for --over-time")
 
-    export = sub.add_parser("export", help="export a trained run's geometry (mesh.ply)")
+    export = command("export", help="export a trained run's geometry (mesh.ply)")
     export.add_argument("run_dir")
     export.add_argument("what", choices=("mesh",))
     export.add_argument("--resolution", type=int, default=256, help="grid nodes per axis")
@@ -72,15 +105,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--device", choices=("auto", "cpu", "cuda"))
 
-    plugins = sub.add_parser("plugins", help="list installed plugins and their components")
+    plugins = command("plugins", help="list, or install, plugins")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
+    plugins_sub = plugins.add_subparsers(dest="plugins_command")
+    install = plugins_sub.add_parser(
+        "install", parents=[common], help="pip-install plugins by name (NAME is atlas-plugin-NAME)"
+    )
+    install.add_argument("names", nargs="+", metavar="NAME", help="plugin name, or a pip spec")
+    install.add_argument("--find-links", action="append", default=[], metavar="URL_OR_DIR")
+    install.add_argument("--index-url", metavar="URL")
+    install.add_argument("--upgrade", "-U", action="store_true", help="upgrade if installed")
 
-    sweep = sub.add_parser("sweep", help="run an Optuna study: one atlas run per trial")
+    sweep = command("sweep", help="run an Optuna study: one atlas run per trial")
     add_sweep_arguments(sweep)
 
-    data = sub.add_parser("data", help="data tools")
+    data = command("data", help="data tools")
     data_sub = data.add_subparsers(dest="data_command", required=True)
-    synth = data_sub.add_parser("synth", help="write a generated scene of a data kind")
+    synth = data_sub.add_parser(
+        "synth", parents=[common], help="write a generated scene of a data kind"
+    )
     synth.add_argument("out")
     synth.add_argument("--kind", default="blender", help="data kind (a plugin's, once installed)")
     synth.add_argument("--size", type=int, default=64, help="image width and height")
@@ -167,22 +210,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _trained(run_dir: str, device: str | None, eval_views: int | None = None) -> Trainer:
-    out = Path(run_dir)
-    config = load_toml(out / "config.toml")
-    if device:
-        config.set("device", device)
-    if eval_views is not None:
-        config.set("eval.views", eval_views)
-    trainer = Trainer(config, load(config.plugins), out)
-    if not trainer.restore():
-        raise AtlasError(f"{out / 'checkpoints'}: no checkpoint to load")
-    return trainer
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     """Recompute test metrics and rewrite metrics.json."""
-    trainer = _trained(args.run_dir, args.device, args.eval_views)
+    trainer = load_trained(args.run_dir, args.device, args.eval_views)
     metrics = trainer.metrics(trainer.evaluate())
     atomic_write_json(trainer.out / "metrics.json", metrics)
     test = metrics["test"]
@@ -199,7 +229,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path(args.run_dir) / f"{args.path}.mp4"
     if output.suffix.lower() not in (".mp4", ".gif"):
         raise AtlasError(f"{output}: video must end in .mp4 or .gif")
-    trainer = _trained(args.run_dir, args.device)
+    trainer = load_trained(args.run_dir, args.device)
     path = trainer.render_video(output, args.frames, args.path)
     print(f"wrote {path}")
     return 0
@@ -207,13 +237,13 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Extract the trained field's surface with marching cubes into RUN_DIR/mesh.ply."""
-    from atlas_core.export import connected_components, export_mesh
+    from atlas_core.commands.export import connected_components, export_mesh
 
     if args.resolution < 2:
         raise AtlasError(f"--resolution must be >= 2, got {args.resolution}")
     if not Path(args.run_dir).is_dir():
         raise AtlasError(f"{args.run_dir}: not a run folder")
-    trainer = _trained(args.run_dir, args.device)
+    trainer = load_trained(args.run_dir, args.device)
     path = trainer.out / "mesh.ply"
     field, scene = trainer.pipeline.field, trainer.scene
     mesh = export_mesh(
@@ -228,7 +258,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _render_over_time(args: argparse.Namespace) -> int:
     """``render --over-time --camera K``: a dynamic scene seen from one test camera."""
-    from atlas_core.video import render_over_time, write_video
+    from atlas_core.commands.video import render_over_time, write_video
 
     if not args.over_time or args.camera is None:
         raise AtlasError("--over-time and --camera K go together")
@@ -236,7 +266,7 @@ def _render_over_time(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path(args.run_dir) / name
     if output.suffix.lower() not in (".mp4", ".gif"):
         raise AtlasError(f"{output}: video must end in .mp4 or .gif")
-    trainer = _trained(args.run_dir, args.device)
+    trainer = load_trained(args.run_dir, args.device)
     chunk = trainer.config.eval.chunk
     images = render_over_time(trainer.pipeline, trainer.scene, args.camera, args.frames, chunk)
     print(f"wrote {write_video(output, images, trainer.config.eval.fps)}")
@@ -244,7 +274,16 @@ def _render_over_time(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    """List installed plugins (built-ins included) and what each registers."""
+    """List installed plugins (built-ins included) and what each registers, or install."""
+    if args.plugins_command == "install":
+        from atlas_core.commands.install import install
+
+        return install(
+            args.names,
+            find_links=args.find_links,
+            index_url=args.index_url,
+            upgrade=args.upgrade,
+        )
     infos = describe_installed()
     if args.json:
         print(json.dumps([info.as_dict() for info in infos], indent=2))
@@ -308,8 +347,60 @@ COMMANDS = {
 }
 
 
+def debugging(args: argparse.Namespace) -> bool:
+    """True with ``--debug`` or ``ATLAS_DEBUG`` set to something other than 0/false/no."""
+    env = os.environ.get(DEBUG_ENV, "").strip().lower()
+    return bool(getattr(args, "debug", False)) or env not in ("", "0", "false", "no", "off")
+
+
+def culprit(error: BaseException) -> str:
+    """Where an unexpected error comes from: the innermost frame of a plugin package, else of
+    code outside the core and installed libraries (a plugin loaded another way), else the
+    core's own."""
+    frames = [
+        (tb.tb_frame.f_globals.get("__name__", ""), tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        for tb in _tracebacks(error)
+    ][::-1]
+    library = tuple({sysconfig.get_path("stdlib"), sysconfig.get_path("purelib")})
+    for pick in ("plugin", "other", "core"):
+        for module, filename, line in frames:
+            top, where = module.split(".")[0], f"{Path(filename).name}:{line}"
+            if pick == "plugin" and top.startswith("atlas_plugin_"):
+                return f"plugin '{top.removeprefix('atlas_plugin_')}' ({where})"
+            outside = top != "atlas_core" and not filename.startswith(library)
+            if pick == "other" and outside and "site-packages" not in filename:
+                return f"{top} ({where})"
+            if pick == "core" and top == "atlas_core":
+                return f"nerf-atlas ({where})"
+    return "nerf-atlas"
+
+
+def _tracebacks(error: BaseException) -> list[TracebackType]:
+    """The traceback entries of ``error``, outermost first."""
+    entries, tb = [], error.__traceback__
+    while tb is not None:
+        entries.append(tb)
+        tb = tb.tb_next
+    return entries
+
+
+def report_bug(message: str, error: BaseException, debug: bool) -> int:
+    """Print a bug's one-line report (with the traceback first under --debug); exit code 1."""
+    if debug:
+        traceback.print_exception(error, file=sys.stderr)
+        print(f"atlas: error: {message}", file=sys.stderr)
+    else:
+        hint = f"; rerun with --debug (or {DEBUG_ENV}=1) for the traceback"
+        print(f"atlas: error: {message}{hint}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``atlas`` console script."""
+    """Entry point of the ``atlas`` console script.
+
+    Exit codes: 0 done, 2 a user error (one line), 1 a bug in a plugin or the core (one
+    line naming it; the traceback with ``--debug``), 130 interrupted.
+    """
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -322,6 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("atlas: interrupted", file=sys.stderr)
         return 130
+    except PluginFailure as exc:
+        return report_bug(f"{exc} (a bug in the plugin)", exc.error, debugging(args))
+    except Exception as exc:  # noqa: BLE001 - a bug: named, traceback with --debug
+        message = f"unexpected {first_line(exc)} in {culprit(exc)}"
+        return report_bug(message, exc, debugging(args))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,22 @@ from atlas_core.errors import ConfigError
 from atlas_core.io import atomic_write_bytes
 from atlas_core.registry import unknown_choice
 
+__all__ = [
+    "DataConfig",
+    "EvalConfig",
+    "RunConfig",
+    "SECTIONS",
+    "SLOTS",
+    "Slot",
+    "TrainConfig",
+    "apply_overrides",
+    "coerce_option",
+    "known_keys",
+    "load_toml",
+    "parse_value",
+    "save_toml",
+]
+
 SLOTS = {
     "field": "fields",
     "encoding": "encodings",

@@ -1,8 +1,25 @@
-"""Errors the CLI reports as one line (exit code 2, or 130 for an interrupt), and warnings."""
+"""Errors the CLI reports, and warnings.
+
+A user error (``AtlasError`` and its kinds: bad input, config, plugin choice) is one line
+with exit code 2; a plugin's own bug (``PluginFailure``: any other exception raised in one
+of its hooks) names the plugin and hook and exits 1, with the traceback under ``--debug``;
+an interrupt exits 130.
+"""
 
 from __future__ import annotations
 
 import sys
+
+__all__ = [
+    "AtlasError",
+    "ConfigError",
+    "DataError",
+    "Interrupted",
+    "PluginError",
+    "PluginFailure",
+    "first_line",
+    "warn",
+]
 
 
 class AtlasError(Exception):
@@ -19,6 +36,17 @@ class DataError(AtlasError):
 
 class PluginError(AtlasError):
     """A plugin that is missing, broken, or clashes with another."""
+
+
+class PluginFailure(Exception):
+    """A plugin's hook raised something other than an AtlasError: a bug in the plugin.
+
+    ``__cause__`` holds the original exception (and its traceback).
+    """
+
+    def __init__(self, plugin: str, hook: str, error: BaseException):
+        super().__init__(f"plugin '{plugin}' failed in {hook}: {first_line(error)}")
+        self.plugin, self.hook, self.error = plugin, hook, error
 
 
 class Interrupted(Exception):

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+__all__ = ["atomic_write_bytes", "atomic_write_json"]
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see the old or the new file, never half."""

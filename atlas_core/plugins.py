@@ -22,8 +22,22 @@ import pluggy
 from pluggy import HookImpl
 
 from atlas_core import __version__, hookspecs
-from atlas_core.errors import AtlasError, PluginError, first_line, warn
+from atlas_core.errors import AtlasError, PluginError, PluginFailure, warn
 from atlas_core.registry import KINDS, Registry
+
+__all__ = [
+    "ALWAYS_ON",
+    "AtlasPlugins",
+    "BUILTINS",
+    "GROUP",
+    "PluginInfo",
+    "STRICT_ENV",
+    "UNKNOWN_VERSION",
+    "describe_installed",
+    "installed",
+    "load",
+    "strict",
+]
 
 GROUP = "atlas"
 BUILTINS = {"core": "atlas_core.builtin.core", "wandb": "atlas_core.builtin.wandb_logger"}
@@ -122,26 +136,43 @@ class AtlasPlugins:
         info.components = self.registry.by_plugin(name)
 
     def impls(self, hook: str) -> list[HookImpl]:
-        """A hook's implementations in plugin load order."""
+        """A hook's implementations: ``tryfirst`` ones, the rest, then ``trylast`` ones,
+        each group in plugin load order (as pluggy orders them)."""
         order = list(self.infos)
         found = getattr(self.pm.hook, hook).get_hookimpls()
-        return sorted(found, key=lambda impl: order.index(impl.plugin_name))
+
+        def rank(impl: HookImpl) -> tuple[int, int]:
+            group = 0 if impl.tryfirst else 2 if impl.trylast else 1
+            return group, order.index(impl.plugin_name)
+
+        return sorted(found, key=rank)
 
     def invoke(self, impl: HookImpl, hook: str, **kwargs: Any) -> Any:
-        """Call one implementation with the arguments it declares; a failure names it."""
+        """Call one implementation with the arguments it declares.
+
+        An AtlasError passes through (a user error, one line); anything else is a bug in
+        the plugin and becomes a PluginFailure naming the plugin and hook.
+        """
         try:
             return impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
         except AtlasError:
             raise
         except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
-            raise PluginError(
-                f"plugin '{impl.plugin_name}' failed in {hook}: {first_line(exc)}"
-            ) from exc
+            raise PluginFailure(impl.plugin_name, hook, exc) from exc
 
     def call(self, hook: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook's implementations in load order; a failure names its plugin."""
+        """Call a hook's implementations in order; a failure names its plugin."""
         for impl in self.impls(hook):
             self.invoke(impl, hook, **kwargs)
+
+    def results(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call a hook's implementations; (plugin, result) for each that returned a value."""
+        found = []
+        for impl in self.impls(hook):
+            result = self.invoke(impl, hook, **kwargs)
+            if result is not None:
+                found.append((impl.plugin_name, result))
+        return found
 
     def check(self) -> None:
         """Fail loudly on hook implementations that match no spec (e.g. misspelt)."""
@@ -227,7 +258,7 @@ def describe_installed() -> list[PluginInfo]:
             plugins = AtlasPlugins()
             plugins.add(name, _import_entry_point(name, ep), info)
             plugins.check()
-        except PluginError as exc:
+        except (PluginError, PluginFailure) as exc:
             info.error = str(exc)
         if info.warnings and info.error is None and strict():
             info.error = f"{info.warnings[0]} ({STRICT_ENV}=1)"

@@ -9,6 +9,8 @@ from typing import Any
 
 from atlas_core.errors import ConfigError, PluginError
 
+__all__ = ["Component", "KINDS", "Registry", "unknown_choice"]
+
 KINDS = ("fields", "encodings", "samplers", "renderers", "losses", "datasets")
 
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.grid import corners, interpolate
+from atlas_core.nerf.encodings import PositionalEncoding
+from atlas_core.nerf.grid import corners, interpolate
 
 
 def best_seconds(run: Callable[[], None], repeats: int, budget: float) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from atlas_core import hookimpl
-from atlas_core.fields import TinyField
+from atlas_core.nerf.fields import TinyField
 
 
 @hookimpl

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from atlas_core.cameras import focal_from_fov, look_at, pixel_rays
+from atlas_core.nerf.cameras import focal_from_fov, look_at, pixel_rays
 
 
 def project(c2w: torch.Tensor, point: torch.Tensor, focal: float, w: int, h: int) -> tuple:

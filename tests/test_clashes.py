@@ -11,10 +11,10 @@ from torch import nn
 
 from atlas_core import hookimpl
 from atlas_core.config import RunConfig
+from atlas_core.engine.trainer import Trainer
 from atlas_core.errors import PluginError
-from atlas_core.fields import Field
-from atlas_core.rays import RaySamples
-from atlas_core.train import Trainer
+from atlas_core.nerf.fields import Field
+from atlas_core.nerf.rays import RaySamples
 
 ENCODING_PLUGINS = ("fourier", "siren")  # each claims the encoding slot
 INSTALLED = {ep.name for ep in entry_points(group="atlas")}

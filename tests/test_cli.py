@@ -13,9 +13,9 @@ import imageio.v2 as imageio
 import imageio.v3 as iio
 import pytest
 
-from atlas_core import hookimpl
-from atlas_core.checkpoints import checkpoint_paths
+from atlas_core import __version__, hookimpl
 from atlas_core.cli import main
+from atlas_core.engine.checkpoints import checkpoint_paths
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_run_writes_every_output(atlas_scene, tmp_path, quick_args, capsys) -> N
         "data": str(atlas_scene), "data_kind": "blender", "split": "test", "views": 1,
         "resolution": [24, 24], "background": "white",
     }  # fmt: skip
-    assert metrics["plugins"] == {"core": "0.1.0"}
+    assert metrics["plugins"] == {"core": __version__}
     names = sorted(p.name for p in (out / "test").iterdir())
     assert names == ["r_0_depth.png", "r_0_gt.png", "r_0_pred.png"]
     assert iio.imread(out / "test" / "r_0_pred.png").shape == (24, 24, 3)
@@ -59,7 +59,7 @@ def test_run_writes_every_output(atlas_scene, tmp_path, quick_args, capsys) -> N
         "step-0000030.pt",
     ]
     saved = tomllib.loads((out / "config.toml").read_text())
-    assert saved["train"]["max_steps"] == 30 and saved["versions"] == {"core": "0.1.0"}
+    assert saved["train"]["max_steps"] == 30 and saved["versions"] == {"core": __version__}
     # the saved config reruns
     again = tmp_path / "again"
     assert run(["run", "--config", out / "config.toml", "--out", again, "--max-steps", 2]) == 0
@@ -194,7 +194,7 @@ def test_wandb_logger_offline(atlas_scene, tmp_path, quick_args, monkeypatch) ->
     assert len(runs) == 1
     assert any(runs[0].glob("*.wandb")) or any(runs[0].glob("run-*.wandb"))
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["plugins"] == {"core": "0.1.0", "wandb": "0.1.0"}
+    assert metrics["plugins"] == {"core": __version__, "wandb": __version__}
 
 
 def test_console_script_runs(tmp_path) -> None:  # noqa: ANN001

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from atlas_core.build import BuildContext
 from atlas_core.config import RunConfig
 from atlas_core.data.scene import SceneData
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.pipeline import BuildContext, Pipeline
-from atlas_core.rays import RayBundle
-from atlas_core.samplers import HierarchicalSampler, StratifiedSampler, sample_pdf
+from atlas_core.nerf.encodings import PositionalEncoding
+from atlas_core.nerf.pipeline import Pipeline
+from atlas_core.nerf.rays import RayBundle
+from atlas_core.nerf.samplers import HierarchicalSampler, StratifiedSampler, sample_pdf
 
 
 def make_context(atlas_pm, **sets: object) -> BuildContext:  # noqa: ANN001

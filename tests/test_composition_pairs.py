@@ -20,15 +20,16 @@ from typing import Any
 
 import pytest
 
-from atlas_core import hookimpl, pipeline, plugins
-from atlas_core import train as train_module
+from atlas_core import hookimpl, plugins
+from atlas_core.build import BuildContext, configure, factory_options
 from atlas_core.cli import main
 from atlas_core.config import SLOTS, RunConfig
 from atlas_core.data.synth import write_scene
+from atlas_core.engine import trainer as train_module
+from atlas_core.engine.trainer import Trainer
 from atlas_core.errors import AtlasError, PluginError
-from atlas_core.fields import TinyField
-from atlas_core.pipeline import factory_options
-from atlas_core.train import Trainer
+from atlas_core.nerf.fields import TinyField
+from atlas_core.nerf.pipeline import Pipeline
 
 INSTALLED = sorted(plugins.installed())
 PAIRS = list(itertools.combinations(INSTALLED, 2))
@@ -149,12 +150,12 @@ def shrunk_builds(monkeypatch: pytest.MonkeyPatch) -> None:
     """
 
     def build(config: RunConfig, loaded: plugins.AtlasPlugins, scene: Any) -> Any:
-        pipeline.configure(config, loaded)
+        configure(config, loaded)
         for key, value in small_options(config, loaded).items():
             config.set(key, value)
         if config.train.target_samples > TARGET_SAMPLES:  # a plugin's steady sample budget
             config.set("train.target_samples", TARGET_SAMPLES)
-        return pipeline.Pipeline(pipeline.BuildContext(config, loaded, scene))
+        return Pipeline(BuildContext(config, loaded, scene))
 
     monkeypatch.setattr(train_module, "build", build)
 
@@ -171,7 +172,7 @@ def claims(name: str) -> dict[str, str]:
     """The slots a plugin fills when it is the only one enabled: slot -> component."""
     config, default = RunConfig(), RunConfig()
     config.set("data.kind", pair_data_kind((name,)))
-    pipeline.configure(config, plugins.load([name]))
+    configure(config, plugins.load([name]))
     changed = {slot: getattr(config, slot).name for slot in SLOTS}
     return {slot: value for slot, value in changed.items() if value != getattr(default, slot).name}
 
@@ -242,10 +243,10 @@ def test_default_only_claims_of_two_plugins_clash(monkeypatch: pytest.MonkeyPatc
     eps = {n: EntryPoint(n, f"{__name__}:{n.upper()}", "atlas") for n in ("first", "second")}
     monkeypatch.setattr(plugins, "installed", lambda: eps)
     with pytest.raises(PluginError, match="'first' and 'second' both choose the field"):
-        pipeline.configure(RunConfig(), plugins.load(["first", "second"]))
+        configure(RunConfig(), plugins.load(["first", "second"]))
     chosen = RunConfig()
     chosen.set("field", "second_field")  # the user's choice settles it
-    pipeline.configure(chosen, plugins.load(["first", "second"]))
+    configure(chosen, plugins.load(["first", "second"]))
     assert chosen.field.name == "second_field"
 
 

@@ -64,8 +64,9 @@ def test_bad_toml_names_the_file(tmp_path) -> None:  # noqa: ANN001
 
 
 def test_component_options_checked_against_factory(atlas_pm) -> None:  # noqa: ANN001
+    from atlas_core.build import BuildContext
     from atlas_core.data.scene import SceneData
-    from atlas_core.pipeline import BuildContext, Pipeline
+    from atlas_core.nerf.pipeline import Pipeline
 
     for pair, message in [
         ("field.widht=3", r"option 'field.widht' for field 'tiny'.*did you mean 'field.width'"),

@@ -7,9 +7,9 @@ from typing import Literal
 
 import pytest
 
+from atlas_core.build import plugin_options
 from atlas_core.config import RunConfig, load_toml, save_toml
 from atlas_core.errors import ConfigError
-from atlas_core.pipeline import plugin_options
 
 
 @dataclass

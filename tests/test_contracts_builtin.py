@@ -9,9 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from atlas_core import hookimpl
-from atlas_core.fields import Field
-from atlas_core.pipeline import BuildContext
-from atlas_core.rays import RaySamples
+from atlas_core.build import BuildContext
+from atlas_core.nerf.fields import Field
+from atlas_core.nerf.rays import RaySamples
 from atlas_core.testing.contracts import (
     DatasetContract,
     EncodingContract,

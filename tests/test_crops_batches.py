@@ -9,11 +9,18 @@ import torch
 
 from atlas_core.cli import main
 from atlas_core.config import RunConfig
-from atlas_core.crops import BLOCK_KEY, crop_pixels, crop_rays, crop_shape, decimate, undo_blocks
-from atlas_core.distributed import World
+from atlas_core.engine.distributed import World
+from atlas_core.engine.trainer import Trainer
+from atlas_core.nerf.crops import (
+    BLOCK_KEY,
+    crop_pixels,
+    crop_rays,
+    crop_shape,
+    decimate,
+    undo_blocks,
+)
 from atlas_core.plugins import load
 from atlas_core.testing.fixtures import quick_trainer
-from atlas_core.train import Trainer
 
 
 def test_crop_pixels_layout() -> None:

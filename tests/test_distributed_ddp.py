@@ -14,9 +14,9 @@ import torch.multiprocessing as mp
 
 from atlas_core import hookimpl
 from atlas_core.config import RunConfig
+from atlas_core.engine.trainer import Trainer
+from atlas_core.nerf.samplers import StratifiedSampler, samples_from_bins, stratified_edges
 from atlas_core.plugins import load
-from atlas_core.samplers import StratifiedSampler, samples_from_bins, stratified_edges
-from atlas_core.train import Trainer
 
 STEPS = 8
 # float32 sums over 32 vs 2 x 16 rays differ in order only; Adam amplifies this a little
@@ -44,9 +44,9 @@ class Recorder:
         register("fixed", FixedSampler, description="no jitter (tests)")
 
     @hookimpl
-    def atlas_train_step_end(self, trainer, step, metrics) -> None:  # noqa: ANN001
+    def atlas_train_step_end(self, run, step, metrics) -> None:  # noqa: ANN001
         self.losses.append(metrics["loss"])
-        grads = [p.grad.norm() ** 2 for p in trainer.pipeline.parameters() if p.grad is not None]
+        grads = [p.grad.norm() ** 2 for p in run.pipeline.parameters() if p.grad is not None]
         self.grad_norms.append(float(sum(grads)) ** 0.5)
 
 

@@ -11,8 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from atlas_core.cli import main
-from atlas_core.errors import AtlasError
-from atlas_core.export import (
+from atlas_core.commands.export import (
     Mesh,
     connected_components,
     export_mesh,
@@ -20,6 +19,7 @@ from atlas_core.export import (
     read_ply,
     sample_grid,
 )
+from atlas_core.errors import AtlasError
 
 BOX = (-1.5, -1.5, -1.5, 1.5, 1.5, 1.5)
 
@@ -106,7 +106,7 @@ def test_two_spheres_are_two_components() -> None:
 
     values = sample_grid(TwoSpheres().sdf, BOX, 32, torch.device("cpu"), chunk=1000)
     assert values.shape == (32, 32, 32)
-    from atlas_core.export import extract_mesh
+    from atlas_core.commands.export import extract_mesh
 
     mesh = extract_mesh(values, BOX, 0.0, inside_above=False)
     assert connected_components(mesh) == 2
@@ -150,11 +150,11 @@ def test_no_surface_and_no_density_are_errors(tmp_path: Path) -> None:
 
 
 def test_cli_exports_a_trained_density_field(atlas_scene, tmp_path, quick_args, capsys) -> None:  # noqa: ANN001
-    from atlas_core.cli import _trained
+    from atlas_core.engine.trainer import load_trained
 
     out = tmp_path / "run"
     assert main(["run", "--data", str(atlas_scene), "--out", str(out), *quick_args]) == 0
-    field = _trained(str(out), "cpu").pipeline.field.eval()
+    field = load_trained(str(out), "cpu").pipeline.field.eval()
     values = sample_grid(field.density, BOX, 16, torch.device("cpu"))
     level = float(np.median(values))  # any level the trained field crosses
     capsys.readouterr()

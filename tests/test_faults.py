@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas_core.checkpoints import checkpoint_paths, load_checkpoint
+from atlas_core.engine.checkpoints import checkpoint_paths, load_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from atlas_core.faults import finite_gradients
+from atlas_core.engine.faults import finite_gradients
 
 
 def param_with(grad: torch.Tensor | None, shape: tuple[int, ...] = (6, 2)) -> torch.nn.Parameter:

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from atlas_core.grid import (
+from atlas_core.nerf.grid import (
     blur,
     corners,
     from_volume,

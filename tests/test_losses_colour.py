@@ -7,10 +7,10 @@ import colorsys
 import pytest
 import torch
 
-from atlas_core.colour import LossColour, luminance, rgb_to_hsv, rgb_to_xyz
 from atlas_core.config import RunConfig
-from atlas_core.losses import RGBL2Loss, RGBRMSELoss
-from atlas_core.rays import RayBundle
+from atlas_core.nerf.colour import LossColour, luminance, rgb_to_hsv, rgb_to_xyz
+from atlas_core.nerf.losses import RGBL2Loss, RGBRMSELoss
+from atlas_core.nerf.rays import RayBundle
 
 
 def test_hsv_matches_colorsys_on_random_colours() -> None:

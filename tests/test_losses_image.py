@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from atlas_core.cli import main
-from atlas_core.crops import crop_pixels
 from atlas_core.errors import AtlasError
-from atlas_core.image_losses import FFTLoss, MSSSIMLoss, SSIMLoss, ms_ssim
-from atlas_core.metrics import ssim
-from atlas_core.rays import RayBundle
+from atlas_core.nerf.crops import crop_pixels
+from atlas_core.nerf.image_losses import FFTLoss, MSSSIMLoss, SSIMLoss, ms_ssim
+from atlas_core.nerf.metrics import ssim
+from atlas_core.nerf.rays import RayBundle
 
 
 def crop_batch(count: int, height: int, width: int) -> RayBundle:
@@ -59,7 +59,7 @@ def test_ms_ssim_uses_the_scales_a_crop_allows() -> None:
     assert 0 < float(ms_ssim(noisy, big)) < 1
     assert torch.allclose(ms_ssim(big, big), torch.ones(()))
     # one scale on a crop too small to halve: plain SSIM
-    from atlas_core.metrics import ssim_maps
+    from atlas_core.nerf.metrics import ssim_maps
 
     noisy_small = (small + 0.3 * torch.randn_like(small)).clamp(0, 1)
     expected = ssim_maps(noisy_small, small)[0].mean()

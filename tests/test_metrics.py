@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from atlas_core.metrics import psnr, ssim
+from atlas_core.nerf.metrics import psnr, ssim
 
 
 def test_psnr_known_value() -> None:

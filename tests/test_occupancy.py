@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from atlas_core.build import BuildContext
 from atlas_core.config import RunConfig
 from atlas_core.data.scene import SceneData
 from atlas_core.errors import ConfigError
-from atlas_core.fields import Field
-from atlas_core.occupancy import OccupancySampler
-from atlas_core.pipeline import BuildContext, Pipeline
-from atlas_core.rays import RayBundle, clip_to_box
-from atlas_core.render import render_weights
+from atlas_core.nerf.compositing import render_weights
+from atlas_core.nerf.fields import Field
+from atlas_core.nerf.occupancy import OccupancySampler
+from atlas_core.nerf.pipeline import Pipeline
+from atlas_core.nerf.rays import RayBundle, clip_to_box
 
 BOX = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
 
@@ -139,8 +140,8 @@ def test_field_without_density_fails_at_start_up(atlas_pm) -> None:  # noqa: ANN
 
 @pytest.mark.slow
 def test_training_with_occupancy_learns(atlas_scene, tmp_path) -> None:  # noqa: ANN001
+    from atlas_core.engine.trainer import Trainer
     from atlas_core.plugins import load
-    from atlas_core.train import Trainer
 
     config = RunConfig()
     config.data.path = str(atlas_scene)

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from atlas_core.api import tag_parameter
 from atlas_core.cli import main
-from atlas_core.optim import MaskedAdam
-from atlas_core.optimizers import clip_gradients
+from atlas_core.engine.optimizers.choice import clip_gradients
+from atlas_core.engine.optimizers.masked_adam import MaskedAdam
+from atlas_core.engine.optimizers.uniform_adam import UniformAdam, laplacian, smooth
+from atlas_core.engine.trainer import Trainer
 from atlas_core.testing.fixtures import quick_trainer
-from atlas_core.train import Trainer
-from atlas_core.uniform_adam import UniformAdam, laplacian, smooth, tag_grid
 
 
 def params_after(trainer: Trainer, steps: int) -> torch.Tensor:
@@ -45,7 +46,7 @@ def test_each_optimizer_trains_differently(
 
 
 def test_sparse_gradients_reach_densifying_optimizers() -> None:
-    from atlas_core.optimizers import AdamW
+    from atlas_core.engine.optimizers.choice import AdamW
 
     table = torch.nn.Parameter(torch.zeros(10, 2))
     optimizer = AdamW([table], lr=0.1)
@@ -59,7 +60,7 @@ def test_sparse_gradients_reach_densifying_optimizers() -> None:
 def test_default_optimizer_is_unchanged(atlas_scene: Path, tmp_path: Path) -> None:
     trainer = quick_trainer(atlas_scene, tmp_path)
     assert type(trainer.optimizer) is torch.optim.Adam
-    trainer.pipeline.field.mlp[0].weight.masked_updates = True
+    tag_parameter(trainer.pipeline.field.mlp[0].weight, masked_updates=True)
     trainer.rebuild_optimizer()
     assert type(trainer.optimizer) is MaskedAdam
 
@@ -89,7 +90,7 @@ def test_smoothing_solves_the_preconditioner_system() -> None:
 
 def test_uniform_adam_step_and_laplacian_weight() -> None:
     def one_step(weight: float) -> torch.Tensor:
-        grid = tag_grid(torch.nn.Parameter(torch.zeros(27, 1)), (3, 3, 3))
+        grid = tag_parameter(torch.nn.Parameter(torch.zeros(27, 1)), grid_shape=(3, 3, 3))
         mlp = torch.nn.Parameter(torch.zeros(2))
         optimizer = UniformAdam([grid, mlp], lr=0.1, laplacian_weight=weight)
         grid.grad = torch.zeros(27, 1)
@@ -105,14 +106,14 @@ def test_uniform_adam_step_and_laplacian_weight() -> None:
     assert torch.allclose(plain[[13, 0]], torch.tensor([-0.1, -0.025]), atol=1e-6)
     assert plain[14] == 0 and smoothed[14] < 0  # the smoothed gradient reaches neighbours
     with pytest.raises(ValueError, match="does not match"):
-        tag_grid(torch.zeros(10, 1), (3, 3, 3))
+        tag_parameter(torch.zeros(10, 1), grid_shape=(3, 3, 3))
 
 
 def test_uniform_adam_in_a_run(atlas_scene: Path, tmp_path: Path) -> None:
     config_sets = {"train__lr": 1e-2, "train__laplacian_weight": 1.0}
     trainer = quick_trainer(atlas_scene, tmp_path, **config_sets)
     trainer.config.set("train.optimizer", "uniform_adam")
-    tag_grid(trainer.pipeline.field.mlp[0].weight, (2, 2, 4))  # 16 rows as a tiny grid
+    tag_parameter(trainer.pipeline.field.mlp[0].weight, grid_shape=(2, 2, 4))  # a tiny grid
     trainer.rebuild_optimizer()
     assert isinstance(trainer.optimizer, UniformAdam)
     assert trainer.optimizer.param_groups[0]["laplacian_weight"] == 1.0

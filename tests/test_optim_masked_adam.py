@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from atlas_core.api import tag_parameter
 from atlas_core.config import RunConfig
-from atlas_core.optim import MaskedAdam, is_masked
-from atlas_core.train import Trainer
+from atlas_core.engine.optimizers.masked_adam import MaskedAdam, is_masked
+from atlas_core.engine.trainer import Trainer
 
 BETAS = (0.8, 0.99)
 EPS = 1e-6
@@ -21,7 +22,7 @@ LR = 0.05
 def tagged(values: torch.Tensor) -> torch.nn.Parameter:
     """A parameter that asks for masked updates."""
     param = torch.nn.Parameter(values.clone())
-    param.masked_updates = True
+    tag_parameter(param, masked_updates=True)
     return param
 
 

@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from atlas_core import hookimpl, plugins
+from atlas_core.api import tag_parameter
+from atlas_core.build import BuildContext, configure
 from atlas_core.cli import main
 from atlas_core.config import RunConfig
 from atlas_core.data.scene import SceneData
-from atlas_core.errors import PluginError
-from atlas_core.fields import TinyField
-from atlas_core.pipeline import BuildContext, Pipeline, configure
+from atlas_core.errors import PluginError, PluginFailure
+from atlas_core.nerf.fields import TinyField
+from atlas_core.nerf.pipeline import Pipeline
 
 
 def fake_installed(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
@@ -34,7 +36,7 @@ class FieldPlugin:
 
     @hookimpl
     def atlas_register_encodings(self, register) -> None:  # noqa: ANN001
-        from atlas_core.encodings import IdentityEncoding
+        from atlas_core.nerf.encodings import IdentityEncoding
 
         register("raw", IdentityEncoding)
 
@@ -79,7 +81,7 @@ def test_plugin_failing_in_registration_is_named(atlas_pm) -> None:  # noqa: ANN
         def atlas_register_losses(self, register) -> None:  # noqa: ANN001
             raise RuntimeError("boom")
 
-    with pytest.raises(PluginError, match="plugin 'raiser' failed in atlas_register_losses"):
+    with pytest.raises(PluginFailure, match="plugin 'raiser' failed in atlas_register_losses"):
         atlas_pm(Raiser())
 
 
@@ -163,7 +165,7 @@ def test_wrap_field_applies_in_plugin_order(atlas_pm) -> None:  # noqa: ANN001
 
 
 def test_lifecycle_hooks_are_called(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001
-    from atlas_core.train import Trainer
+    from atlas_core.engine.trainer import Trainer
 
     calls: list[tuple] = []
 
@@ -171,19 +173,19 @@ def test_lifecycle_hooks_are_called(atlas_pm, atlas_scene, tmp_path) -> None:  #
         name = "recorder"
 
         @hookimpl
-        def atlas_train_start(self, trainer) -> None:  # noqa: ANN001
-            calls.append(("start", trainer.step))
+        def atlas_train_start(self, run) -> None:  # noqa: ANN001
+            calls.append(("start", run.step))
 
         @hookimpl
-        def atlas_train_step_end(self, trainer, step, metrics) -> None:  # noqa: ANN001
+        def atlas_train_step_end(self, run, step, metrics) -> None:  # noqa: ANN001
             calls.append(("step", step, sorted(metrics)))
 
         @hookimpl
-        def atlas_eval_end(self, trainer, step, metrics) -> None:  # noqa: ANN001
+        def atlas_eval_end(self, run, step, metrics) -> None:  # noqa: ANN001
             calls.append(("eval", step, round(metrics["psnr"], 3)))
 
         @hookimpl
-        def atlas_train_end(self, trainer, metrics) -> None:  # noqa: ANN001
+        def atlas_train_end(self, run, metrics) -> None:  # noqa: ANN001
             calls.append(("end", metrics["steps"]))
 
     config = RunConfig()
@@ -222,11 +224,11 @@ def test_atlas_plugins_lists_broken_and_json(monkeypatch, capsys) -> None:  # no
 
 def test_plugin_components_of_every_kind_run(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001
     from atlas_core.data.blender import load_blender
-    from atlas_core.encodings import PositionalEncoding
-    from atlas_core.losses import Loss
-    from atlas_core.render import VolumeRenderer
-    from atlas_core.samplers import StratifiedSampler
-    from atlas_core.train import Trainer
+    from atlas_core.engine.trainer import Trainer
+    from atlas_core.nerf.encodings import PositionalEncoding
+    from atlas_core.nerf.losses import Loss
+    from atlas_core.nerf.renderers import VolumeRenderer
+    from atlas_core.nerf.samplers import StratifiedSampler
 
     used: set[str] = set()
 
@@ -301,14 +303,14 @@ def test_plugin_components_of_every_kind_run(atlas_pm, atlas_scene, tmp_path) ->
 
 
 def test_parameters_with_lr_scale_get_their_own_rate(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001
-    from atlas_core.train import Trainer
+    from atlas_core.engine.trainer import Trainer
 
     config = RunConfig()
     config.data.path = str(atlas_scene)
     config.set("train.batch_rays", 16)
     trainer = Trainer(config, atlas_pm(), tmp_path / "run")
     first = next(trainer.pipeline.field.parameters())
-    first.lr_scale = 10.0
+    tag_parameter(first, lr_scale=10.0)
     trainer.rebuild_optimizer()
     trainer.train_step()
     rates = {g["lr_scale"]: g["lr"] for g in trainer.optimizer.param_groups}

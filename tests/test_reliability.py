@@ -10,19 +10,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from atlas_core import hookimpl, plugins
-from atlas_core.checkpoints import (
+from atlas_core import __version__, hookimpl, plugins
+from atlas_core.cli import main
+from atlas_core.config import RunConfig, load_toml
+from atlas_core.engine.checkpoints import (
     check_versions,
     checkpoint_paths,
     load_checkpoint,
     load_latest,
     save_checkpoint,
 )
-from atlas_core.cli import main
-from atlas_core.config import RunConfig, load_toml
-from atlas_core.errors import AtlasError, ConfigError, PluginError
-from atlas_core.losses import Loss
-from atlas_core.train import Trainer
+from atlas_core.engine.trainer import Trainer
+from atlas_core.errors import AtlasError, ConfigError, PluginError, PluginFailure
+from atlas_core.nerf.losses import Loss
 
 SMALL = {
     "train.batch_rays": 32,
@@ -154,7 +154,9 @@ def test_resume_refuses_other_versions_and_skips_torn_checkpoints(
     before = (out / "metrics.json").read_bytes()
     assert run("run", "--resume", "--out", out, "--max-steps", 12) == 2
     line = capsys.readouterr().err.strip()
-    assert "\n" not in line and "written with core 0.0.9, but core 0.1.0 is running" in line
+    assert (
+        "\n" not in line and f"written with core 0.0.9, but core {__version__} is running" in line
+    )
     assert (out / "metrics.json").read_bytes() == before
 
 
@@ -259,7 +261,7 @@ class Faulty:
             raise RuntimeError("boom")
 
     @hookimpl
-    def atlas_train_start(self, trainer) -> None:  # noqa: ANN001
+    def atlas_train_start(self, run) -> None:  # noqa: ANN001
         self.fail("atlas_train_start")
 
     @hookimpl
@@ -267,7 +269,7 @@ class Faulty:
         self.fail("atlas_train_step_end")
 
     @hookimpl
-    def atlas_eval_end(self, trainer, step, metrics) -> None:  # noqa: ANN001
+    def atlas_eval_end(self, run, step, metrics) -> None:  # noqa: ANN001
         self.fail("atlas_eval_end")
 
     @hookimpl
@@ -282,10 +284,12 @@ def test_failing_lifecycle_hook_is_named(atlas_pm, atlas_scene, tmp_path, hook) 
     trainer = Trainer(
         small_config(atlas_scene, train__max_steps=2), atlas_pm(Faulty(hook)), tmp_path
     )
-    with pytest.raises(PluginError) as info:
+    with pytest.raises(PluginFailure) as info:
         trainer.fit()
         trainer.finish()
     assert str(info.value) == f"plugin 'faulty' failed in {hook}: RuntimeError: boom"
+    assert (info.value.plugin, info.value.hook) == ("faulty", hook)
+    assert isinstance(info.value.__cause__, RuntimeError)
 
 
 def test_lifecycle_hooks_run_in_load_order(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001

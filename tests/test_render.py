@@ -6,8 +6,9 @@ import math
 
 import torch
 
-from atlas_core.rays import RayBundle, RaySamples
-from atlas_core.render import VolumeRenderer, render_weights, segment_exclusive_cumsum
+from atlas_core.nerf.compositing import render_weights, segment_exclusive_cumsum
+from atlas_core.nerf.rays import RayBundle, RaySamples
+from atlas_core.nerf.renderers import VolumeRenderer
 
 
 def bundle(n: int) -> RayBundle:

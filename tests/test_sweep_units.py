@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from atlas_core import hookimpl
 from atlas_core.cli import main
 from atlas_core.config import RunConfig
+from atlas_core.engine.trainer import Trainer
 from atlas_core.errors import AtlasError
 from atlas_core.plugins import load
 from atlas_core.sweep import choose_plugins, space, storage
@@ -25,9 +26,8 @@ from atlas_core.sweep.objective import (
     trial_config,
 )
 from atlas_core.sweep.results import importances, markdown_table, table_rows
-from atlas_core.sweep.space import load_study, plugin_set_name
+from atlas_core.sweep.space import plugin_set_name, read_study_file
 from atlas_core.sweep.worker import MAX_FAILURES, needed, work
-from atlas_core.train import Trainer
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 TINY_STUDY = """from atlas_core.sweep import set_param
@@ -55,24 +55,24 @@ def test_study_files_load_and_name_missing_plugins(
 ) -> None:
     """Shipped studies import; one needing a missing plugin names it and the pip line."""
     for name in ("plugin_combos", "ngp_tune", "volsdf_mip"):
-        study = load_study(SWEEPS / f"{name}.py")
+        study = read_study_file(SWEEPS / f"{name}.py")
         assert study.name == name and callable(study.space)
     monkeypatch.setattr(space, "installed_plugins", lambda: {"volsdf"})
     with pytest.raises(AtlasError, match="needs plugin\\(s\\) mip.*pip install -e ./plugins/mip"):
-        load_study(SWEEPS / "volsdf_mip.py").check_plugins()
+        read_study_file(SWEEPS / "volsdf_mip.py").check_plugins()
     (tmp_path / "empty.py").write_text("x = 1\n")
     with pytest.raises(AtlasError, match="defines no space"):
-        load_study(tmp_path / "empty.py")
+        read_study_file(tmp_path / "empty.py")
     (tmp_path / "broken.py").write_text("import nowhere_to_be_found\n")
     with pytest.raises(AtlasError, match="failed to import: ModuleNotFoundError"):
-        load_study(tmp_path / "broken.py")
+        read_study_file(tmp_path / "broken.py")
     with pytest.raises(AtlasError, match="study file not found"):
-        load_study(tmp_path / "missing.py")
+        read_study_file(tmp_path / "missing.py")
 
 
 def test_plugin_combos_sets_build(atlas_scene: Path, tmp_path: Path) -> None:
     """Every installed plugin set of plugin_combos, with its suggested options, builds."""
-    study = load_study(SWEEPS / "plugin_combos.py")
+    study = read_study_file(SWEEPS / "plugin_combos.py")
     settings = Settings(str(study.path), "t", "", str(tmp_path), str(atlas_scene), trials=1)
     optuna_study = optuna.create_study()
     probe = optuna_study.ask()
@@ -174,7 +174,7 @@ class EvalSpy:
         self.views: list[int] = []
 
     @hookimpl
-    def atlas_eval_end(self, trainer, step, metrics) -> None:  # noqa: ANN001
+    def atlas_eval_end(self, run, step, metrics) -> None:  # noqa: ANN001
         self.views.append(metrics["views"])
 
 
@@ -196,6 +196,7 @@ def test_reporter_rungs_and_pruning(atlas_scene: Path, tmp_path: Path) -> None:
     trial, spy = study.ask(), EvalSpy()
     reporter = TrialReporter(trial, "psnr")
     trainer = Trainer(config, load(extra=[("spy", spy), ("sweep", reporter)]), tmp_path / "r")
+    reporter.attach(trainer)
     with pytest.raises(PruneTrial, match="rung 1"):
         trainer.fit()
     assert spy.views == [INTERMEDIATE_VIEWS]
@@ -204,6 +205,7 @@ def test_reporter_rungs_and_pruning(atlas_scene: Path, tmp_path: Path) -> None:
     trial, spy = free.ask(), EvalSpy()
     reporter = TrialReporter(trial, "psnr")
     trainer = Trainer(config, load(extra=[("spy", spy), ("sweep", reporter)]), tmp_path / "s")
+    reporter.attach(trainer)
     trainer.fit()
     trainer.finish(video=False)
     assert spy.views == [INTERMEDIATE_VIEWS] * (RUNGS - 1) + [3]

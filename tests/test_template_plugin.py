@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from atlas_core import plugins
+from atlas_core.build import configure
 from atlas_core.config import SLOTS, RunConfig
-from atlas_core.pipeline import configure
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "plugins" / "_template"
 CHECK = """

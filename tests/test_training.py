@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from atlas_core.config import RunConfig
+from atlas_core.engine.trainer import Trainer
 from atlas_core.plugins import load
-from atlas_core.train import Trainer
 
 pytestmark = pytest.mark.slow
 LEGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "nerf_synthetic" / "lego"

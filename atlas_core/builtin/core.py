@@ -5,14 +5,23 @@ from __future__ import annotations
 from atlas_core import hookimpl
 from atlas_core.data.blender import load_blender
 from atlas_core.data.synth import write_blender
-from atlas_core.encodings import IdentityEncoding, PositionalEncoding
-from atlas_core.fields import NeRFField, TinyField
 from atlas_core.hookspecs import Register
-from atlas_core.image_losses import FFTLoss, MSSSIMLoss, SSIMLoss
-from atlas_core.losses import RGBL1Loss, RGBL2Loss, RGBRMSELoss
-from atlas_core.occupancy import OccupancySampler
-from atlas_core.render import VolumeRenderer
-from atlas_core.samplers import HierarchicalSampler, StratifiedSampler
+from atlas_core.nerf.encodings import IdentityEncoding, PositionalEncoding
+from atlas_core.nerf.fields import NeRFField, TinyField
+from atlas_core.nerf.image_losses import FFTLoss, MSSSIMLoss, SSIMLoss
+from atlas_core.nerf.losses import RGBL1Loss, RGBL2Loss, RGBRMSELoss
+from atlas_core.nerf.occupancy import OccupancySampler
+from atlas_core.nerf.renderers import VolumeRenderer
+from atlas_core.nerf.samplers import HierarchicalSampler, StratifiedSampler
+
+__all__ = [
+    "atlas_register_datasets",
+    "atlas_register_encodings",
+    "atlas_register_fields",
+    "atlas_register_losses",
+    "atlas_register_renderers",
+    "atlas_register_samplers",
+]
 
 
 @hookimpl

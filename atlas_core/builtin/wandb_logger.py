@@ -17,85 +17,87 @@ from typing import TYPE_CHECKING, Any
 from atlas_core import hookimpl
 
 if TYPE_CHECKING:
-    from atlas_core.train import Trainer
+    from atlas_core.engine.run import Run
+
+__all__ = ["MAX_IMAGES", "use_run"]
 
 MAX_IMAGES = 4  # test images logged from the final evaluation
+KEY = "wandb"  # this logger's entry in run.store: (W&B run, opened here)
 
-_runs: dict[int, tuple[Any, bool]] = {}  # id(trainer) -> (run, opened here)
-_handed: list[Any] = []  # a run opened by the caller, for the next trainer
+_handed: list[Any] = []  # a run opened by the caller, for the next training run
 
 
 def use_run(run: Any) -> None:
-    """Make the next trainer log to ``run`` (already open) instead of starting one."""
+    """Make the next training run log to ``run`` (already open) instead of starting one."""
     _handed[:] = [run]
 
 
 @hookimpl
-def atlas_train_start(trainer: Trainer) -> None:
-    """Open (or adopt) one W&B run for this trainer, with the config and plugin versions."""
+def atlas_train_start(run: Run) -> None:
+    """Open (or adopt) one W&B run for this run, with the config and plugin versions."""
     import wandb
 
-    if not trainer.main or id(trainer) in _runs:  # rank 0 only; once after a resume
+    if not run.main or KEY in run.store:  # rank 0 only; once after a resume
         return
-    config = {**trainer.config.to_dict(), "plugin_versions": trainer.plugins.versions}
+    config = {**run.config.to_dict(), "plugin_versions": run.versions}
     if _handed:
-        run = _handed.pop()
-        run.config.update(config, allow_val_change=True)
-        _runs[id(trainer)] = (run, False)
+        logged = _handed.pop()
+        logged.config.update(config, allow_val_change=True)
+        run.store[KEY] = (logged, False)
         return
-    trainer.out.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(
+    run.out.mkdir(parents=True, exist_ok=True)
+    logged = wandb.init(
         project=os.environ.get("WANDB_PROJECT", "nerf-atlas"),
         group=os.environ.get("WANDB_RUN_GROUP") or None,
-        name=trainer.config.name or trainer.out.name,
-        dir=str(trainer.out),
+        name=run.config.name or run.out.name,
+        dir=str(run.out),
         mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]
         config=config,
         resume="allow",
         reinit="create_new",
     )
-    _runs[id(trainer)] = (run, True)
+    run.store[KEY] = (logged, True)
 
 
-def _run(trainer: Trainer) -> Any:
-    entry = _runs.get(id(trainer))
+def _logged(run: Run) -> Any:
+    entry = run.store.get(KEY)
     return entry[0] if entry else None
 
 
-@hookimpl
-def atlas_train_step_end(trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
-    """Log loss terms and learning rate every ``train.log_every`` steps."""
-    run = _run(trainer)
-    if run is not None and step % trainer.config.train.log_every == 0:
-        run.log({f"train/{k}": v for k, v in metrics.items()}, step=step)
+@hookimpl(trylast=True)
+def atlas_train_step_end(run: Run, step: int, metrics: dict[str, float]) -> None:
+    """Log loss terms, learning rate and plugins' metrics every ``train.log_every`` steps."""
+    logged = _logged(run)
+    if logged is not None and step % run.config.train.log_every == 0:
+        logged.log({f"train/{k}": v for k, v in metrics.items()}, step=step)
 
 
-@hookimpl
-def atlas_eval_end(trainer: Trainer, step: int, metrics: dict[str, Any]) -> None:
+@hookimpl(trylast=True)
+def atlas_eval_end(run: Run, step: int, metrics: dict[str, Any]) -> None:
     """Log evaluation PSNR and SSIM, and the rendered test images once written."""
     import wandb
 
-    run = _run(trainer)
-    if run is None:
+    logged = _logged(run)
+    if logged is None:
         return
     values: dict[str, Any] = {"eval/psnr": metrics["psnr"], "eval/ssim": metrics["ssim"]}
-    if trainer.done():  # the final evaluation writes images; intermediate ones do not
-        images = sorted((trainer.out / "test").glob("*_pred.png"))[:MAX_IMAGES]
+    if run.finished:  # the final evaluation writes images; intermediate ones do not
+        images = sorted((run.out / "test").glob("*_pred.png"))[:MAX_IMAGES]
         if images:
             values["eval/images"] = [wandb.Image(str(path), caption=path.stem) for path in images]
-    run.log(values, step=step)
+    logged.log(values, step=step)
 
 
-@hookimpl
-def atlas_train_end(trainer: Trainer, metrics: dict[str, Any]) -> None:
-    """Log the summary and the turntable video; close the run if it was opened here."""
+@hookimpl(trylast=True)
+def atlas_train_end(run: Run, metrics: dict[str, Any]) -> None:
+    """Log the summary and the turntable video; close the W&B run if it was opened here."""
     import wandb
 
-    run, owned = _runs.pop(id(trainer), (None, False))
-    if run is None:
+    logged, owned = run.store.pop(KEY, (None, False))
+    if logged is None:
         return
     test = metrics["test"]
-    run.summary.update(
+    logged.summary.update(
         {
             "test/psnr": test["psnr"],
             "test/ssim": test["ssim"],
@@ -103,8 +105,8 @@ def atlas_train_end(trainer: Trainer, metrics: dict[str, Any]) -> None:
             "steps": metrics["steps"],
         }
     )
-    video = trainer.out / "video.mp4"
+    video = run.out / "video.mp4"
     if video.exists():
-        run.log({"video": wandb.Video(str(video), format="mp4")}, step=trainer.step)
+        logged.log({"video": wandb.Video(str(video), format="mp4")}, step=run.step)
     if owned:
-        run.finish()
+        logged.finish()

@@ -15,10 +15,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from atlas_core.cameras import focal_from_fov
 from atlas_core.data.images import downscale_rgba, read_rgba
 from atlas_core.data.scene import SceneData, Views
 from atlas_core.errors import DataError, first_line
+from atlas_core.nerf.cameras import focal_from_fov
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "OTHER_LAYOUTS",
+    "SPLITS",
+    "image_file",
+    "load_blender",
+    "load_split",
+    "not_blender",
+    "parse_fov",
+    "parse_frames",
+    "parse_pose",
+    "read_images",
+    "read_json",
+    "short",
+]
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr")

@@ -11,6 +11,16 @@ import torch
 
 from atlas_core.errors import DataError
 
+__all__ = [
+    "PALETTE_MODES",
+    "decode",
+    "decode_exr",
+    "downscale_rgba",
+    "is_palette",
+    "read_rgba",
+    "to_uint8",
+]
+
 PALETTE_MODES = ("P", "PA")  # palette images: read as RGBA to keep their transparency
 
 
@@ -101,3 +111,8 @@ def downscale_rgba(images: torch.Tensor, factor: int) -> torch.Tensor:
     rgb = torch.where(alpha > 0, x[:, :3] / alpha.clamp_min(1e-8), torch.zeros_like(x[:, :3]))
     x = torch.cat([rgb.clamp(0, 1), alpha], dim=1)
     return (x * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """[H, W, C] float in [0, 1] to uint8 (rounded)."""
+    return (image.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from atlas_core.cameras import INTRINSICS, pixel_rays
-from atlas_core.rays import RayBundle, clip_to_box
+from atlas_core.nerf.cameras import INTRINSICS, pixel_rays
+from atlas_core.nerf.rays import RayBundle, clip_to_box
+
+__all__ = ["SceneData", "Views", "camera_rays", "image_rays", "make_rays"]
 
 
 @dataclass

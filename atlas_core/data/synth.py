@@ -26,6 +26,32 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
+__all__ = [
+    "AMBIENT",
+    "Array",
+    "Box",
+    "CAMERA_ANGLE_X",
+    "CAMERA_RADIUS",
+    "CheckerSphere",
+    "Cylinder",
+    "DEFAULT_VIEWS",
+    "GradientSphere",
+    "LIGHT_DIR",
+    "SCENE_RADIUS",
+    "SHAPES",
+    "Shape",
+    "camera_poses",
+    "focal_length",
+    "look_at_origin",
+    "ray_directions",
+    "render_view",
+    "scene_bounds",
+    "trace",
+    "trace_rgba",
+    "write_blender",
+    "write_scene",
+]
+
 CAMERA_ANGLE_X = 0.6911112070083618
 """Horizontal field of view in radians (the same as the NeRF-synthetic lego scene)."""
 

@@ -18,10 +18,23 @@ import optuna
 
 from atlas_core import hookimpl
 from atlas_core.config import RunConfig, apply_overrides
+from atlas_core.engine.run import Run
+from atlas_core.engine.trainer import Trainer
 from atlas_core.plugins import load
 from atlas_core.sweep.space import Study, plugin_set_name
 from atlas_core.sweep.tracking import open_trial_run
-from atlas_core.train import Trainer
+
+__all__ = [
+    "INTERMEDIATE_VIEWS",
+    "NO_BUDGET_STEPS",
+    "PruneTrial",
+    "RUNGS",
+    "Settings",
+    "TrialReporter",
+    "objective_value",
+    "run_trial",
+    "trial_config",
+]
 
 RUNGS = 4  # intermediate values per trial, the last one the final evaluation
 INTERMEDIATE_VIEWS = 2  # test views of the evaluations before the final one (same for all)
@@ -56,7 +69,11 @@ def objective_value(name: str, psnr: float, seconds: float) -> float:
 
 
 class TrialReporter:
-    """In-process plugin: intermediate evaluations, ``trial.report`` and pruning."""
+    """In-process plugin: intermediate evaluations, ``trial.report`` and pruning.
+
+    Part of the core, it drives the trainer it is attached to (``attach``): plugins get
+    only the ``Run`` handle, which cannot start an evaluation.
+    """
 
     name = "sweep"
 
@@ -64,6 +81,11 @@ class TrialReporter:
         self.trial, self.objective = trial, objective
         self.rung = 0  # rungs reported so far
         self.pending = False  # an evaluation this reporter asked for
+        self.trainer: Trainer | None = None
+
+    def attach(self, trainer: Trainer) -> None:
+        """The trainer whose run this reporter evaluates and reports."""
+        self.trainer = trainer
 
     def progress(self, trainer: Trainer) -> float:
         """Fraction of the run done, by time budget when set, else by steps."""
@@ -72,9 +94,12 @@ class TrialReporter:
             return trainer.train_seconds / train.time_budget
         return trainer.step / train.max_steps
 
-    @hookimpl
-    def atlas_train_step_end(self, trainer: Trainer, step: int, metrics: dict) -> None:
+    @hookimpl(trylast=True)  # after loggers (trylast too, loaded first): they log the step
+    def atlas_train_step_end(self, step: int) -> None:
         """Evaluate when the run passes the next intermediate rung."""
+        trainer = self.trainer
+        if trainer is None:
+            return
         due = self.progress(trainer) >= (self.rung + 1) / RUNGS
         if self.rung < RUNGS - 1 and due and not trainer.done():  # done: finish() evaluates
             self.pending = True
@@ -85,19 +110,19 @@ class TrialReporter:
             finally:
                 trainer.config.eval.views = views
 
-    @hookimpl
-    def atlas_eval_end(self, trainer: Trainer, step: int, metrics: dict[str, Any]) -> None:
+    @hookimpl(trylast=True)  # after loggers: a pruned rung is still logged
+    def atlas_eval_end(self, run: Run, step: int, metrics: dict[str, Any]) -> None:
         """Report this rung's objective value; stop the run if the pruner says so."""
-        final = trainer.done()
+        final = run.finished
         if not (self.pending or final):
             return  # an evaluation of the user's train.eval_every
         self.pending = False
         self.rung = RUNGS if final else self.rung + 1
-        value = objective_value(self.objective, metrics["psnr"], trainer.train_seconds)
+        value = objective_value(self.objective, metrics["psnr"], run.train_seconds)
         self.trial.report(value, self.rung)
         self.trial.set_user_attr("psnr", metrics["psnr"])
-        self.trial.set_user_attr("train_seconds", trainer.train_seconds)
-        self.trial.set_user_attr("steps", trainer.step)
+        self.trial.set_user_attr("train_seconds", run.train_seconds)
+        self.trial.set_user_attr("steps", run.step)
         if not final and self.trial.should_prune():
             raise PruneTrial(f"pruned at rung {self.rung} (step {step})")
 
@@ -130,6 +155,7 @@ def run_trial(trial: optuna.Trial, study: Study, settings: Settings) -> float:
     if config.logger == "wandb":
         open_trial_run(trial, config, out, settings.study_name, plugins.versions)
     trainer = Trainer(config, plugins, out)
+    reporter.attach(trainer)
     out.mkdir(parents=True, exist_ok=True)
     trainer.write_config()
     try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+__all__ = ["OBJECTIVES", "PRUNERS", "add_arguments"]
+
 OBJECTIVES = ("psnr", "psnr_per_second")
 PRUNERS = ("median", "halving", "none")
 

@@ -12,6 +12,17 @@ from optuna.trial import FrozenTrial, TrialState
 from atlas_core.config import load_toml, save_toml
 from atlas_core.sweep.worker import SURPLUS
 
+__all__ = [
+    "COLUMNS",
+    "best_trial",
+    "importances",
+    "markdown_table",
+    "shown_trials",
+    "summarize",
+    "table_rows",
+    "write_best",
+]
+
 COLUMNS = ("trial", "state", "plugins", "params", "PSNR", "time (s)", "value")
 
 

@@ -12,8 +12,10 @@ from atlas_core.errors import AtlasError
 from atlas_core.sweep import storage
 from atlas_core.sweep.objective import Settings
 from atlas_core.sweep.results import summarize
-from atlas_core.sweep.space import load_study
+from atlas_core.sweep.space import read_study_file
 from atlas_core.sweep.worker import run_workers
+
+__all__ = ["settings_from", "sweep"]
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -27,7 +29,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if not Path(args.data).is_dir():
         raise AtlasError(f"--data {args.data}: not a folder")
     apply_overrides(RunConfig(), args.overrides)  # a bad --set fails here, not in a trial
-    study = load_study(args.study)
+    study = read_study_file(args.study)
     study.check_plugins()
     name = args.study_name or study.name
     if not re.fullmatch(r"[\w.-]+", name):

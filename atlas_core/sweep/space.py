@@ -16,6 +16,16 @@ from atlas_core.plugins import installed
 if TYPE_CHECKING:
     import optuna
 
+__all__ = [
+    "NO_PLUGINS",
+    "Study",
+    "choose_plugins",
+    "installed_plugins",
+    "read_study_file",
+    "plugin_set_name",
+    "set_param",
+]
+
 NO_PLUGINS = "none"
 
 
@@ -75,7 +85,7 @@ class Study:
             )
 
 
-def load_study(path: str | Path) -> Study:
+def read_study_file(path: str | Path) -> Study:
     """Import a study file: ``space`` is required; ``BASE``, ``REQUIRES``, ``NAME`` optional."""
     path = Path(path)
     if not path.is_file() or path.suffix != ".py":

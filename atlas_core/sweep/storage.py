@@ -18,6 +18,18 @@ from optuna.storages.journal import JournalFileBackend
 from atlas_core.errors import AtlasError
 from atlas_core.sweep.options import PRUNERS
 
+__all__ = [
+    "GRACE",
+    "HEARTBEAT",
+    "RETRIES",
+    "USAGE",
+    "create_study",
+    "default_url",
+    "load_study",
+    "make_pruner",
+    "open_storage",
+]
+
 HEARTBEAT = 10  # seconds between a running trial's heartbeats
 GRACE = 60  # seconds without one before the trial counts as dead
 RETRIES = 1  # a dead trial is rerun this many times

@@ -19,6 +19,8 @@ import optuna
 from atlas_core.builtin import wandb_logger
 from atlas_core.config import RunConfig
 
+__all__ = ["WandbTrialCallback", "open_trial_run"]
+
 _current: Any = None  # this worker's open trial run
 
 

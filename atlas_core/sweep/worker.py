@@ -24,8 +24,21 @@ from optuna.trial import TrialState
 from atlas_core.errors import AtlasError, first_line
 from atlas_core.sweep import storage
 from atlas_core.sweep.objective import Settings, run_trial
-from atlas_core.sweep.space import load_study
+from atlas_core.sweep.space import read_study_file
 from atlas_core.sweep.tracking import WandbTrialCallback
+
+__all__ = [
+    "FINISHED",
+    "MAX_FAILURES",
+    "POLL",
+    "SURPLUS",
+    "Surplus",
+    "counts",
+    "needed",
+    "report_line",
+    "run_workers",
+    "work",
+]
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 POLL = 2.0  # seconds between looks at the study while others finish the last trials
@@ -70,7 +83,7 @@ def work(settings: Settings, worker: int = 0) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     threads = max(1, (os.cpu_count() or 1) // max(settings.workers, 1))
     torch.set_num_threads(threads)
-    study_file = load_study(settings.study_path)
+    study_file = read_study_file(settings.study_path)
     study = storage.load_study(settings.storage, settings.study_name, settings.pruner)
     callbacks: list[Callable] = [lambda s, t: print(report_line(t), flush=True)]
     if settings.logger == "wandb":

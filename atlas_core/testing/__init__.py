@@ -1,1 +1,52 @@
-"""Test helpers for NeRF Atlas and its plugin authors (a pytest plugin: see fixtures)."""
+"""Test helpers for plugin authors: contract tests, fixtures and ways to drive a run.
+
+Plugins' tests import from here (and from ``atlas_core.api``), nothing deeper::
+
+    from atlas_core.testing import FieldContract, Trainer, run_cli
+
+The fixtures ``atlas_pm`` and ``atlas_scene`` load by themselves once nerf-atlas is
+installed (a pytest plugin).
+"""
+
+from atlas_core.build import configure
+from atlas_core.cli import main as run_cli
+from atlas_core.commands.export import export_mesh
+from atlas_core.config import load_toml
+from atlas_core.engine.trainer import Trainer, load_trained
+from atlas_core.nerf.pipeline import build as build_pipeline
+from atlas_core.plugins import load as load_plugins
+from atlas_core.testing.contract_base import ComponentContract, assert_finite, contract_scene
+from atlas_core.testing.contracts import (
+    DatasetContract,
+    EncodingContract,
+    FieldContract,
+    LossContract,
+    RendererContract,
+    SamplerContract,
+    WrapperContract,
+)
+from atlas_core.testing.fixtures import QUICK_SETTINGS, quick_trainer, requires_plugins
+
+__all__ = [
+    "QUICK_SETTINGS",
+    "ComponentContract",
+    "DatasetContract",
+    "EncodingContract",
+    "FieldContract",
+    "LossContract",
+    "RendererContract",
+    "SamplerContract",
+    "Trainer",
+    "WrapperContract",
+    "assert_finite",
+    "build_pipeline",
+    "configure",
+    "contract_scene",
+    "export_mesh",
+    "load_plugins",
+    "load_toml",
+    "load_trained",
+    "quick_trainer",
+    "requires_plugins",
+    "run_cli",
+]

@@ -12,12 +12,14 @@ import tomli_w
 import torch
 from torch import Tensor, nn
 
-from atlas_core.cameras import look_at
+from atlas_core.build import BuildContext, configure, factory_options
 from atlas_core.config import RunConfig, load_toml, save_toml
 from atlas_core.data.scene import SceneData, Views, make_rays
-from atlas_core.pipeline import BuildContext, configure, factory_options
+from atlas_core.nerf.cameras import look_at
+from atlas_core.nerf.rays import RayBundle
 from atlas_core.plugins import AtlasPlugins, load
-from atlas_core.rays import RayBundle
+
+__all__ = ["ComponentContract", "Outputs", "assert_finite", "contract_scene", "toml_value"]
 
 Outputs = dict[str, Tensor]
 

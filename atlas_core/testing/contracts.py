@@ -23,15 +23,18 @@ from typing import Any, ClassVar
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from atlas_core.build import BuildContext, factory_options
+from atlas_core.capabilities import has_density
 from atlas_core.config import RunConfig, load_toml, save_toml
 from atlas_core.data.scene import SceneData, make_rays
-from atlas_core.occupancy import has_density
-from atlas_core.pipeline import BuildContext, Pipeline, factory_options
+from atlas_core.nerf.fields import Field
+from atlas_core.nerf.pipeline import Pipeline
+from atlas_core.nerf.rays import RaySamples, samples_from_bins
+from atlas_core.nerf.samplers import stratified_edges
 from atlas_core.plugins import load
-from atlas_core.rays import RaySamples, samples_from_bins
-from atlas_core.samplers import stratified_edges
 from atlas_core.testing.contract_base import (  # noqa: F401 (re-exported for plugins)
     ComponentContract,
     Outputs,
@@ -83,6 +86,60 @@ class FieldContract(ComponentContract):
         if "_density_query" in outputs:
             assert outputs["_density_query"].shape == (count, 1)
         check_per_sample(outputs, count)
+
+
+class _DensitylessField(Field):
+    """A field without ``density()``: wrappers must not claim one for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 4)
+
+    def forward(self, samples: RaySamples) -> Outputs:
+        """Softplus density and sigmoid colour of a linear map of the position."""
+        raw = self.linear(samples.positions)
+        return {"density": F.softplus(raw[:, :1]), "rgb": torch.sigmoid(raw[:, 1:])}
+
+
+class WrapperContract(FieldContract):
+    """A plugin's ``atlas_wrap_field`` wraps the run's field and keeps the field contract.
+
+    ``wrapper`` names the plugin under test (enable it in ``plugins``); the inner field is
+    ``name`` (the core's ``tiny`` by default). The field checks run on the wrapped field.
+    """
+
+    name = "tiny"
+    options: ClassVar[dict[str, Any]] = {"width": 16}
+    wrapper: ClassVar[str] = ""  # the plugin whose atlas_wrap_field is under test
+
+    def wrap(self, context: BuildContext, inner: nn.Module) -> nn.Module | None:
+        """The wrapper plugin's own ``atlas_wrap_field`` applied to ``inner``."""
+        plugins = context.plugins
+        impls = [i for i in plugins.impls("atlas_wrap_field") if i.plugin_name == self.wrapper]
+        assert impls, f"plugin '{self.wrapper}' does not implement atlas_wrap_field"
+        return plugins.invoke(impls[0], "atlas_wrap_field", field=inner, config=context.config)
+
+    def wrapped(self, inner: nn.Module | None = None) -> tuple[nn.Module, nn.Module | None]:
+        """(inner field, what the wrapper made of it) under this contract's config."""
+        config = self.make_config()
+        torch.manual_seed(self.seed)
+        context = self.prepare(config, self.load_plugins())
+        inner = inner if inner is not None else context.create("field", config.field)
+        return inner, self.wrap(context, inner)
+
+    def test_wraps_the_field(self) -> None:
+        """The wrapper is a new module that holds the field as a submodule."""
+        inner, wrapped = self.wrapped()
+        assert isinstance(wrapped, nn.Module), "atlas_wrap_field returned no module"
+        assert wrapped is not inner, "atlas_wrap_field returned the field itself"
+        assert any(m is inner for m in wrapped.modules()), "the field is not a submodule"
+
+    def test_density_only_when_the_field_has_one(self) -> None:
+        """``density()`` is declared for a field that has one, not for one without."""
+        inner, wrapped = self.wrapped()
+        assert has_density(inner) and has_density(wrapped), "density() of the field is lost"
+        _, bare = self.wrapped(_DensitylessField())
+        assert bare is not None and not has_density(bare), "density() declared without one"
 
 
 class EncodingContract(ComponentContract):
@@ -270,7 +327,7 @@ class DatasetContract:
 
     def load_scene(self, config: RunConfig) -> SceneData:
         """Load through the registry, as a run does."""
-        from atlas_core.train import load_scene
+        from atlas_core.engine.trainer import load_scene
 
         return load_scene(config, load(self.plugins))
 
@@ -347,5 +404,6 @@ __all__ = [
     "LossContract",
     "RendererContract",
     "SamplerContract",
+    "WrapperContract",
     "contract_scene",
 ]

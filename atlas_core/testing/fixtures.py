@@ -13,6 +13,15 @@ from typing import Any
 
 import pytest
 
+__all__ = [
+    "QUICK_SETTINGS",
+    "atlas_pm",
+    "atlas_scene",
+    "plugin_name",
+    "quick_trainer",
+    "requires_plugins",
+]
+
 
 def plugin_name(plugin: Any, index: int) -> str:
     """A plugin's name: its ``name`` attribute, module name or class name."""
@@ -48,8 +57,8 @@ def quick_trainer(data: Path, out: Path, **sets: Any) -> Any:
     """A Trainer of the core alone on ``data`` with small settings; ``sets`` override
     them, with ``__`` for the dot (``train__optimizer="sgd"``)."""
     from atlas_core.config import RunConfig
+    from atlas_core.engine.trainer import Trainer
     from atlas_core.plugins import load
-    from atlas_core.train import Trainer
 
     config = RunConfig()
     config.data.path = str(data)

@@ -7,8 +7,7 @@ slot: ``--plugins template`` only makes its encoding available to
 
 from __future__ import annotations
 
-from atlas_core import hookimpl
-from atlas_core.hookspecs import Register
+from atlas_core.api import Register, hookimpl
 from atlas_plugin_template.encoding import ScaledEncoding
 
 __all__ = ["ScaledEncoding"]

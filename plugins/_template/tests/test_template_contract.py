@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from atlas_plugin_template import ScaledEncoding
 
-from atlas_core.testing.contracts import EncodingContract
+from atlas_core.testing import EncodingContract
 
 
 class TestScaledEncodingContract(EncodingContract):

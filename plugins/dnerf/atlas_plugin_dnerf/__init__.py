@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from atlas_core import hookimpl
-from atlas_core.errors import ConfigError, PluginError
-from atlas_core.hookspecs import Register
-from atlas_core.pipeline import plugin_options
+from atlas_core.api import ConfigError, PluginError, Register, hookimpl, plugin_options
 from atlas_plugin_dnerf.data import load_dnerf
 from atlas_plugin_dnerf.deformation import make_deformation
 from atlas_plugin_dnerf.field import DeformedField, deform, passes_position_gradient
@@ -30,11 +27,10 @@ from atlas_plugin_dnerf.synth import generate
 if TYPE_CHECKING:
     from torch import nn
 
-    from atlas_core.config import RunConfig
-    from atlas_core.train import Trainer
+    from atlas_core.api import Run, RunConfig
 
 __all__ = ["DNeRFOptions", "DeformedField", "load_dnerf"]
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
 NAME = "dnerf"
 DEFAULT_BOUND = 1.5  # the blender/dnerf loaders' default data.bound
@@ -92,17 +88,17 @@ def atlas_wrap_field(field: nn.Module, config: RunConfig) -> nn.Module:
 
 
 @hookimpl
-def atlas_train_start(trainer: Trainer) -> None:
+def atlas_train_start(run: Run) -> None:
     """A dynamic run needs data with times (for data kinds not known at configure time)."""
-    if trainer.scene.split("train").times is None:
-        raise ConfigError(no_times(trainer.config))
+    if run.scene.split("train").times is None:
+        raise ConfigError(no_times(run.config))
 
 
 @hookimpl
-def atlas_train_end(trainer: Trainer, metrics: dict[str, Any]) -> None:
+def atlas_train_end(run: Run, metrics: dict[str, Any]) -> None:
     """Flow maps (and rigidity maps for the spline) next to the test images."""
-    count = options(trainer.config).maps
-    if count:
-        config = trainer.config
-        write_maps(trainer.pipeline, trainer.scene, trainer.device, config.eval.views, count,
-                   config.eval.chunk, trainer.out / "test")  # fmt: skip
+    count = options(run.config).maps
+    if count and run.main:
+        config = run.config
+        write_maps(run.pipeline, run.scene, run.device, config.eval.views, count,
+                   config.eval.chunk, run.out / "test")  # fmt: skip

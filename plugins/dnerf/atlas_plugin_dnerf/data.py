@@ -12,9 +12,7 @@ from pathlib import Path
 
 import torch
 
-from atlas_core.data.blender import SPLITS, load_blender, read_json, short
-from atlas_core.data.scene import SceneData
-from atlas_core.errors import DataError
+from atlas_core.api import SPLITS, DataError, SceneData, load_blender, read_json, short
 
 
 def read_times(path: Path) -> list[float]:

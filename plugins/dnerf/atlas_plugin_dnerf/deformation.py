@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.fields import mlp
+from atlas_core.api import PositionalEncoding, mlp, tag_parameter
 from atlas_plugin_dnerf.options import DNeRFOptions
 
 
@@ -104,7 +103,7 @@ class PlanesDeformation(Deformation):
         for resolution in options.plane_resolutions:
             shape = (3, options.plane_features, options.time_resolution, resolution)
             plane = nn.Parameter(1.0 + 0.1 * torch.randn(shape))
-            plane.lr_scale = options.plane_lr_scale  # grids learn faster (DVGO, K-Planes)
+            tag_parameter(plane, lr_scale=options.plane_lr_scale)  # grids learn faster (DVGO)
             self.planes.append(plane)
         in_dim = options.plane_features * len(options.plane_resolutions)
         self.net = zero_last_layer(mlp(in_dim, options.width, 1, 3))

@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from atlas_core.fields import Field
-from atlas_core.occupancy import has_density
-from atlas_core.rays import RayBundle, RaySamples
+from atlas_core.api import Field, RayBundle, RaySamples, has_density
 from atlas_plugin_dnerf.deformation import Deformation
 
 

@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from atlas_core.losses import Loss
-from atlas_core.rays import RayBundle
+from atlas_core.api import Loss, RayBundle
 from atlas_plugin_dnerf.deformation import Deformation, SplineDeformation
 from atlas_plugin_dnerf.field import DeformedField
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 DIVERGENCE_POINTS = 1024  # samples per step at which the divergence is estimated
 DIVERGENCE_STEP = 0.01  # central-difference step, world units

@@ -8,12 +8,16 @@ import imageio.v3 as iio
 import torch
 from torch import Tensor
 
-from atlas_core.data.scene import SceneData, image_rays
-from atlas_core.evaluate import eval_indices
-from atlas_core.pipeline import Pipeline
-from atlas_core.rays import RayBundle
-from atlas_core.render import render_weights, segment_sum
-from atlas_core.video import to_uint8
+from atlas_core.api import (
+    Pipeline,
+    RayBundle,
+    SceneData,
+    eval_indices,
+    image_rays,
+    render_weights,
+    segment_sum,
+    to_uint8,
+)
 
 
 @torch.no_grad()

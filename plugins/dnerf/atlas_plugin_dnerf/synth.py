@@ -13,7 +13,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from atlas_core.data import synth
+from atlas_core.api import synth
 
 MOVER = 3  # index of the gradient sphere in synth.SHAPES
 TRAVEL = (0.0, -0.6, 0.0)  # its displacement at t = 1

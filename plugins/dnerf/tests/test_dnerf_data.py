@@ -10,9 +10,7 @@ import torch
 from atlas_plugin_dnerf.data import load_dnerf
 from atlas_plugin_dnerf.synth import write_dynamic_scene
 
-from atlas_core.data.scene import image_rays
-from atlas_core.errors import DataError
-from atlas_core.rays import samples_from_bins
+from atlas_core.api import DataError, image_rays, samples_from_bins
 
 LEGO = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "dnerf" / "lego"
 

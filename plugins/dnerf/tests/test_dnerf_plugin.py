@@ -5,23 +5,24 @@ from __future__ import annotations
 import json
 from importlib.metadata import entry_points
 from pathlib import Path
-from types import SimpleNamespace
 
 import imageio.v3 as iio
 import pytest
 import torch
+import torch.nn.functional as F
 from atlas_plugin_dnerf import DeformedField, load_dnerf
 from atlas_plugin_dnerf.deformation import PlanesDeformation, SplineDeformation
 from atlas_plugin_dnerf.field import passes_position_gradient
 
-from atlas_core import hookimpl
-from atlas_core.cli import main
-from atlas_core.config import RunConfig
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.errors import ConfigError, PluginError
-from atlas_core.fields import TinyField
-from atlas_core.rays import RaySamples
-from atlas_core.train import Trainer
+from atlas_core.api import (
+    ConfigError,
+    PluginError,
+    PositionalEncoding,
+    RaySamples,
+    RunConfig,
+    hookimpl,
+)
+from atlas_core.testing import Trainer, run_cli
 
 TINY = ["--max-steps", "4", "--eval-views", "1", "--set", "train.batch_rays=128",
         "--set", "eval.video_frames=0", "--set", "field.width=16"]  # fmt: skip
@@ -32,7 +33,7 @@ def run(scene: Path, out: Path, *extra: str, plugins: str = "dnerf") -> int:
     """``atlas run`` on the dynamic scene with tiny settings."""
     args = ["run", "--data", str(scene), "--data-kind", "dnerf", "--out", str(out),
             "--plugins", plugins, *TINY, *extra]  # fmt: skip
-    return main(args)
+    return run_cli(args)
 
 
 def test_entry_point_registers_data_kind_and_losses(atlas_pm) -> None:  # noqa: ANN001
@@ -61,21 +62,20 @@ def test_bad_options_stop_at_start_up(dynamic_scene, tmp_path, capsys, setting, 
 def test_options_need_the_plugin_enabled(dynamic_scene, tmp_path, capsys) -> None:  # noqa: ANN001
     args = ["run", "--data", str(dynamic_scene), "--out", str(tmp_path / "r"),
             "--set", "dnerf.deformation=mlp", *TINY]  # fmt: skip
-    assert main(args) == 2
+    assert run_cli(args) == 2
     assert "unknown config key 'dnerf.deformation'" in capsys.readouterr().err
 
 
 def test_static_data_is_refused(atlas_scene, tmp_path, capsys) -> None:  # noqa: ANN001
     args = ["run", "--data", str(atlas_scene), "--out", str(tmp_path / "r"),
             "--plugins", "dnerf", *TINY, *SAMPLES]  # fmt: skip
-    assert main(args) == 2
+    assert run_cli(args) == 2
     assert "data kind 'blender' gives no frame times" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
 def test_data_without_times_of_another_kind_is_refused(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001
-    from atlas_core import hookimpl
-    from atlas_core.data.blender import load_blender
+    from atlas_core.api import hookimpl, load_blender
 
     class StaticKind:
         @hookimpl
@@ -113,12 +113,12 @@ def test_maps_zero_writes_none_and_over_time_renders(dynamic_scene, tmp_path, ca
     out = tmp_path / "r"
     assert run(dynamic_scene, out, "--set", "dnerf.maps=0", *SAMPLES) == 0
     assert not list((out / "test").glob("*_flow.png"))
-    assert main(["render", str(out), "--over-time", "--camera", "2", "--frames", "5"]) == 0
+    assert run_cli(["render", str(out), "--over-time", "--camera", "2", "--frames", "5"]) == 0
     frames = iio.imread(out / "over-time-camera2.mp4", index=None)
     assert frames.shape[0] == 5 and frames.shape[1:3] == (20, 20)
-    assert main(["render", str(out), "--over-time", "--camera", "3"]) == 2
+    assert run_cli(["render", str(out), "--over-time", "--camera", "3"]) == 2
     assert "--camera 3: the test split has cameras 0..2" in capsys.readouterr().err
-    assert main(["render", str(out), "--camera", "1"]) == 2
+    assert run_cli(["render", str(out), "--camera", "1"]) == 2
 
 
 def installed(name: str) -> bool:
@@ -128,14 +128,14 @@ def installed(name: str) -> bool:
 
 def trainer_for(scene: Path, out: Path, plugins: list[str], **settings: object) -> Trainer:
     """A Trainer on the dynamic scene with the given plugins and settings."""
-    from atlas_core.plugins import load
+    from atlas_core.testing import load_plugins
 
     config = RunConfig(plugins=plugins)
     config.data.path, config.data.kind = str(scene), "dnerf"
     for key, value in {"train.batch_rays": 128, "eval.views": 1, "eval.video_frames": 0,
                        **settings}.items():  # fmt: skip
         config.set(key, value)
-    return Trainer(config, load(plugins), out)
+    return Trainer(config, load_plugins(plugins), out)
 
 
 @pytest.mark.skipif(not installed("ngp"), reason="the ngp plugin is not installed")
@@ -214,7 +214,20 @@ def test_a_field_without_position_gradients_clashes(atlas_pm, dynamic_scene, tmp
         Trainer(config, atlas_pm(FrozenPlugin(), enable=("dnerf",)), tmp_path / "r")
 
 
+class Smooth(torch.nn.Module):
+    """A field whose outputs depend differentiably on the encoded positions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoding = PositionalEncoding(3, 2)
+        self.linear = torch.nn.Linear(self.encoding.out_dim, 4)
+
+    def forward(self, samples: RaySamples) -> dict[str, torch.Tensor]:
+        """Softplus density and sigmoid colour."""
+        raw = self.linear(self.encoding(samples.positions))
+        return {"density": F.softplus(raw[:, :1]), "rgb": torch.sigmoid(raw[:, 1:])}
+
+
 def test_position_gradient_probe() -> None:
-    context = SimpleNamespace(make_encoding=lambda n: PositionalEncoding(n, 2))
-    assert passes_position_gradient(TinyField(context, width=8, depth=1))
+    assert passes_position_gradient(Smooth())
     assert not passes_position_gradient(Frozen())

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from atlas_core import hookimpl
-from atlas_core.errors import ConfigError
-from atlas_core.hookspecs import Register
+from atlas_core.api import ConfigError, Register, hookimpl
 from atlas_plugin_dtu.data import load_dtu
 from atlas_plugin_dtu.losses import MaskLoss
 from atlas_plugin_dtu.projection import decompose, rq
 from atlas_plugin_dtu.synth import generate
 
 if TYPE_CHECKING:
-    from atlas_core.config import RunConfig
+    from atlas_core.api import RunConfig
 
 __all__ = ["MaskLoss", "decompose", "load_dtu", "rq"]
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
 NAME = "dtu"
 

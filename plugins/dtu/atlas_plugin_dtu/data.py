@@ -17,11 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from atlas_core.cameras import INTRINSICS
-from atlas_core.data.blender import read_images
-from atlas_core.data.images import downscale_rgba, read_rgba
-from atlas_core.data.scene import SceneData, Views
-from atlas_core.errors import DataError
+from atlas_core.api import (
+    INTRINSICS,
+    DataError,
+    SceneData,
+    Views,
+    downscale_rgba,
+    read_images,
+    read_rgba,
+)
 from atlas_plugin_dtu.projection import (
     Camera,
     camera_to_world,

@@ -6,8 +6,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional
 
-from atlas_core.losses import Loss
-from atlas_core.rays import RayBundle
+from atlas_core.api import Loss, RayBundle
 
 EPS = 1e-3
 """Opacity is clamped to [EPS, 1 - EPS] before the cross-entropy, as NeuS does."""

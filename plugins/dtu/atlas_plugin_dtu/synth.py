@@ -21,7 +21,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from atlas_core.data.synth import trace
+from atlas_core.api import synth
 from atlas_plugin_dtu.projection import Camera
 
 SCALE = 200.0
@@ -100,7 +100,7 @@ def render(camera: Camera, size: tuple[int, int], supersample: int = 2) -> tuple
     pixels = np.stack([u, v, np.ones_like(u)], axis=-1)
     dirs = pixels @ np.linalg.inv(camera.K).T @ camera.R  # R^T K^-1 [u, v, 1]
     dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
-    rgb, hit = trace(OBJECT_SCALE * camera.centre, dirs)
+    rgb, hit = synth.trace(OBJECT_SCALE * camera.centre, dirs)
     coverage = hit.astype(np.float64)[:, None]
     colour = rgb * coverage + BACKGROUND * (1.0 - coverage)
     stack = np.concatenate([colour, coverage], axis=1).reshape(

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from atlas_plugin_dtu import synth
 
-from atlas_core.cli import main
-from atlas_core.testing.fixtures import requires_plugins
+from atlas_core.testing import requires_plugins, run_cli
 
 QUICK = ["--max-steps", "20", "--eval-views", "1", "--set", "eval.video_frames=0",
          "--set", "train.batch_rays=128", "--set", "sampler.samples=16",
@@ -24,7 +23,7 @@ SMALL_SDF = ("--set", "field.features=16", "--set", "field.color_width=16")
 def run(scan: Path, out: Path, plugins: str, *extra: str) -> int:
     """``atlas run`` on a scan with the dtu data kind."""
     args = ["run", "--data", str(scan), "--data-kind", "dtu", "--out", str(out)]
-    return main([*args, "--plugins", plugins, *QUICK, *extra])
+    return run_cli([*args, "--plugins", plugins, *QUICK, *extra])
 
 
 def edit_cameras(scan: Path, change: Callable[[dict[str, np.ndarray]], None]) -> None:

@@ -9,8 +9,8 @@ import pytest
 import torch
 from atlas_plugin_dtu import MaskLoss, load_dtu
 
-from atlas_core.rays import RayBundle
-from atlas_core.testing.contracts import DatasetContract, LossContract
+from atlas_core.api import RayBundle
+from atlas_core.testing import DatasetContract, LossContract
 
 
 class TestDTUDataset(DatasetContract):

@@ -12,11 +12,7 @@ import torch
 from atlas_plugin_dtu.data import load_dtu
 from atlas_plugin_dtu.synth import SCALE, make_cameras, scale_matrix, write_scene
 
-from atlas_core.cameras import INTRINSICS
-from atlas_core.data.blender import load_blender
-from atlas_core.data.scene import image_rays, make_rays
-from atlas_core.data.synth import write_scene as write_blender
-from atlas_core.errors import DataError
+from atlas_core.api import INTRINSICS, DataError, image_rays, load_blender, make_rays, synth
 
 SIZE = (40, 32)
 
@@ -125,7 +121,7 @@ def test_other_camera_file_and_3x4_world_matrices(dtu_scan: Path, tmp_path: Path
 
 
 def test_generator_shares_a_folder_but_never_overwrites(tmp_path: Path) -> None:
-    blender = write_blender(tmp_path / "both", size=8, views={"train": 2, "test": 1})
+    blender = synth.write_scene(tmp_path / "both", size=8, views={"train": 2, "test": 1})
     write_scene(blender, views=3, size=(12, 10))
     assert len(load_dtu(blender, test_every=0).split("train")) == 3
     assert len(load_blender(blender).split("train")) == 2  # one folder, both data kinds

@@ -7,7 +7,7 @@ import pytest
 import torch
 from atlas_plugin_dtu.projection import Camera, camera_to_world, core_intrinsics, decompose, rq
 
-from atlas_core.cameras import pixel_rays
+from atlas_core.api import pixel_rays
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:

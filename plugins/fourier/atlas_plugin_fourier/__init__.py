@@ -7,18 +7,10 @@ frequencies open coarse to fine as training proceeds.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from torch import nn
 
-from atlas_core import hookimpl
-from atlas_core.clashes import require_encoding
-from atlas_core.config import RunConfig
-from atlas_core.hookspecs import Register
+from atlas_core.api import Register, Run, RunConfig, hookimpl, require_encoding
 from atlas_plugin_fourier.encoding import FourierEncoding
-
-if TYPE_CHECKING:
-    from atlas_core.train import Trainer
 
 __all__ = ["FourierEncoding"]
 
@@ -37,9 +29,9 @@ def atlas_configure(config: RunConfig) -> None:
 
 
 @hookimpl
-def atlas_train_step_end(trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
+def atlas_train_step_end(run: Run, step: int, metrics: dict[str, float]) -> None:
     """Move every Fourier encoding's annealing window to the finished step."""
-    for module in trainer.pipeline.modules():
+    for module in run.pipeline.modules():
         if isinstance(module, FourierEncoding):
             module.set_step(step)
 

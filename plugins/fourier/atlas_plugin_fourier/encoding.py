@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from atlas_core.encodings import Encoding
+from atlas_core.api import Encoding
 
 
 class FourierEncoding(Encoding):

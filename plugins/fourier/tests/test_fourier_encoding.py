@@ -8,7 +8,7 @@ import pytest
 import torch
 from atlas_plugin_fourier import FourierEncoding
 
-from atlas_core.testing.contracts import EncodingContract
+from atlas_core.testing import EncodingContract
 
 
 class TestFourierContract(EncodingContract):

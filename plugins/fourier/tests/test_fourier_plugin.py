@@ -8,12 +8,8 @@ import pytest
 import torch
 from atlas_plugin_fourier import FourierEncoding
 
-from atlas_core import hookimpl, plugins
-from atlas_core.cli import main
-from atlas_core.config import RunConfig
-from atlas_core.errors import PluginError
-from atlas_core.pipeline import configure
-from atlas_core.train import Trainer
+from atlas_core.api import PluginError, RunConfig, hookimpl
+from atlas_core.testing import Trainer, configure, load_plugins, run_cli
 
 QUICK = {"train.batch_rays": 128, "sampler.samples": 12, "field.width": 16,
          "eval.views": 1, "eval.video_frames": 0, "encoding.features": 16}  # fmt: skip
@@ -25,7 +21,7 @@ def test_entry_point_registers_the_encoding(atlas_pm) -> None:  # noqa: ANN001
     assert component.factory is FourierEncoding and component.plugin == "fourier"
     assert loaded.infos["fourier"].distribution == "atlas-plugin-fourier"
     assert loaded.infos["fourier"].components == {"encodings": ["fourier"]}
-    assert "fourier" not in plugins.load().infos  # installed is not enabled
+    assert "fourier" not in load_plugins().infos  # installed is not enabled
 
 
 def test_configure_fills_only_a_default_encoding(atlas_pm) -> None:  # noqa: ANN001
@@ -72,7 +68,7 @@ def make_trainer(scene: Path, out: Path, steps: int, **extra: object) -> Trainer
     config.plugins = ["fourier"]
     for key, value in {**QUICK, "train.max_steps": steps, **extra}.items():
         config.set(key, value)
-    return Trainer(config, plugins.load(["fourier"]), out)
+    return Trainer(config, load_plugins(["fourier"]), out)
 
 
 def test_annealing_changes_the_features_during_training(atlas_scene, tmp_path) -> None:  # noqa: ANN001
@@ -96,11 +92,11 @@ def test_cli_run_uses_fourier_and_checks_options(atlas_scene, tmp_path) -> None:
             "--eval-views", "1", "--set", "eval.video_frames=0", "--set", "train.batch_rays=64",
             "--set", "sampler.samples=8", "--set", "field.width=16"]  # fmt: skip
     out = tmp_path / "ok"
-    assert main([*base, "--out", str(out), "--set", "encoding.sigma=2.5"]) == 0
+    assert run_cli([*base, "--out", str(out), "--set", "encoding.sigma=2.5"]) == 0
     text = (out / "config.toml").read_text()
     assert 'name = "fourier"' in text and "sigma = 2.5" in text
-    assert main([*base, "--out", str(tmp_path / "bad"), "--set", "encoding.sigma=0.0"]) == 2
-    assert main([*base, "--out", str(tmp_path / "typo"), "--set", "encoding.sigmaa=1.0"]) == 2
+    assert run_cli([*base, "--out", str(tmp_path / "bad"), "--set", "encoding.sigma=0.0"]) == 2
+    assert run_cli([*base, "--out", str(tmp_path / "typo"), "--set", "encoding.sigmaa=1.0"]) == 2
 
 
 def test_training_raises_psnr(atlas_scene, tmp_path) -> None:  # noqa: ANN001

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from atlas_core import hookimpl
-from atlas_core.clashes import require_encoding
-from atlas_core.config import RunConfig
-from atlas_core.hookspecs import Register
+from atlas_core.api import Register, RunConfig, hookimpl, require_encoding
 from atlas_plugin_mip.encoding import IntegratedPositionalEncoding, ipe_encoding
 from atlas_plugin_mip.options import MipOptions
 from atlas_plugin_mip.sampler import MipSampler
@@ -45,7 +42,7 @@ def atlas_configure(config: RunConfig) -> None:
 
     The core keeps a slot the user chose and reports another plugin choosing the same.
     """
-    from atlas_core.pipeline import plugin_options
+    from atlas_core.api import plugin_options
 
     plugin_options(config, "mip", MipOptions)
     config.encoding.name = "ipe"

@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.rays import RaySamples
+from atlas_core.api import PositionalEncoding, RaySamples
 from atlas_plugin_mip.gaussians import Shape, frustum_moments, lift_diagonal
 from atlas_plugin_mip.options import MipOptions
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 
 def integrated_encoding(mean: Tensor, var: Tensor, freqs: Tensor, include_input: bool) -> Tensor:
@@ -74,7 +73,7 @@ def ipe_encoding(
     context: BuildContext, in_dim: int = 3, frequencies: int = 10, include_input: bool = True
 ) -> IntegratedPositionalEncoding:
     """The registered ``ipe`` factory: ``encoding.*`` options plus ``mip.shape``."""
-    from atlas_core.pipeline import plugin_options
+    from atlas_core.api import plugin_options
 
     shape = plugin_options(context.config, "mip", MipOptions).shape
     return IntegratedPositionalEncoding(in_dim, frequencies, include_input, shape)

@@ -7,12 +7,19 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from atlas_core.rays import RayBundle, RaySamples, samples_from_bins
-from atlas_core.render import render_weights, segment_sum
-from atlas_core.samplers import Sampler, invert_cdf, stratified_edges
+from atlas_core.api import (
+    RayBundle,
+    RaySamples,
+    Sampler,
+    invert_cdf,
+    render_weights,
+    samples_from_bins,
+    segment_sum,
+    stratified_edges,
+)
 
 if TYPE_CHECKING:
-    from atlas_core.fields import Field
+    from atlas_core.api import Field
 
 
 def blur_weights(weights: Tensor, padding: float) -> Tensor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from atlas_core.testing.contracts import EncodingContract, SamplerContract
+from atlas_core.testing import EncodingContract, SamplerContract
 
 
 class TestIPEContract(EncodingContract):

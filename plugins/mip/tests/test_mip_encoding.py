@@ -6,8 +6,7 @@ import pytest
 import torch
 from atlas_plugin_mip.encoding import IntegratedPositionalEncoding, integrated_encoding
 
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.rays import RayBundle, RaySamples
+from atlas_core.api import PositionalEncoding, RayBundle, RaySamples
 
 
 def make_samples(radius: float, width: float, rays: int = 8, per_ray: int = 6) -> RaySamples:

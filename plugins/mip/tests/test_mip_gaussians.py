@@ -108,7 +108,7 @@ def test_unknown_shape_is_rejected() -> None:
 
 def test_core_pixel_radii_are_the_papers() -> None:
     """RayBundle.radii: pixel width * 2 / sqrt(12) at unit distance along the ray."""
-    from atlas_core.cameras import pixel_rays
+    from atlas_core.api import pixel_rays
 
     focal, size = 50.0, 64
     cols, rows = torch.tensor([32, 0]), torch.tensor([32, 0])

@@ -8,13 +8,8 @@ import pytest
 import torch
 from atlas_plugin_mip import IntegratedPositionalEncoding, MipSampler
 
-from atlas_core import hookimpl, plugins
-from atlas_core.cli import main
-from atlas_core.config import RunConfig
-from atlas_core.errors import ConfigError, PluginError
-from atlas_core.fields import Field
-from atlas_core.pipeline import configure
-from atlas_core.train import Trainer
+from atlas_core.api import ConfigError, Field, PluginError, RunConfig, hookimpl
+from atlas_core.testing import Trainer, configure, load_plugins, run_cli
 
 QUICK = ["--max-steps", "3", "--eval-views", "1", "--set", "eval.video_frames=0",
          "--set", "train.batch_rays=64", "--set", "sampler.samples=8"]  # fmt: skip
@@ -25,7 +20,7 @@ def test_entry_point_registers_encoding_and_sampler(atlas_pm) -> None:  # noqa: 
     assert loaded.registry.get("encodings", "ipe").plugin == "mip"
     assert loaded.registry.get("samplers", "mip").factory is MipSampler
     assert loaded.infos["mip"].distribution == "atlas-plugin-mip"
-    assert "mip" not in plugins.load().infos  # installed is not enabled
+    assert "mip" not in load_plugins().infos  # installed is not enabled
 
 
 def test_configure_picks_ipe_and_frustum_sampler_unless_chosen(atlas_pm) -> None:  # noqa: ANN001
@@ -59,9 +54,9 @@ def test_shape_option_reaches_the_encoding(atlas_pm, atlas_scene: Path, tmp_path
 
 def test_cli_bad_shape_exits_2(atlas_scene: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     args = ["run", "--data", str(atlas_scene), "--out", str(tmp_path / "r"), "--plugins", "mip"]
-    assert main([*args, "--set", "mip.shape=sphere", *QUICK]) == 2
+    assert run_cli([*args, "--set", "mip.shape=sphere", *QUICK]) == 2
     assert "mip.shape" in capsys.readouterr().err
-    assert main([*args, "--set", "mip.shap=cone", *QUICK]) == 2
+    assert run_cli([*args, "--set", "mip.shap=cone", *QUICK]) == 2
     assert "mip.shap" in capsys.readouterr().err
 
 
@@ -115,7 +110,7 @@ def test_with_ngp_fails_at_start_up(atlas_scene: Path, tmp_path: Path, capsys) -
     pytest.importorskip("atlas_plugin_ngp")
     out = tmp_path / "r"
     args = ["run", "--data", str(atlas_scene), "--out", str(out), "--plugins", "mip,ngp", *QUICK]
-    assert main(args) == 2
+    assert run_cli(args) == 2
     err = capsys.readouterr().err
     assert "plugins 'mip' and 'ngp' clash on the encoding" in err and "Traceback" not in err
     assert not (out / "metrics.json").exists()
@@ -126,7 +121,7 @@ def test_cli_run_with_the_nerf_field_and_cylinders(atlas_scene: Path, tmp_path: 
     args = ["run", "--data", str(atlas_scene), "--out", str(out), "--plugins", "mip",
             "--set", "field=plain", "--set", "field.depth=2", "--set", "field.width=16",
             "--set", "field.skips=[]", "--set", "mip.shape=cylinder", *QUICK]  # fmt: skip
-    assert main(args) == 0
+    assert run_cli(args) == 0
     text = (out / "config.toml").read_text()
     assert '[mip]\nshape = "cylinder"' in text and 'name = "ipe"' in text
 

@@ -7,8 +7,7 @@ import torch
 from atlas_plugin_mip.sampler import MipSampler, blur_weights, resample_edges
 from torch import Tensor
 
-from atlas_core.fields import Field
-from atlas_core.rays import RayBundle, RaySamples
+from atlas_core.api import Field, RayBundle, RaySamples
 
 
 class SlabField(Field):

@@ -8,14 +8,13 @@ Images"; Mildenhall et al. 2019, "Local Light Field Fusion". ``--plugins mpi`` m
 
 from __future__ import annotations
 
-from atlas_core import hookimpl
-from atlas_core.config import RunConfig
-from atlas_core.hookspecs import Register
+from atlas_core.api import Register, RunConfig, hookimpl
 from atlas_plugin_mpi.field import MPIField
-from atlas_plugin_mpi.sampler import PlaneSampler, PlaneSamples
+from atlas_plugin_mpi.sampler import PlaneSampler
+from atlas_plugin_mpi.samples import PlaneSamples
 
 __all__ = ["MPIField", "PlaneSampler", "PlaneSamples"]
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
 NAME = "mpi"
 

@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor, nn
 
-from atlas_core.data.scene import Views
-from atlas_core.fields import Field
-from atlas_core.rays import RaySamples
+from atlas_core.api import Field, RaySamples, Views, tag_parameter
 from atlas_plugin_mpi.geometry import PlaneGeometry, Reference, plane_geometry
+from atlas_plugin_mpi.samples import PlaneSamples
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 Between = Literal["nearest", "linear"]
 MAX_ALPHA = 1.0 - 1e-6  # keeps -log(1 - alpha) finite
@@ -72,7 +71,7 @@ class MPIField(Field):
         init = torch.zeros(1, 4, planes, height, plane_width)
         init[:, 3] = math.log(1.0 / (planes - 1))
         self.planes = nn.Parameter(init)
-        self.planes.lr_scale = lr_scale  # the trainer's per-parameter learning-rate factor
+        tag_parameter(self.planes, lr_scale=lr_scale)  # the optimiser's per-parameter factor
 
     def lookup(self, uv: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
         """Colour [N, 3] and alpha [N, 1] at texture coordinates [N, 2] of plane ``index``
@@ -101,7 +100,7 @@ class MPIField(Field):
 
     def forward(self, samples: RaySamples) -> dict[str, Tensor]:
         """Density and colour per sample (exact alpha-over for plane samples)."""
-        plane = getattr(samples, "plane_indices", None)
+        plane = samples.plane_indices if isinstance(samples, PlaneSamples) else None
         rgb, alpha, depth = self.rgba(samples.positions, plane)
         if plane is not None:  # from the mpi sampler: the interval spans this plane's layer
             span = samples.deltas.clamp_min(1e-6)

@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from atlas_core.data.scene import Views
+from atlas_core.api import Views
 
 Reference = Literal["mean", "first"]
 

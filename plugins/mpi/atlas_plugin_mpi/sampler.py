@@ -7,32 +7,19 @@ so the volume renderer composites the planes front to back (Zhou et al. 2018, eq
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
-from atlas_core.rays import RayBundle, RaySamples
-from atlas_core.samplers import Sampler
+from atlas_core.api import RayBundle, RaySamples, Sampler
 from atlas_plugin_mpi.field import MPIField
+from atlas_plugin_mpi.samples import PlaneSamples
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 LAST_MIN = 1e-4  # the shortest interval given to the last plane of a ray
-
-
-@dataclass
-class PlaneSamples(RaySamples):
-    """RaySamples that start on planes; ``positions`` are the plane hits."""
-
-    plane_indices: Tensor | None = None  # [N], long
-
-    @property
-    def positions(self) -> Tensor:
-        """Where each interval's ray meets its plane [N, 3]."""
-        return self.origins + self.directions * self.t_starts
 
 
 def find_mpi(field: nn.Module) -> MPIField | None:

@@ -9,7 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from atlas_core.data import synth
+from atlas_core.api import synth
 
 
 def facing_pose(x: float, y: float, height: float = 4.0) -> np.ndarray:

@@ -7,11 +7,8 @@ from typing import Any
 import torch
 from atlas_plugin_mpi import MPIField
 
-from atlas_core.config import RunConfig
-from atlas_core.data.scene import SceneData, Views, camera_rays
-from atlas_core.pipeline import BuildContext, configure
-from atlas_core.plugins import load
-from atlas_core.render import VolumeRenderer
+from atlas_core.api import BuildContext, RunConfig, SceneData, Views, VolumeRenderer, camera_rays
+from atlas_core.testing import configure, load_plugins
 
 SIZE, FOCAL, HEIGHT = 16, 16.0, 4.0  # image size, focal (pixels), camera height
 
@@ -39,7 +36,7 @@ def build(scene: SceneData, **options: Any) -> tuple[BuildContext, MPIField, Any
     config.plugins = ["mpi"]
     for key, value in options.items():
         config.set(f"field.{key}", value)
-    plugins = load(["mpi"])
+    plugins = load_plugins(["mpi"])
     configure(config, plugins)
     context = BuildContext(config, plugins, scene)
     field = context.field = context.make_field()

@@ -12,13 +12,15 @@ from atlas_plugin_mpi import MPIField, PlaneSampler
 from atlas_plugin_mpi.geometry import mean_pose
 from helpers import SIZE, build, facing_scene
 
-from atlas_core.cli import main
-from atlas_core.config import RunConfig
-from atlas_core.data.scene import SceneData
-from atlas_core.pipeline import configure
-from atlas_core.plugins import load
-from atlas_core.testing.contracts import FieldContract, SamplerContract
-from atlas_core.train import Trainer
+from atlas_core.api import RunConfig, SceneData
+from atlas_core.testing import (
+    FieldContract,
+    SamplerContract,
+    Trainer,
+    configure,
+    load_plugins,
+    run_cli,
+)
 
 QUICK = ["--eval-views", "2", "--set", "eval.video_frames=0", "--set", "train.batch_rays=512",
          "--set", "field.planes=16", "--set", "field.plane_width=32"]  # fmt: skip
@@ -29,7 +31,7 @@ def configured(*settings: tuple[str, object]) -> RunConfig:
     config = RunConfig()
     for key, value in settings:
         config.set(key, value)
-    configure(config, load(["mpi"]))
+    configure(config, load_plugins(["mpi"]))
     return config
 
 
@@ -101,7 +103,7 @@ def test_lr_scale_sets_the_planes_learning_rate(facing_scene: Path, tmp_path: Pa
     config.plugins = ["mpi"]
     config.set("field.lr_scale", 7.0)
     config.set("field.planes", 4)
-    trainer = Trainer(config, load(["mpi"]), tmp_path / "run")
+    trainer = Trainer(config, load_plugins(["mpi"]), tmp_path / "run")
     groups = {group["lr_scale"]: group for group in trainer.optimizer.param_groups}
     assert groups[7.0]["params"][0] is trainer.pipeline.field.planes
     assert math.isclose(groups[7.0]["lr"], 7.0 * config.train.lr)
@@ -121,7 +123,7 @@ def test_lr_scale_sets_the_planes_learning_rate(facing_scene: Path, tmp_path: Pa
 def test_bad_options_exit_2(facing_scene: Path, tmp_path: Path, capsys, setting, message) -> None:  # noqa: ANN001
     args = ["run", "--data", str(facing_scene), "--plugins", "mpi", "--out", str(tmp_path / "r"),
             "--max-steps", "1", "--set", setting]  # fmt: skip
-    assert main(args) == 2
+    assert run_cli(args) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
@@ -129,7 +131,7 @@ def test_bad_options_exit_2(facing_scene: Path, tmp_path: Path, capsys, setting,
 def test_plane_sampler_needs_the_mpi_field(facing_scene: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     args = ["run", "--data", str(facing_scene), "--plugins", "mpi", "--out", str(tmp_path / "r"),
             "--max-steps", "1", "--set", "field=tiny", "--set", "sampler=mpi"]  # fmt: skip
-    assert main(args) == 2
+    assert run_cli(args) == 2
     assert "sampler 'mpi': needs the mpi field" in capsys.readouterr().err
 
 
@@ -137,7 +139,7 @@ def psnr_after(scene: Path, out: Path, steps: int, *extra: str) -> float:
     """Test PSNR of a run of ``steps`` steps with the mpi plugin."""
     args = ["run", "--data", str(scene), "--plugins", "mpi", "--out", str(out),
             "--max-steps", str(steps), *QUICK, *extra]  # fmt: skip
-    assert main(args) == 0
+    assert run_cli(args) == 0
     return json.loads((out / "metrics.json").read_text())["test"]["psnr"]
 
 

@@ -8,9 +8,7 @@ unless the user chose a field, and adds ``losses.latent_l2`` (weight ``LATENT_L2
 
 from __future__ import annotations
 
-from atlas_core import hookimpl
-from atlas_core.config import RunConfig
-from atlas_core.hookspecs import Register
+from atlas_core.api import Register, RunConfig, hookimpl
 from atlas_plugin_nerfae.field import NeRFAEField
 from atlas_plugin_nerfae.loss import LatentL2Loss
 

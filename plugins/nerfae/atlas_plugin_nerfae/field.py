@@ -14,12 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.fields import Field, mlp, trunc_exp
-from atlas_core.rays import RaySamples
+from atlas_core.api import Field, PositionalEncoding, RaySamples, mlp, trunc_exp
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 Normalization = Literal["none", "l2", "layer"]
 DENSITY_SHIFT = -1.0  # initial density about e^-1, as the core's tiny field

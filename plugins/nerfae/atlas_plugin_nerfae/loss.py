@@ -6,12 +6,11 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-from atlas_core.losses import Loss
-from atlas_core.rays import RayBundle
+from atlas_core.api import Loss, RayBundle
 from atlas_plugin_nerfae.field import NeRFAEField
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 
 class LatentL2Loss(Loss):

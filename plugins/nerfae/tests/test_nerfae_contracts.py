@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from atlas_core.testing.contracts import FieldContract, LossContract
+from atlas_core.testing import FieldContract, LossContract
 
 
 class TestNeRFAEFieldContract(FieldContract):

@@ -8,8 +8,7 @@ import pytest
 import torch
 from atlas_plugin_nerfae.field import LatentNorm, NeRFAEField
 
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.rays import RayBundle, RaySamples
+from atlas_core.api import PositionalEncoding, RayBundle, RaySamples
 
 
 def make_field(**options) -> NeRFAEField:  # noqa: ANN003

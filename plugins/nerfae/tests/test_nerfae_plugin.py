@@ -8,12 +8,8 @@ import pytest
 import torch
 from atlas_plugin_nerfae import LATENT_L2, LatentL2Loss, NeRFAEField
 
-from atlas_core import plugins
-from atlas_core.cli import main
-from atlas_core.config import RunConfig
-from atlas_core.errors import ConfigError
-from atlas_core.pipeline import configure
-from atlas_core.train import Trainer
+from atlas_core.api import ConfigError, RunConfig
+from atlas_core.testing import Trainer, configure, load_plugins, run_cli
 
 QUICK = ["--max-steps", "3", "--eval-views", "1", "--set", "eval.video_frames=0",
          "--set", "train.batch_rays=64", "--set", "sampler.samples=8",
@@ -36,7 +32,7 @@ def test_entry_point_registers_field_and_loss(atlas_pm) -> None:  # noqa: ANN001
     assert loaded.registry.get("fields", "nerfae").factory is NeRFAEField
     assert loaded.registry.get("losses", "latent_l2").factory is LatentL2Loss
     assert loaded.infos["nerfae"].distribution == "atlas-plugin-nerfae"
-    assert "nerfae" not in plugins.load().infos
+    assert "nerfae" not in load_plugins().infos
 
 
 def test_configure_picks_the_field_and_adds_the_penalty(atlas_pm) -> None:  # noqa: ANN001
@@ -68,9 +64,9 @@ def test_latent_loss_needs_unnormalised_nerfae_latents(atlas_pm, atlas_scene, tm
 
 def test_cli_errors_exit_2(atlas_scene: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     base = ["run", "--data", str(atlas_scene), "--plugins", "nerfae", *QUICK]
-    assert main([*base, "--out", str(tmp_path / "a"), "--set", "field.normalization=batch"]) == 2
+    assert run_cli([*base, "--out", str(tmp_path / "a"), "--set", "field.normalization=batch"]) == 2
     assert "field.normalization" in capsys.readouterr().err
-    assert main([*base, "--out", str(tmp_path / "b"), "--set", "field.latent_size=0"]) == 2
+    assert run_cli([*base, "--out", str(tmp_path / "b"), "--set", "field.latent_size=0"]) == 2
     assert "latent_size" in capsys.readouterr().err
 
 
@@ -131,7 +127,7 @@ def test_with_fourier_features(atlas_scene: Path, tmp_path: Path) -> None:
     pytest.importorskip("atlas_plugin_fourier")
     out = tmp_path / "f"
     args = ["run", "--data", str(atlas_scene), "--out", str(out), "--plugins", "nerfae,fourier"]
-    assert main([*args, *QUICK]) == 0
+    assert run_cli([*args, *QUICK]) == 0
     text = (out / "config.toml").read_text()
     assert '[field]\nname = "nerfae"' in text and 'name = "positional"' not in text
 
@@ -147,6 +143,6 @@ def test_with_ngp_both_choosing_the_field_is_a_clash(atlas_scene, tmp_path, caps
         "--plugins",
         "ngp,nerfae",
     ]
-    assert main([*args, *QUICK]) == 2
+    assert run_cli([*args, *QUICK]) == 2
     err = capsys.readouterr().err
     assert "'ngp' and 'nerfae' both choose the field" in err and "--set field=" in err

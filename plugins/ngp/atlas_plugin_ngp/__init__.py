@@ -8,10 +8,7 @@ the user chose a field; the hash encoding can also feed other fields
 
 from __future__ import annotations
 
-from atlas_core import hookimpl
-from atlas_core.config import RunConfig
-from atlas_core.hookspecs import Register
-from atlas_core.occupancy import prefer_occupancy
+from atlas_core.api import Register, RunConfig, hookimpl, prefer_occupancy
 from atlas_plugin_ngp.field import NGPField
 from atlas_plugin_ngp.hash_encoding import HashEncoding
 

@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
-from atlas_core.fields import Field, trunc_exp
-from atlas_core.rays import RaySamples
+from atlas_core.api import Field, RaySamples, trunc_exp
 from atlas_plugin_ngp.hash_encoding import HashEncoding
 from atlas_plugin_ngp.mlp import FusedMLP
 from atlas_plugin_ngp.spherical_harmonics import SphericalHarmonics
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 GEOMETRY_FEATURES = 15  # density MLP outputs 1 + 15 values (paper, sec. 5.4)
 DENSITY_SHIFT = -1.0  # initial density e^-1, as in nerfstudio; -3 trained worse on lego

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from atlas_core.encodings import Encoding
+from atlas_core.api import Encoding
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 # Mueller et al. 2022, eq. 4: pi_1 = 1, pi_2 = 2654435761, pi_3 = 805459861.
 PRIMES = (1, 2654435761, 805459861)

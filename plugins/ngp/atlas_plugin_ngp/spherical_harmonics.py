@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from atlas_core.encodings import Encoding
+from atlas_core.api import Encoding
 
 C0 = 0.28209479177387814  # 1 / (2 sqrt(pi))
 C1 = 0.4886025119029199  # sqrt(3 / (4 pi))

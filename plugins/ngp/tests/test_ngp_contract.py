@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from atlas_core.testing.contracts import EncodingContract, FieldContract, SamplerContract
+from atlas_core.testing import EncodingContract, FieldContract, SamplerContract
 
 SMALL = {"levels": 4, "log2_table": 12, "finest_resolution": 64}
 

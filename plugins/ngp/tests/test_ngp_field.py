@@ -10,7 +10,7 @@ import torch
 from atlas_plugin_ngp.field import NGPField
 from atlas_plugin_ngp.spherical_harmonics import SphericalHarmonics
 
-from atlas_core.rays import RayBundle, samples_from_bins
+from atlas_core.api import RayBundle, samples_from_bins
 
 BOUNDS = (-1.5, -1.5, -1.5, 1.5, 1.5, 1.5)
 SMALL = {"levels": 6, "log2_table": 12, "finest_resolution": 128}

@@ -8,10 +8,8 @@ from pathlib import Path
 import torch
 from atlas_plugin_ngp import TARGET_SAMPLES, HashEncoding, NGPField
 
-from atlas_core import plugins
-from atlas_core.cli import main
-from atlas_core.config import RunConfig
-from atlas_core.pipeline import configure
+from atlas_core.api import RunConfig
+from atlas_core.testing import configure, load_plugins, run_cli
 
 
 def test_entry_point_registers_field_and_encoding(atlas_pm) -> None:  # noqa: ANN001
@@ -22,7 +20,7 @@ def test_entry_point_registers_field_and_encoding(atlas_pm) -> None:  # noqa: AN
     assert encoding.factory is HashEncoding and encoding.plugin == "ngp"
     assert loaded.infos["ngp"].distribution == "atlas-plugin-ngp"
     assert loaded.infos["ngp"].components == {"encodings": ["hash"], "fields": ["ngp"]}
-    assert "ngp" not in plugins.load().infos  # installed is not enabled
+    assert "ngp" not in load_plugins().infos  # installed is not enabled
 
 
 def test_configure_claims_the_field_and_occupancy_sampling(atlas_pm) -> None:  # noqa: ANN001
@@ -48,8 +46,8 @@ def test_configure_claims_the_field_and_occupancy_sampling(atlas_pm) -> None:  #
 
 def test_field_options_are_checked(atlas_scene, tmp_path) -> None:  # noqa: ANN001
     base = ["run", "--data", str(atlas_scene), "--plugins", "ngp", "--max-steps", "1"]
-    assert main([*base, "--out", str(tmp_path / "a"), "--set", "field.levels=0"]) == 2
-    assert main([*base, "--out", str(tmp_path / "b"), "--set", "field.width=16"]) == 2
+    assert run_cli([*base, "--out", str(tmp_path / "a"), "--set", "field.levels=0"]) == 2
+    assert run_cli([*base, "--out", str(tmp_path / "b"), "--set", "field.width=16"]) == 2
 
 
 def test_cli_run_end_to_end(atlas_scene, tmp_path) -> None:  # noqa: ANN001
@@ -57,7 +55,7 @@ def test_cli_run_end_to_end(atlas_scene, tmp_path) -> None:  # noqa: ANN001
     args = ["run", "--data", str(atlas_scene), "--out", str(out), "--plugins", "ngp",
             "--max-steps", "40", "--eval-views", "1", "--set", "eval.video_frames=0",
             "--set", "train.batch_rays=512", "--set", "sampler.samples=16"]  # fmt: skip
-    assert main(args) == 0
+    assert run_cli(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 40 and metrics["plugins"]["ngp"] == "0.1.0"
     assert "[field]" in (out / "config.toml").read_text()
@@ -71,13 +69,13 @@ def test_hash_encoding_feeds_the_tiny_field(atlas_scene, tmp_path) -> None:  # n
             "--set", "encoding.log2_table=12", "--max-steps", "3", "--eval-views", "1",
             "--set", "eval.video_frames=0", "--set", "train.batch_rays=64",
             "--set", "sampler.samples=8"]  # fmt: skip
-    assert main(args) == 0
+    assert run_cli(args) == 0
     assert 'name = "hash"' in (out / "config.toml").read_text()
 
 
 def test_training_raises_psnr(atlas_pm, atlas_scene: Path, tmp_path: Path) -> None:  # noqa: ANN001
     """100 steps on the 24x24 scene: measured 9.8 -> 18.4 dB (+8.6) on CPU; assert +6."""
-    from atlas_core.train import Trainer
+    from atlas_core.testing import Trainer
 
     torch.manual_seed(0)
     config = RunConfig()
@@ -101,4 +99,4 @@ def test_runs_with_the_occupancy_sampler(atlas_scene, tmp_path) -> None:  # noqa
             "--set", "field.precision=bfloat16",
             "--max-steps", "20", "--eval-views", "1", "--set", "eval.video_frames=0",
             "--set", "train.batch_rays=256"]  # fmt: skip
-    assert main(args) == 0
+    assert run_cli(args) == 0

@@ -10,12 +10,9 @@ objects, each seen from its view 0.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
+from typing import TYPE_CHECKING
 
-from atlas_core import hookimpl
-from atlas_core.hookspecs import Register
-from atlas_core.pipeline import plugin_options
+from atlas_core.api import Register, Run, Views, first_with, hookimpl, plugin_options
 from atlas_plugin_pixelnerf.batches import ObjectBatches
 from atlas_plugin_pixelnerf.data import PixelScene, load_pixel_single
 from atlas_plugin_pixelnerf.field import NAME, PixelNeRFField
@@ -23,14 +20,12 @@ from atlas_plugin_pixelnerf.options import PixelNeRFOptions
 from atlas_plugin_pixelnerf.synth import generate
 
 if TYPE_CHECKING:
-    from atlas_core.config import RunConfig
-    from atlas_core.train import Trainer
+    from atlas_core.api import RunConfig
 
 __all__ = ["ObjectBatches", "PixelNeRFField", "PixelNeRFOptions", "load_pixel_single"]
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
 DATA_KIND = "pixel-single"
-BATCHES: WeakKeyDictionary[Trainer, ObjectBatches] = WeakKeyDictionary()
 
 
 def options(config: RunConfig) -> PixelNeRFOptions:
@@ -64,22 +59,19 @@ def atlas_configure(config: RunConfig) -> None:
 
 
 @hookimpl
-def atlas_train_start(trainer: Trainer) -> None:
-    """Install per-step object batches (pixel-single data and the pixelnerf field only)."""
-    scene = trainer.scene
-    conditioned = any(isinstance(m, PixelNeRFField) for m in trainer.pipeline.field.modules())
+def atlas_train_start(run: Run) -> None:
+    """Set up per-step object batches (pixel-single data and the pixelnerf field only)."""
+    scene = run.scene
+    conditioned = first_with(run.pipeline.field, PixelNeRFField) is not None
     if conditioned and isinstance(scene, PixelScene) and scene.bank is not None:
-        chosen = options(trainer.config)
-        batches = ObjectBatches(
-            scene.bank, chosen.source_views, chosen.objects_per_batch, trainer.device
+        chosen = options(run.config)
+        run.store[NAME] = ObjectBatches(
+            scene.bank, chosen.source_views, chosen.objects_per_batch, run.device
         )
-        BATCHES[trainer] = batches
-        trainer.train_views = batches.next()
 
 
 @hookimpl
-def atlas_train_step_end(trainer: Trainer, step: int, metrics: dict[str, Any]) -> None:
-    """Draw the next step's objects and source views."""
-    batches = BATCHES.get(trainer)
-    if batches is not None:
-        trainer.train_views = batches.next()
+def atlas_train_views(run: Run, step: int) -> Views | None:
+    """Each step's objects and source views (None without object batches)."""
+    batches = run.store.get(NAME)
+    return None if batches is None else batches.next()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from atlas_core.data.scene import Views
+from atlas_core.api import Views
 from atlas_plugin_pixelnerf.data import ObjectBank
 
 

@@ -22,9 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from atlas_core.data.blender import load_blender, load_split, read_json
-from atlas_core.data.scene import SceneData, Views
-from atlas_core.errors import DataError
+from atlas_core.api import DataError, SceneData, Views, load_blender, load_split, read_json
 from atlas_plugin_pixelnerf.synth import INDEX
 
 

@@ -22,11 +22,15 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.fields import Field
-from atlas_core.pipeline import plugin_options, protocol_background
-from atlas_core.rays import RayBundle, RaySamples
-from atlas_plugin_pixelnerf.data import one_object_bank
+from atlas_core.api import (
+    Field,
+    PositionalEncoding,
+    RayBundle,
+    RaySamples,
+    plugin_options,
+    protocol_background,
+)
+from atlas_plugin_pixelnerf.data import PixelScene, one_object_bank
 from atlas_plugin_pixelnerf.encoder import FeaturePyramidEncoder
 from atlas_plugin_pixelnerf.options import PixelNeRFOptions
 from atlas_plugin_pixelnerf.projection import (
@@ -37,7 +41,7 @@ from atlas_plugin_pixelnerf.projection import (
 )
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 NAME = "pixelnerf"
 FREQUENCIES = 6  # Yu et al. 2021, supp.: 6 frequencies for camera-frame points
@@ -71,7 +75,8 @@ class PixelNeRFField(Field):
         image_features: bool = False,
     ):
         super().__init__()
-        bank = getattr(context.scene, "bank", None)
+        scene = context.scene
+        bank = scene.bank if isinstance(scene, PixelScene) else None
         if bank is None:  # another data kind: its train views are one object
             bank = one_object_bank(context.scene.split("train"))
         if width < 1 or blocks < 1 or not 1 <= combine_at <= blocks:

@@ -23,7 +23,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from atlas_core.data import synth
+from atlas_core.api import synth
 
 INDEX = "objects.json"
 

@@ -8,9 +8,8 @@ from typing import ClassVar
 import torch
 from atlas_plugin_pixelnerf.data import ObjectBank, PixelScene, split_views
 
-from atlas_core.cameras import look_at
-from atlas_core.data.scene import SceneData
-from atlas_core.testing.contracts import FieldContract
+from atlas_core.api import SceneData, look_at
+from atlas_core.testing import FieldContract
 
 
 def memory_scene(objects: int = 3, views: int = 3, size: int = 8) -> PixelScene:

@@ -12,10 +12,8 @@ from atlas_plugin_pixelnerf.data import PixelScene, load_pixel_single
 from atlas_plugin_pixelnerf.synth import main as synth_main
 from atlas_plugin_pixelnerf.synth import random_object, write_objects
 
-from atlas_core.cli import main
-from atlas_core.data.scene import image_rays
-from atlas_core.errors import DataError
-from atlas_core.testing.contracts import DatasetContract
+from atlas_core.api import DataError, image_rays
+from atlas_core.testing import DatasetContract, run_cli
 
 
 class TestPixelSingleData(DatasetContract):
@@ -112,7 +110,7 @@ def test_bad_data_exits_2_from_the_cli(
     (root / "obj_003" / "train" / "r_1.png").write_bytes(b"not a png")
     args = ["run", "--data", str(root), "--data-kind", "pixel-single", "--plugins", "pixelnerf",
             "--out", str(tmp_path / "run"), "--max-steps", "1"]  # fmt: skip
-    assert main(args) == 2
+    assert run_cli(args) == 2
     err = capsys.readouterr().err
     assert "obj_003/train/r_1.png: not a readable image" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()

@@ -8,13 +8,17 @@ from atlas_plugin_pixelnerf.encoder import FeaturePyramidEncoder
 from atlas_plugin_pixelnerf.field import PixelNeRFField
 from test_pixelnerf_contract import memory_scene
 
-from atlas_core.config import RunConfig
-from atlas_core.data.scene import camera_rays, make_rays
-from atlas_core.errors import ConfigError
-from atlas_core.pipeline import BuildContext, configure
-from atlas_core.plugins import load
-from atlas_core.rays import RayBundle, samples_from_bins
-from atlas_core.samplers import stratified_edges
+from atlas_core.api import (
+    BuildContext,
+    ConfigError,
+    RayBundle,
+    RunConfig,
+    camera_rays,
+    make_rays,
+    samples_from_bins,
+    stratified_edges,
+)
+from atlas_core.testing import configure, load_plugins
 
 
 def make_field(sources: int = 1, **options: object) -> PixelNeRFField:
@@ -24,7 +28,7 @@ def make_field(sources: int = 1, **options: object) -> PixelNeRFField:
     config.set("pixelnerf.source_views", sources)
     for key, value in {"width": 16, "encoder_width": 4, **options}.items():
         config.set(f"field.{key}", value)
-    plugins = load(config.plugins)
+    plugins = load_plugins(config.plugins)
     configure(config, plugins)
     torch.manual_seed(0)
     return BuildContext(config, plugins, memory_scene(views=4)).make_field()

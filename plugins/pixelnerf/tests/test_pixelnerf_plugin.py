@@ -9,12 +9,8 @@ import pytest
 import torch
 from atlas_plugin_pixelnerf import ObjectBatches, PixelNeRFField, load_pixel_single
 
-from atlas_core.cli import main
-from atlas_core.config import RunConfig
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.pipeline import BuildContext, configure
-from atlas_core.plugins import load
-from atlas_core.train import Trainer
+from atlas_core.api import BuildContext, PositionalEncoding, RunConfig
+from atlas_core.testing import Trainer, configure, load_plugins, run_cli
 
 
 def run_args(data: Path, out: Path, *extra: str, samples: bool = True) -> list[str]:
@@ -38,7 +34,7 @@ def configured(*settings: tuple[str, object]) -> RunConfig:
     config.plugins = ["pixelnerf"]
     for key, value in settings:
         config.set(key, value)
-    configure(config, load(config.plugins))
+    configure(config, load_plugins(config.plugins))
     return config
 
 
@@ -54,7 +50,7 @@ def test_pixelnerf_frequencies_unless_the_encoding_is_set(
     objects_data: Path, settings: tuple[tuple[str, object], ...], frequencies: int
 ) -> None:
     config = configured(("field.encoder_width", 2), *settings)
-    context = BuildContext(config, load(config.plugins), load_pixel_single(objects_data))
+    context = BuildContext(config, load_plugins(config.plugins), load_pixel_single(objects_data))
     encoding = context.make_field().encoding
     assert isinstance(encoding, PositionalEncoding) and encoding.out_dim == 3 + 6 * frequencies
 
@@ -94,10 +90,11 @@ def test_short_training_generalises_to_held_out_objects(
                 "sampler.samples": 24, "eval.views": 0, "field.width": 32}  # fmt: skip
     for key, value in settings.items():
         config.set(key, value)
-    trainer = Trainer(config, load(config.plugins), tmp_path / "run")
+    trainer = Trainer(config, load_plugins(config.plugins), tmp_path / "run")
     before = trainer.evaluate(write_images=False)["psnr"]
     trainer.fit()
-    assert "sources" in trainer.train_views.extras  # the plugin's batches were used
+    assert "sources" in trainer.step_views().extras  # the plugin's batches are used
+    assert "sources" not in trainer.train_views.extras  # and nothing was assigned
     after = trainer.evaluate(write_images=False)["psnr"]
     test = trainer.scene.split("test").images.float() / 255
     white = 1 - test[..., 3:] * (1 - test[..., :3])
@@ -111,7 +108,7 @@ def test_cli_run_with_every_option(objects_data: Path, tmp_path: Path) -> None:
     extra = ["--set", "pixelnerf.source_views=2", "--set", "pixelnerf.objects_per_batch=3",
              "--set", "field.blocks=3", "--set", "field.combine_at=1",
              "--set", "field.encoder_stages=1", "--set", "field.image_features=true"]  # fmt: skip
-    assert main(run_args(objects_data, out, *extra)) == 0
+    assert run_cli(run_args(objects_data, out, *extra)) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["views"] == 2 and metrics["protocol"]["data_kind"] == "pixel-single"
     assert (out / "video.mp4").stat().st_size > 0
@@ -119,7 +116,7 @@ def test_cli_run_with_every_option(objects_data: Path, tmp_path: Path) -> None:
         "obj_006_r_1_pred.png",
         "obj_007_r_1_pred.png",
     ]
-    assert main(["eval", str(out)]) == 0  # the bank is rebuilt from the data, not saved
+    assert run_cli(["eval", str(out)]) == 0  # the bank is rebuilt from the data, not saved
 
 
 def test_batches_serve_only_the_pixelnerf_field(objects_data: Path, tmp_path: Path) -> None:
@@ -127,7 +124,7 @@ def test_batches_serve_only_the_pixelnerf_field(objects_data: Path, tmp_path: Pa
                         ("train.max_steps", 1), ("train.batch_rays", 16))  # fmt: skip
     config.data.path = str(objects_data)
     config.set("data.kind", "pixel-single")
-    trainer = Trainer(config, load(config.plugins), tmp_path / "run")
+    trainer = Trainer(config, load_plugins(config.plugins), tmp_path / "run")
     trainer.fit()
     assert trainer.step == 1 and len(trainer.train_views) == 6 * 4  # the plain train split
 
@@ -143,7 +140,7 @@ def test_batches_serve_only_the_pixelnerf_field(objects_data: Path, tmp_path: Pa
     ],
 )
 def test_bad_options_exit_2(objects_data, tmp_path, capsys, extra, message) -> None:  # noqa: ANN001
-    assert main(run_args(objects_data, tmp_path / "run", *extra)) == 2
+    assert run_cli(run_args(objects_data, tmp_path / "run", *extra)) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()
@@ -157,7 +154,7 @@ def test_a_blender_scene_is_one_object(atlas_scene, tmp_path) -> None:  # noqa: 
     for kind in ("blender", "pixel-single"):  # the field builds the same bank on blender data
         out = tmp_path / kind
         args = run_args(atlas_scene, out, "--data-kind", kind, "--set", "eval.video_frames=0")
-        assert main(args) == 0
+        assert run_cli(args) == 0
         assert json.loads((out / "metrics.json").read_text())["protocol"]["data_kind"] == kind
 
 
@@ -166,12 +163,12 @@ def test_resume_and_hierarchical_sampling(objects_data: Path, tmp_path: Path) ->
     hierarchical = ["--set", "sampler=hierarchical", "--set", "sampler.coarse=8",
                     "--set", "sampler.fine=8", "--set", "eval.video_frames=0"]  # fmt: skip
     args = run_args(objects_data, out, *hierarchical, samples=False)
-    assert main(args) == 0
-    assert main(["run", "--resume", "--out", str(out), "--max-steps", "5"]) == 0
+    assert run_cli(args) == 0
+    assert run_cli(["run", "--resume", "--out", str(out), "--max-steps", "5"]) == 0
     assert json.loads((out / "metrics.json").read_text())["steps"] == 5
 
 
 def test_occupancy_sampling_is_refused(objects_data, tmp_path, capsys) -> None:  # noqa: ANN001
     args = run_args(objects_data, tmp_path / "run", "--set", "sampler=occupancy", samples=False)
-    assert main(args) == 2
+    assert run_cli(args) == 2
     assert "has no density() method" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from atlas_plugin_pixelnerf.projection import (
     world_to_camera,
 )
 
-from atlas_core.cameras import look_at, pixel_rays
+from atlas_core.api import look_at, pixel_rays
 
 WIDTH, HEIGHT, FOCAL = 20, 14, 18.0
 

@@ -9,10 +9,7 @@ plugin (or a user-chosen SDF field) the run stops at start-up and names the plug
 
 from __future__ import annotations
 
-from atlas_core import hookimpl
-from atlas_core.config import RunConfig
-from atlas_core.errors import PluginError
-from atlas_core.hookspecs import Register
+from atlas_core.api import PluginError, Register, RunConfig, hookimpl
 from atlas_plugin_relight.data import load_nerv_point
 from atlas_plugin_relight.losses import MaskLoss
 from atlas_plugin_relight.options import RelightOptions
@@ -64,7 +61,7 @@ def require_sdf_field(config: RunConfig) -> None:
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
     """Check ``relight.*``, require an SDF field, claim sampler and renderer, add the mask term."""
-    from atlas_core.pipeline import plugin_options
+    from atlas_core.api import plugin_options
 
     plugin_options(config, "relight", RelightOptions)
     require_sdf_field(config)

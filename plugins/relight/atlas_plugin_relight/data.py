@@ -18,9 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from atlas_core.cameras import focal_from_fov
-from atlas_core.data.blender import (
+from atlas_core.api import (
     SPLITS,
+    DataError,
+    SceneData,
+    Views,
+    downscale_rgba,
+    focal_from_fov,
     image_file,
     parse_fov,
     parse_frames,
@@ -29,9 +33,6 @@ from atlas_core.data.blender import (
     read_json,
     short,
 )
-from atlas_core.data.images import downscale_rgba
-from atlas_core.data.scene import SceneData, Views
-from atlas_core.errors import DataError
 from atlas_plugin_relight.lights import POSITIONS, POWER, SCALED
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.nn.functional import softplus
 
-from atlas_core.fields import mlp
+from atlas_core.api import mlp
 from atlas_plugin_relight.brdf import Reflectance, dot, half_vector, unit
 
 FEATURES = 8

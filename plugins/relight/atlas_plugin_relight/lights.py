@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from atlas_core.rays import RayBundle
+from atlas_core.api import RayBundle
 from atlas_plugin_relight.options import RelightOptions
 
 POSITIONS, POWER, SCALED = "light_positions", "light_power", "light_scaled"

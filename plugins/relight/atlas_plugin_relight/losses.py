@@ -6,9 +6,7 @@ import torch
 from torch import Tensor
 from torch.nn.functional import binary_cross_entropy_with_logits
 
-from atlas_core.errors import ConfigError
-from atlas_core.losses import Loss
-from atlas_core.rays import RayBundle
+from atlas_core.api import ConfigError, Loss, RayBundle
 
 
 class MaskLoss(Loss):

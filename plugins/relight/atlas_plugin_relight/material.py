@@ -6,8 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.fields import mlp
+from atlas_core.api import PositionalEncoding, mlp
 from atlas_plugin_relight.brdf import GGX, BlinnPhong, Diffuse, Reflectance
 from atlas_plugin_relight.learned_brdf import (
     FourierReflectance,

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor, nn
 
-from atlas_core.errors import ConfigError
-from atlas_core.rays import RayBundle, RaySamples
+from atlas_core.api import ConfigError, RayBundle, RaySamples
 from atlas_plugin_relight.integrators import make_integrator
 from atlas_plugin_relight.lights import make_light
 from atlas_plugin_relight.material import Material
@@ -23,7 +22,7 @@ from atlas_plugin_relight.shadows import make_shadow
 from atlas_plugin_relight.surface import HIT, find_sdf
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 MIN_GRAZE = 0.3  # |n . v| floor in the implicit step: grazing hits would amplify it
 
@@ -33,7 +32,7 @@ class RelightRenderer(nn.Module):
 
     def __init__(self, context: BuildContext, background: Literal["black", "white"] = "white"):
         super().__init__()
-        from atlas_core.pipeline import plugin_options
+        from atlas_core.api import plugin_options
 
         options = plugin_options(context.config, "relight", RelightOptions)
         name = context.config.field.name

@@ -11,8 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.fields import mlp
+from atlas_core.api import PositionalEncoding, mlp
 from atlas_plugin_relight.options import RelightOptions
 
 OFFSET = 1e-2  # start shadow rays this far along the normal, off the surface

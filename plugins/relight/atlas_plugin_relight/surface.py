@@ -8,23 +8,20 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from atlas_core.errors import ConfigError
-from atlas_core.rays import RayBundle, RaySamples
-from atlas_core.samplers import Sampler
+from atlas_core.api import ConfigError, HasSDF, RayBundle, RaySamples, Sampler, first_with
 from atlas_plugin_relight.intersect import intersect
 from atlas_plugin_relight.options import RelightOptions
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 HIT = "relight_hit"  # rays.extras key: 1 where the ray meets the surface, else 0
 
 
 def find_sdf(field: nn.Module, what: str, field_name: str) -> nn.Module:
     """The field itself when it has an ``sdf()`` method, else a ConfigError naming why."""
-    for module in field.modules():
-        if not callable(getattr(module, "sdf", None)):
-            continue
+    module = first_with(field, HasSDF)
+    if module is not None:
         if module is not field:  # a wrapper (say, dnerf's deformation) would be bypassed
             raise ConfigError(
                 f"{what} traces the SDF of {type(module).__name__}, but the run's field is "
@@ -47,7 +44,7 @@ class SurfaceSampler(Sampler):
 
     def __init__(self, context: BuildContext):
         super().__init__()
-        from atlas_core.pipeline import plugin_options
+        from atlas_core.api import plugin_options
 
         options = plugin_options(context.config, "relight", RelightOptions)
         self.method, self.steps = options.intersect, options.steps

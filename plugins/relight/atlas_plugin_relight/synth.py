@@ -19,8 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from atlas_core.cameras import focal_from_fov, pixel_rays
-from atlas_core.data.synth import CAMERA_ANGLE_X, camera_poses
+from atlas_core.api import focal_from_fov, pixel_rays, synth
 from atlas_plugin_relight.brdf import blinn_phong, unit
 
 ALBEDO = (0.75, 0.45, 0.25)
@@ -70,7 +69,7 @@ def render(c2w: np.ndarray, light: np.ndarray, size: int, shape: str) -> np.ndar
     """One RGBA uint8 image [size, size, 4]; alpha marks the object."""
     rows, cols = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     pose = torch.from_numpy(c2w).float()
-    focal = focal_from_fov(size, CAMERA_ANGLE_X)
+    focal = focal_from_fov(size, synth.CAMERA_ANGLE_X)
     origins, dirs, _ = pixel_rays(pose, cols.reshape(-1), rows.reshape(-1), focal, size, size)
     t, n = (hit_box if shape == "box" else hit_sphere)(origins, dirs)
     hit = torch.isfinite(t)
@@ -108,7 +107,7 @@ def write_point_scene(
     for split, count in (views or {"train": 24, "test": 4}).items():
         (out / split).mkdir()
         frames = []
-        poses = camera_poses(split, count, seed)
+        poses = synth.camera_poses(split, count, seed)
         lights = light_positions(count, seed + len(split))
         for i, (c2w, light) in enumerate(zip(poses, lights, strict=True)):
             light = c2w[:3, 3] if collocated else light
@@ -119,7 +118,7 @@ def write_point_scene(
                 "light_loc": [float(v) for v in light],
                 "light_intensity": INTENSITY,
             })  # fmt: skip
-        meta = {"camera_angle_x": CAMERA_ANGLE_X, "frames": frames}
+        meta = {"camera_angle_x": synth.CAMERA_ANGLE_X, "frames": frames}
         (out / f"transforms_{split}.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
 

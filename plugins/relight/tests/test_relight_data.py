@@ -13,9 +13,8 @@ from atlas_plugin_relight.data import load_nerv_point
 from atlas_plugin_relight.lights import POSITIONS, POWER, SCALED
 from atlas_plugin_relight.synth import INTENSITY, write_point_scene
 
-from atlas_core.cli import main
-from atlas_core.data.scene import make_rays
-from atlas_core.errors import DataError
+from atlas_core.api import DataError, make_rays
+from atlas_core.testing import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +116,7 @@ def test_bad_light_fields_name_file_and_frame(
 def test_cli_exits_2_naming_the_file(point_scene: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     root = edit(point_scene, tmp_path, BAD[0][0])
     args = ["run", "--data", str(root), "--data-kind", "nerv_point", "--plugins", "volsdf,relight"]
-    assert main([*args, "--out", str(tmp_path / "out"), "--max-steps", "1"]) == 2
+    assert run_cli([*args, "--out", str(tmp_path / "out"), "--max-steps", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("atlas: error:") and "transforms_train.json" in err and "light_loc" in err
 

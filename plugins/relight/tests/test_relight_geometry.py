@@ -22,7 +22,7 @@ from atlas_plugin_relight.material import Material
 from atlas_plugin_relight.options import RelightOptions
 from atlas_plugin_relight.shadows import HardShadow, LearnedShadow, NoShadow
 
-from atlas_core.rays import RayBundle
+from atlas_core.api import RayBundle
 
 
 def sphere(center: tuple[float, float, float], radius: float):

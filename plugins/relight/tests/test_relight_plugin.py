@@ -10,13 +10,15 @@ import torch
 from atlas_plugin_relight.data import load_nerv_point
 from atlas_plugin_relight.synth import write_point_scene
 
-from atlas_core import pipeline, plugins
-from atlas_core.cli import main
-from atlas_core.config import RunConfig
-from atlas_core.data.scene import make_rays
-from atlas_core.errors import ConfigError, PluginError
-from atlas_core.testing.fixtures import requires_plugins
-from atlas_core.train import Trainer
+from atlas_core.api import ConfigError, PluginError, RunConfig, make_rays
+from atlas_core.testing import (
+    Trainer,
+    build_pipeline,
+    configure,
+    load_plugins,
+    requires_plugins,
+    run_cli,
+)
 
 SMALL = {"field.width": 32, "field.features": 16, "field.color_width": 16}
 
@@ -57,7 +59,7 @@ def test_each_option_renders_with_finite_gradients(point_scene: Path, settings: 
     torch.manual_seed(0)
     config = config_for(point_scene, ["volsdf", "relight"], settings)
     scene = load_nerv_point(point_scene)
-    pipe = pipeline.build(config, plugins.load(config.plugins), scene)
+    pipe = build_pipeline(config, load_plugins(config.plugins), scene)
     views = scene.splits["train"]
     index = torch.arange(64) % len(views)
     rows, cols = torch.randint(0, 16, (64,)), torch.randint(0, 16, (64,))
@@ -84,7 +86,7 @@ def test_training_recovers_the_generated_scene(point_scene: Path, tmp_path: Path
                 "eval.views": 0, "eval.video_frames": 0, "device": "cpu"}  # fmt: skip
     torch.manual_seed(0)
     config = config_for(point_scene, ["volsdf", "relight"], settings)
-    trainer = Trainer(config, plugins.load(config.plugins), tmp_path / "run")
+    trainer = Trainer(config, load_plugins(config.plugins), tmp_path / "run")
     untrained = trainer.evaluate(write_images=False)["psnr"]
     trainer.fit()
     trained = trainer.evaluate(write_images=False)["psnr"]
@@ -97,19 +99,19 @@ def test_without_volsdf_the_run_stops_naming_the_plugins(
     point_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     args = ["run", "--data", str(point_scene), "--data-kind", "nerv_point", "--plugins", "relight"]
-    assert main([*args, "--out", str(tmp_path / "a"), "--max-steps", "1"]) == 2
+    assert run_cli([*args, "--out", str(tmp_path / "a"), "--max-steps", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("atlas: error: plugin 'relight'") and "'volsdf' field" in err
     config = config_for(point_scene, ["dnerf", "relight"], {})
     with pytest.raises(PluginError, match="enabled plugins are 'dnerf', 'relight'"):
-        pipeline.configure(config, plugins.load(config.plugins))
+        configure(config, load_plugins(config.plugins))
 
 
 @requires_plugins("mip")
 def test_mip_clashes_on_the_sampler_by_name(point_scene: Path) -> None:
     config = config_for(point_scene, ["volsdf", "mip", "relight"], {})
     with pytest.raises(PluginError, match="'mip' and 'relight' both choose the sampler"):
-        pipeline.configure(config, plugins.load(config.plugins))
+        configure(config, load_plugins(config.plugins))
 
 
 def test_a_field_without_sdf_is_named(point_scene: Path) -> None:
@@ -117,7 +119,7 @@ def test_a_field_without_sdf_is_named(point_scene: Path) -> None:
     config.field.options.clear()
     scene = load_nerv_point(point_scene)
     with pytest.raises(ConfigError, match="needs a field with an SDF, but field 'tiny' has none"):
-        pipeline.build(config, plugins.load(config.plugins), scene)
+        build_pipeline(config, load_plugins(config.plugins), scene)
 
 
 @requires_plugins("dnerf")
@@ -125,15 +127,15 @@ def test_a_wrapped_field_is_named(point_scene: Path) -> None:
     config = config_for(point_scene, ["volsdf", "dnerf", "relight"], {})
     scene = load_nerv_point(point_scene)
     with pytest.raises(ConfigError, match="field is wrapped in .* e.g. dnerf"):
-        pipeline.build(config, plugins.load(config.plugins), scene)
+        build_pipeline(config, load_plugins(config.plugins), scene)
 
 
 def test_configure_claims_sampler_renderer_and_mask_term(point_scene: Path) -> None:
     config = config_for(point_scene, ["volsdf", "relight"], {"losses.relight_mask": 0.5})
-    pipeline.configure(config, plugins.load(config.plugins))
+    configure(config, load_plugins(config.plugins))
     assert (config.field.name, config.sampler.name, config.renderer.name) == (
         "volsdf", "surface", "relight")  # fmt: skip
     assert config.losses["relight_mask"] == 0.5 and "eikonal" in config.losses
     with pytest.raises(ConfigError, match="relight.integrator"):
         bad = config_for(point_scene, ["volsdf", "relight"], {"relight.integrator": "bidir"})
-        pipeline.configure(bad, plugins.load(bad.plugins))
+        configure(bad, load_plugins(bad.plugins))

@@ -14,7 +14,7 @@ from atlas_plugin_relight.shadows import NoShadow
 from atlas_plugin_relight.synth import ALBEDO, RADIUS, SHININESS, SPECULAR, write_point_scene
 from torch import Tensor
 
-from atlas_core.data.scene import image_rays
+from atlas_core.api import image_rays
 
 
 class KnownMaterial(Reflectance):

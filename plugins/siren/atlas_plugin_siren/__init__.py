@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from atlas_core import hookimpl
-from atlas_core.clashes import require_encoding
-from atlas_core.config import RunConfig
-from atlas_core.hookspecs import Register
+from atlas_core.api import Register, RunConfig, hookimpl, require_encoding
 from atlas_plugin_siren.encoding import SirenEncoding
 from atlas_plugin_siren.field import SirenField
 from atlas_plugin_siren.layers import SineLayer

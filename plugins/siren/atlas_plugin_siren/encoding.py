@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from atlas_core.encodings import Encoding
+from atlas_core.api import Encoding
 from atlas_plugin_siren.layers import SineLayer
 
 

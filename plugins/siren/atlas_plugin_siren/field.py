@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from atlas_core.fields import Field, trunc_exp
-from atlas_core.rays import RaySamples
+from atlas_core.api import Field, RaySamples, tag_parameter, trunc_exp
 from atlas_plugin_siren.layers import SineLayer, siren_linear
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 
 class SirenField(Field):
@@ -46,7 +45,7 @@ class SirenField(Field):
         self.rgb_head = siren_linear(width + 3, 3, w0)
         for module in (self.trunk, self.density_head, self.rgb_head):
             for param in module.parameters():
-                param.lr_scale = lr_scale
+                tag_parameter(param, lr_scale=lr_scale)
 
     def features(self, positions: Tensor) -> Tensor:
         """Sine-MLP features [N, width] of world positions."""

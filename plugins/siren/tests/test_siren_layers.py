@@ -8,7 +8,7 @@ import pytest
 import torch
 from atlas_plugin_siren import SineLayer, SirenEncoding
 
-from atlas_core.testing.contracts import EncodingContract, FieldContract, SamplerContract
+from atlas_core.testing import EncodingContract, FieldContract, SamplerContract
 
 
 class TestSirenEncodingContract(EncodingContract):

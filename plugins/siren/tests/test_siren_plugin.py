@@ -8,12 +8,8 @@ import pytest
 import torch
 from atlas_plugin_siren import SirenEncoding, SirenField
 
-from atlas_core import hookimpl, plugins
-from atlas_core.cli import main
-from atlas_core.config import RunConfig
-from atlas_core.errors import PluginError
-from atlas_core.pipeline import configure
-from atlas_core.train import Trainer
+from atlas_core.api import PluginError, RunConfig, hookimpl
+from atlas_core.testing import Trainer, configure, load_plugins, run_cli
 
 
 def test_entry_point_registers_encoding_and_field(atlas_pm) -> None:  # noqa: ANN001
@@ -22,7 +18,7 @@ def test_entry_point_registers_encoding_and_field(atlas_pm) -> None:  # noqa: AN
     assert loaded.registry.get("fields", "siren").factory is SirenField
     assert loaded.infos["siren"].distribution == "atlas-plugin-siren"
     assert loaded.infos["siren"].components == {"encodings": ["siren"], "fields": ["siren"]}
-    assert "siren" not in plugins.load().infos  # installed is not enabled
+    assert "siren" not in load_plugins().infos  # installed is not enabled
 
 
 def test_configure_fills_only_a_default_encoding(atlas_pm) -> None:  # noqa: ANN001
@@ -64,7 +60,7 @@ def make_trainer(scene: Path, out: Path, **settings: object) -> Trainer:
     config.plugins = ["siren"]
     for key, value in settings.items():
         config.set(key, value)
-    return Trainer(config, plugins.load(["siren"]), out)
+    return Trainer(config, load_plugins(["siren"]), out)
 
 
 def test_field_learns_at_a_scaled_rate(atlas_scene, tmp_path) -> None:  # noqa: ANN001
@@ -81,14 +77,16 @@ def test_cli_runs_and_checks_options(atlas_scene, tmp_path) -> None:  # noqa: AN
             "--eval-views", "1", "--set", "eval.video_frames=0", "--set", "train.batch_rays=64",
             "--set", "sampler.samples=8", "--set", "encoding.features=16"]  # fmt: skip
     out = tmp_path / "enc"
-    assert main([*base, "--out", str(out), "--set", "field.width=16"]) == 0
+    assert run_cli([*base, "--out", str(out), "--set", "field.width=16"]) == 0
     assert 'name = "siren"' in (out / "config.toml").read_text()
     out = tmp_path / "field"
-    assert main([*base, "--out", str(out), "--set", "field=siren", "--set", "field.depth=2"]) == 0
+    assert (
+        run_cli([*base, "--out", str(out), "--set", "field=siren", "--set", "field.depth=2"]) == 0
+    )
     assert (out / "config.toml").read_text().count('name = "siren"') == 2
     bad = ["--set", "field=siren", "--set", "field.lr_scale=0.0"]
-    assert main([*base, "--out", str(tmp_path / "bad"), *bad]) == 2
-    assert main([*base, "--out", str(tmp_path / "w0"), "--set", "encoding.w0=-1.0"]) == 2
+    assert run_cli([*base, "--out", str(tmp_path / "bad"), *bad]) == 2
+    assert run_cli([*base, "--out", str(tmp_path / "w0"), "--set", "encoding.w0=-1.0"]) == 2
 
 
 def test_training_raises_psnr(atlas_scene, tmp_path) -> None:  # noqa: ANN001

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from atlas_core import hookimpl
-from atlas_core.config import RunConfig
-from atlas_core.hookspecs import Register
+from atlas_core.api import Register, RunConfig, hookimpl
 from atlas_plugin_upsample.cnn import UpsampleCNN
 from atlas_plugin_upsample.field import FeatureField, feature_field
 from atlas_plugin_upsample.loss import UpsampleLoss
@@ -46,7 +44,7 @@ def atlas_register_losses(register: Register) -> None:
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
     """Check ``upsample.*``; choose the renderer, crop batches and the upsample loss."""
-    from atlas_core.pipeline import plugin_options
+    from atlas_core.api import plugin_options
 
     plugin_options(config, "upsample", UpsampleOptions)
     config.renderer.name = "upsample"
@@ -58,7 +56,7 @@ def atlas_configure(config: RunConfig) -> None:
 @hookimpl
 def atlas_wrap_field(field: nn.Module, config: RunConfig) -> nn.Module:
     """Add a feature head to the run's field."""
-    from atlas_core.pipeline import plugin_options
+    from atlas_core.api import plugin_options
 
     options = plugin_options(config, "upsample", UpsampleOptions)
     return feature_field(field, options.features)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.fields import mlp
-from atlas_core.occupancy import has_density
-from atlas_core.rays import RaySamples
+from atlas_core.api import PositionalEncoding, RaySamples, has_density, mlp
 
 
 class FeatureField(nn.Module):
@@ -25,13 +22,6 @@ class FeatureField(nn.Module):
         if features:
             self.encoding = PositionalEncoding(3, frequencies)
             self.head = mlp(self.encoding.out_dim, width, 1, features)
-
-    def __getattr__(self, name: str) -> object:
-        """Attributes of the wrapped field (e.g. ``density`` for occupancy sampling)."""
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(super().__getattr__("inner"), name)
 
     def forward(self, samples: RaySamples) -> dict[str, Tensor]:
         """The wrapped field's outputs plus ``features``."""

@@ -5,10 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from atlas_core.crops import BLOCK_KEY, crop_shape, undo_blocks
-from atlas_core.errors import AtlasError
-from atlas_core.losses import ColourLoss
-from atlas_core.rays import RayBundle
+from atlas_core.api import BLOCK_KEY, AtlasError, ColourLoss, RayBundle, crop_shape, undo_blocks
 
 
 class UpsampleLoss(ColourLoss):

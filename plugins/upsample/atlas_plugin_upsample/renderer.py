@@ -8,17 +8,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from atlas_core.crops import CROP_KEY, crop_shape, decimate
-from atlas_core.data.scene import SceneData
-from atlas_core.errors import AtlasError
-from atlas_core.pipeline import plugin_options
-from atlas_core.rays import RayBundle, RaySamples
-from atlas_core.render import Background, VolumeRenderer, segment_sum
+from atlas_core.api import (
+    CROP_KEY,
+    AtlasError,
+    Background,
+    RayBundle,
+    RaySamples,
+    SceneData,
+    VolumeRenderer,
+    crop_shape,
+    decimate,
+    plugin_options,
+    segment_sum,
+)
 from atlas_plugin_upsample.cnn import UpsampleCNN
 from atlas_plugin_upsample.options import UpsampleOptions
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 
 class UpsampleRenderer(VolumeRenderer):

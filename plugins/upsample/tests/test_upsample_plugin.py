@@ -8,12 +8,8 @@ import pytest
 import torch
 from atlas_plugin_upsample import FeatureField, UpsampleCNN, UpsampleRenderer, ViewUpsampler
 
-from atlas_core.cli import main
-from atlas_core.config import RunConfig
-from atlas_core.crops import crop_shape
-from atlas_core.plugins import load
-from atlas_core.testing.fixtures import requires_plugins
-from atlas_core.train import Trainer
+from atlas_core.api import RunConfig, crop_shape
+from atlas_core.testing import Trainer, load_plugins, requires_plugins, run_cli
 
 QUICK = {"train.batch_rays": 128, "sampler.samples": 8, "field.width": 16, "eval.views": 1}
 
@@ -26,7 +22,7 @@ def trainer_for(
     quick = {k: v for k, v in QUICK.items() if "ngp" not in plugins or k != "field.width"}
     for key, value in {**quick, "train.crop_size": 8, **sets}.items():
         config.set(key.replace("__", "."), value)
-    return Trainer(config, load(plugins), out)
+    return Trainer(config, load_plugins(plugins), out)
 
 
 def test_cnn_shapes_and_identity_start() -> None:
@@ -54,7 +50,7 @@ def test_configure_and_crop_batch(atlas_scene: Path, tmp_path: Path) -> None:
     assert outputs["upsampled_rgb"].shape == (8 * 64, 3)
     view = trainer.view_pipeline()
     assert isinstance(view, ViewUpsampler)
-    from atlas_core.data.scene import image_rays
+    from atlas_core.api import image_rays
 
     out = view.render(image_rays(trainer.scene.split("test"), 0, trainer.scene), 100)
     assert out["rgb"].shape == out["target_rgb"].shape == (24 * 24, 3)
@@ -115,7 +111,7 @@ def test_bad_settings_exit_2(
         "upsample",
     ]
     argv += ["--max-steps", "2", *[a for s in sets for a in ("--set", s)]]
-    assert main(argv) == 2
+    assert run_cli(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
 
@@ -127,7 +123,7 @@ def test_composes_with_ngp(atlas_scene: Path, tmp_path: Path) -> None:
             "--max-steps", "10", "--eval-views", "1", "--set", "train.batch_rays=256",
             "--set", "train.crop_size=8", "--set", "eval.video_frames=2",
             "--set", "field.log2_table=12", "--set", "field.levels=4"]  # fmt: skip
-    assert main(argv) == 0
+    assert run_cli(argv) == 0
     assert (out / "metrics.json").exists() and (out / "video.mp4").exists()
     trainer = trainer_for(atlas_scene, tmp_path / "t", plugins=("ngp", "upsample"),
                           **{"field.log2_table": 12, "field.levels": 4})  # fmt: skip

@@ -6,13 +6,12 @@ so ``--plugins dnerf,video`` trains a dynamic scene on it.
 
 from __future__ import annotations
 
-from atlas_core import hookimpl
-from atlas_core.hookspecs import Register
+from atlas_core.api import Register, hookimpl
 from atlas_plugin_video.data import load_video
 from atlas_plugin_video.synth import generate
 
 __all__ = ["load_video"]
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
 
 @hookimpl

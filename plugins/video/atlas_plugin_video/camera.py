@@ -15,8 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from atlas_core.cameras import focal_from_fov
-from atlas_core.errors import DataError
+from atlas_core.api import DataError, focal_from_fov
 
 
 def camera_pose(path: Path, camera: list[float] | None, distance: float) -> Tensor:

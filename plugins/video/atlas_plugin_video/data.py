@@ -13,9 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from atlas_core.data.images import downscale_rgba
-from atlas_core.data.scene import SceneData, Views
-from atlas_core.errors import DataError
+from atlas_core.api import DataError, SceneData, Views, downscale_rgba
 from atlas_plugin_video.camera import camera_focal, camera_pose
 from atlas_plugin_video.reader import read_frames
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from atlas_core.errors import DataError, first_line
+from atlas_core.api import DataError, first_line
 
 
 def read_frames(path: Path, stride: int = 1, limit: int = 0) -> tuple[list[np.ndarray], list[int]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from atlas_core.data import synth
+from atlas_core.api import synth
 
 MOVER = 3  # the gradient sphere in synth.SHAPES
 TRAVEL = np.array([0.0, -0.8, 0.0])  # its displacement over the whole video

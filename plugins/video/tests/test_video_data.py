@@ -11,10 +11,8 @@ import torch
 from atlas_plugin_video import load_video
 from atlas_plugin_video.synth import render_frame, write_video
 
-from atlas_core.cli import main
-from atlas_core.errors import DataError
-from atlas_core.testing.contracts import DatasetContract
-from atlas_core.testing.fixtures import requires_plugins
+from atlas_core.api import DataError
+from atlas_core.testing import DatasetContract, requires_plugins, run_cli
 
 FRAMES, SIZE = 12, 32
 
@@ -119,7 +117,7 @@ def test_bad_files_exit_2_naming_the_file(make, message, tmp_path, capsys) -> No
     path = make(tmp_path)
     args = ["run", "--data", str(path), "--data-kind", "video", "--plugins", "video",
             "--out", str(tmp_path / "run"), "--max-steps", "1"]  # fmt: skip
-    assert main(args) == 2
+    assert run_cli(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{path}: " in err[0] and message in err[0], err
     assert not (tmp_path / "run").exists()
@@ -133,7 +131,7 @@ def test_dnerf_trains_on_the_video(clip: Path, tmp_path: Path) -> None:
             "--set", "data.holdout=4", "--set", "train.batch_rays=128",
             "--set", "sampler.samples=12", "--set", "field.width=16",
             "--set", "eval.video_frames=0", "--set", "dnerf.maps=0"]  # fmt: skip
-    assert main(args) == 0
+    assert run_cli(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 20 and metrics["skipped_steps"] == 0
     assert math.isfinite(metrics["test"]["psnr"]) and metrics["test"]["views"] == 1
@@ -152,10 +150,10 @@ class TestVideoDatasetContract(DatasetContract):
 
 
 def test_atlas_data_synth_writes_a_clip_and_refuses_a_seed(tmp_path, capsys) -> None:  # noqa: ANN001
-    from atlas_core.cli import main
+    from atlas_core.testing import run_cli
 
-    assert main(["data", "synth", str(tmp_path / "v"), "--kind", "video", "--size", "16"]) == 0
+    assert run_cli(["data", "synth", str(tmp_path / "v"), "--kind", "video", "--size", "16"]) == 0
     assert (tmp_path / "v" / "clip.mp4").stat().st_size > 0
-    assert main(["data", "synth", str(tmp_path / "w"), "--kind", "video", "--seed", "3"]) == 2
+    assert run_cli(["data", "synth", str(tmp_path / "w"), "--kind", "video", "--seed", "3"]) == 2
     assert "--seed must be 0" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()

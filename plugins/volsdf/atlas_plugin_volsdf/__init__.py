@@ -7,12 +7,7 @@ and adds the eikonal term (weight 0.1, as in the paper) unless ``losses.eikonal`
 
 from __future__ import annotations
 
-from typing import Any
-
-from atlas_core import hookimpl
-from atlas_core.config import RunConfig
-from atlas_core.hookspecs import Register
-from atlas_core.occupancy import prefer_occupancy
+from atlas_core.api import Register, Run, RunConfig, first_with, hookimpl, prefer_occupancy
 from atlas_plugin_volsdf.density import LaplaceDensity, laplace_cdf
 from atlas_plugin_volsdf.field import VolSDFField
 from atlas_plugin_volsdf.grid_field import SDFGridField
@@ -72,7 +67,7 @@ def atlas_configure(config: RunConfig) -> None:
     The slot is claimed whatever it holds, so a second plugin choosing another field is
     reported by the core as a clash naming both (``--set field=NAME`` settles it).
     """
-    from atlas_core.pipeline import plugin_options
+    from atlas_core.api import plugin_options
 
     plugin_options(config, "volsdf", VolSDFOptions)  # bad volsdf.* options stop here
     if "field" not in config.explicit:
@@ -89,14 +84,14 @@ def atlas_configure(config: RunConfig) -> None:
 
 
 @hookimpl
-def atlas_train_step_end(trainer: Any, step: int, metrics: dict[str, float]) -> None:
-    """Report the learned Laplace scale as ``beta`` with each step's metrics (loggers see
-    it); grow SDF grids on schedule (then the optimiser starts afresh, as in DVGO)."""
-    grown = False
-    for module in trainer.pipeline.field.modules():
-        if isinstance(module, (VolSDFField, SDFGridField)):
-            metrics.setdefault("beta", module.beta)
-        if isinstance(module, SDFGridField):
-            grown |= module.grow(step)
-    if grown:
-        trainer.rebuild_optimizer()
+def atlas_train_step_end(run: Run, step: int, metrics: dict[str, float]) -> None:
+    """Report the learned Laplace scale as ``beta`` with each step's metrics (loggers see it).
+
+    SDF grids grow on schedule through their ``grow`` (the core then starts a fresh
+    optimiser, as DVGO does).
+    """
+    field = first_with(run.pipeline.field, VolSDFField) or first_with(
+        run.pipeline.field, SDFGridField
+    )
+    if field is not None:
+        run.add_metric("beta", field.beta)

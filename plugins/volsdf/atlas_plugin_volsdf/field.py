@@ -13,14 +13,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.fields import Field, mlp
-from atlas_core.rays import RaySamples
+from atlas_core.api import Field, PositionalEncoding, RaySamples, mlp
 from atlas_plugin_volsdf.density import LaplaceDensity
 from atlas_plugin_volsdf.sdf_network import SDFNetwork
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 
 class VolSDFField(Field):

@@ -30,28 +30,12 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor, nn
 
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.fields import Field, mlp
-from atlas_core.grid import (
-    Corners,
-    Shape,
-    blur,
-    check_schedule,
-    corners,
-    fit_saved_grids,
-    gradient,
-    grid_shape,
-    interpolate,
-    resample,
-    schedule,
-    vertices,
-)
-from atlas_core.rays import RaySamples
-from atlas_core.uniform_adam import tag_grid
+from atlas_core.api import Field, PositionalEncoding, RaySamples, mlp, tag_parameter
+from atlas_core.api import grid as grids
 from atlas_plugin_volsdf.density import LaplaceDensity, laplace_cdf
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 GRIDS = ("sdf_grid", "feature_grid")
 STEP_VOXELS = 0.3  # the occupancy sampler's default step, in final voxels
@@ -134,7 +118,7 @@ class SDFGridField(Field):
         feature_lr_scale: float = 20.0,
     ):
         super().__init__()
-        check_schedule(initial_resolution, resolution, tuple(upscale_steps))
+        grids.check_schedule(initial_resolution, resolution, tuple(upscale_steps))
         if features < 1 or width < 1 or depth < 1 or dir_frequencies < 0:
             raise ValueError("features, width and depth must be >= 1, dir_frequencies >= 0")
         if init not in ("density", "sphere"):
@@ -165,16 +149,16 @@ class SDFGridField(Field):
         self.unit = max(extent) / (resolution - 1)
         self.shift = math.log(math.expm1(-math.log1p(-alpha_init)))
         self.upscale_steps = tuple(upscale_steps)
-        self.resolutions = schedule(initial_resolution, resolution, len(self.upscale_steps))
+        self.resolutions = grids.schedule(initial_resolution, resolution, len(self.upscale_steps))
         self.register_buffer("is_sdf", torch.tensor(init == "sphere"))
         self.lr_scales = {
             "density": float(density_lr_scale),
             "sdf_grid": float(sdf_lr_scale),
             "feature_grid": float(feature_lr_scale),
         }
-        shape = grid_shape(tuple(extent), self.resolutions[0])
+        shape = grids.grid_shape(tuple(extent), self.resolutions[0])
         self.register_buffer("dims", torch.tensor(shape))
-        points = vertices(self.low, self.high, shape)
+        points = grids.vertices(self.low, self.high, shape)
         start = self.sphere_sdf(points) if init == "sphere" else torch.zeros(len(points), 1)
         self.set_grid("sdf_grid", start, shape)
         self.set_grid("feature_grid", torch.zeros(math.prod(shape), features), shape)
@@ -199,17 +183,17 @@ class SDFGridField(Field):
         """Signed distance [N, 1] to the sphere of ``radius`` around the box's centre."""
         return (positions - self.centre).norm(dim=-1, keepdim=True) - self.radius
 
-    def set_grid(self, name: str, values: Tensor, shape: Shape) -> None:
+    def set_grid(self, name: str, values: Tensor, shape: grids.Shape) -> None:
         """Install ``values`` [X*Y*Z, C] as the grid parameter ``name``, tagged for the
         optimiser (learning-rate scale, masked Adam, the vertex shape for uniform Adam)."""
-        param = tag_grid(nn.Parameter(values.contiguous()), shape)
+        param = nn.Parameter(values.contiguous())
         warm = name == "sdf_grid" and not bool(self.is_sdf)
-        param.lr_scale = self.lr_scales["density" if warm else name]
-        param.masked_updates = True
+        lr_scale = self.lr_scales["density" if warm else name]
+        tag_parameter(param, lr_scale=lr_scale, masked_updates=True, grid_shape=shape)
         setattr(self, name, param)
 
     @property
-    def shape(self) -> Shape:
+    def shape(self) -> grids.Shape:
         """Current vertices per axis (X, Y, Z)."""
         return tuple(self.dims.tolist())
 
@@ -232,18 +216,18 @@ class SDFGridField(Field):
         progress = min(max(step, 0) / self.anneal_steps, 1.0) if self.anneal_steps else 1.0
         return self.beta_init * (self.beta_final / self.beta_init) ** progress
 
-    def corners(self, positions: Tensor) -> Corners:
+    def corners(self, positions: Tensor) -> grids.Corners:
         """Corner vertices of world positions."""
-        return corners(positions, self.low, self.high, self.shape)
+        return grids.corners(positions, self.low, self.high, self.shape)
 
     def sparse(self, grid: Tensor) -> bool:
         """Whether lookups in ``grid`` (a parameter, not a smoothed copy) should give
         sparse (touched-rows) gradients."""
         return self.training and torch.is_grad_enabled() and grid.requires_grad and grid.is_leaf
 
-    def lookup(self, grid: Tensor, at: Corners) -> Tensor:
+    def lookup(self, grid: Tensor, at: grids.Corners) -> Tensor:
         """Interpolated values of ``grid``."""
-        return interpolate(grid, at, sparse=self.sparse(grid))
+        return grids.interpolate(grid, at, sparse=self.sparse(grid))
 
     def sdf_values(self) -> Tensor:
         """The SDF grid in use: the stored one after ``smooth`` binomial passes, as
@@ -252,13 +236,13 @@ class SDFGridField(Field):
         if not self.smooth:
             return grid
         if torch.is_grad_enabled() and grid.requires_grad:
-            return blur(grid, self.shape, self.smooth)
+            return grids.blur(grid, self.shape, self.smooth)
         key = (grid.data_ptr(), grid._version, self.shape)  # optimiser steps bump _version
         if self._smoothed[0] != key:
-            self._smoothed = (key, blur(grid.detach(), self.shape, self.smooth))
+            self._smoothed = (key, grids.blur(grid.detach(), self.shape, self.smooth))
         return self._smoothed[1]
 
-    def read_sdf(self, positions: Tensor, at: Corners, grid: Tensor) -> Tensor:
+    def read_sdf(self, positions: Tensor, at: grids.Corners, grid: Tensor) -> Tensor:
         """Signed distances [N, 1] from ``grid``; outside the box at least the distance
         to the box."""
         sdf = self.lookup(grid, at)
@@ -267,9 +251,9 @@ class SDFGridField(Field):
         gap = (torch.maximum(self.low - positions, positions - self.high)).clamp_min(0.0)
         return torch.where(at.inside[:, None], sdf, gap.norm(dim=-1, keepdim=True))
 
-    def read_gradient(self, at: Corners, grid: Tensor) -> Tensor:
+    def read_gradient(self, at: grids.Corners, grid: Tensor) -> Tensor:
         """Spatial gradients [N, 3] of ``grid`` (zero outside the box)."""
-        return gradient(grid, at, sparse=self.sparse(grid))
+        return grids.gradient(grid, at, sparse=self.sparse(grid))
 
     def sdf(self, positions: Tensor) -> Tensor:
         """Signed distance [N, 1] at world positions [N, 3] (negative inside).
@@ -288,7 +272,7 @@ class SDFGridField(Field):
             return positions.new_zeros(0, 3)
         return self.read_gradient(self.corners(positions), self.sdf_values())
 
-    def warm_density(self, raw: Tensor, at: Corners) -> Tensor:
+    def warm_density(self, raw: Tensor, at: grids.Corners) -> Tensor:
         """DVGO's post-activated density [N, 1] from raw values (zero outside the box)."""
         return F.softplus(raw + self.shift) * (at.inside[:, None] / self.unit)
 
@@ -355,10 +339,10 @@ class SDFGridField(Field):
         """Resample the grids on schedule, convert the warm-up density to an SDF at
         ``warmup_steps`` and lower the beta ceiling; True if the grids changed."""
         changed = False
-        shape = grid_shape(tuple((self.high - self.low).tolist()), self.resolution_at(step))
+        shape = grids.grid_shape(tuple((self.high - self.low).tolist()), self.resolution_at(step))
         if shape != self.shape:
             for name in GRIDS:
-                self.set_grid(name, resample(getattr(self, name), self.shape, shape), shape)
+                self.set_grid(name, grids.resample(getattr(self, name), self.shape, shape), shape)
             self.dims.copy_(torch.tensor(shape))
             changed = True
         if not bool(self.is_sdf) and step >= self.warmup_steps:
@@ -372,6 +356,7 @@ class SDFGridField(Field):
         saved_stage = state_dict.get(prefix + "is_sdf")
         if saved_stage is not None:
             self.is_sdf.copy_(saved_stage)
-        fit_saved_grids(self, state_dict, prefix, GRIDS)
+        grids.fit_saved_grids(self, state_dict, prefix, GRIDS)
         super()._load_from_state_dict(state_dict, prefix, *args)
-        self.sdf_grid.lr_scale = self.lr_scales["sdf_grid" if bool(self.is_sdf) else "density"]
+        lr_scale = self.lr_scales["sdf_grid" if bool(self.is_sdf) else "density"]
+        tag_parameter(self.sdf_grid, lr_scale=lr_scale)

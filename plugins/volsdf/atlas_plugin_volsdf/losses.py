@@ -7,21 +7,16 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from atlas_core.errors import ConfigError
-from atlas_core.losses import Loss
-from atlas_core.rays import RayBundle
+from atlas_core.api import ConfigError, HasSDF, HasSDFGradient, Loss, RayBundle, first_with
 from atlas_plugin_volsdf.options import VolSDFOptions
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 
 def find_sdf_module(field: nn.Module) -> nn.Module | None:
     """The first module inside ``field`` (itself included) with an ``sdf()`` method."""
-    for module in field.modules():
-        if callable(getattr(module, "sdf", None)):
-            return module
-    return None
+    return first_with(field, HasSDF)
 
 
 class EikonalLoss(Loss):
@@ -37,7 +32,7 @@ class EikonalLoss(Loss):
         self._sdf: list[nn.Module] = []  # a plain list: the field is not registered twice
         if context is None:
             return
-        from atlas_core.pipeline import plugin_options
+        from atlas_core.api import plugin_options
 
         self.points = plugin_options(context.config, "volsdf", VolSDFOptions).eikonal_points
         if self.points:
@@ -54,7 +49,7 @@ class EikonalLoss(Loss):
         unit = torch.rand(self.points, 3, device=self.box_low.device)
         positions = self.box_low + self.box_size * unit
         module = self._sdf[0]
-        if callable(getattr(module, "sdf_gradient", None)):  # grids: the exact derivative
+        if isinstance(module, HasSDFGradient):  # grids: the exact derivative
             return module.sdf_gradient(positions)
         positions.requires_grad_(True)
         sdf = module.sdf(positions)

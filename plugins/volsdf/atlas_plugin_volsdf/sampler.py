@@ -11,11 +11,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from atlas_core.errors import ConfigError
-from atlas_core.fields import Field
-from atlas_core.rays import RayBundle, RaySamples, samples_from_bins
-from atlas_core.render import render_weights
-from atlas_core.samplers import Sampler, sample_pdf, stratified_edges
+from atlas_core.api import (
+    ConfigError,
+    Field,
+    RayBundle,
+    RaySamples,
+    Sampler,
+    has_density,
+    render_weights,
+    sample_pdf,
+    samples_from_bins,
+    stratified_edges,
+)
 
 
 class FieldImportanceSampler(Sampler):
@@ -34,10 +41,12 @@ class FieldImportanceSampler(Sampler):
     def coarse_weights(self, rays: RayBundle, edges: Tensor, field: Field) -> Tensor:
         """Compositing weights [R, coarse] of the coarse bins under the current field."""
         samples = samples_from_bins(rays, edges)
-        try:
-            density = field.density(samples.positions, samples.times)
-        except NotImplementedError as exc:
-            raise ConfigError(f"sampler 'importance' needs a field with density(): {exc}") from exc
+        if not has_density(field):
+            raise ConfigError(
+                f"sampler 'importance' needs a field with density(); {type(field).__name__} "
+                "has none"
+            )
+        density = field.density(samples.positions, samples.times)
         weights = render_weights(density, samples.deltas, samples.ray_indices, len(rays))
         return weights.view(len(rays), -1)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from atlas_core.testing.contracts import FieldContract, LossContract, SamplerContract
+from atlas_core.testing import FieldContract, LossContract, SamplerContract
 
 SMALL = {"width": 16, "depth": 3, "skips": [1], "features": 8, "color_width": 8}
 

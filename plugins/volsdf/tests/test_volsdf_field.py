@@ -8,8 +8,7 @@ import pytest
 import torch
 from atlas_plugin_volsdf.field import VolSDFField
 
-from atlas_core.encodings import IdentityEncoding, PositionalEncoding
-from atlas_core.rays import RayBundle, samples_from_bins
+from atlas_core.api import IdentityEncoding, PositionalEncoding, RayBundle, samples_from_bins
 
 SMALL = {"width": 64, "depth": 4, "features": 16, "color_width": 16, "color_depth": 1}
 

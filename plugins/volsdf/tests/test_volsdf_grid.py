@@ -11,12 +11,16 @@ import torch
 from atlas_plugin_volsdf import SDFGridField
 from atlas_plugin_volsdf.grid_field import clean_occupancy, occupancy_to_sdf
 
-from atlas_core.cli import main
-from atlas_core.config import RunConfig, load_toml
-from atlas_core.export import connected_components, read_ply
-from atlas_core.grid import vertices
-from atlas_core.pipeline import configure
-from atlas_core.rays import RayBundle, samples_from_bins
+from atlas_core.api import (
+    RayBundle,
+    RunConfig,
+    connected_components,
+    parameter_tags,
+    read_ply,
+    samples_from_bins,
+)
+from atlas_core.api import grid as grids
+from atlas_core.testing import configure, load_toml, run_cli
 
 BOUNDS = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
 
@@ -59,7 +63,7 @@ def test_conversion_gives_the_sdf_of_the_opaque_voxels_cleaned(blur: float) -> N
     field = make_field(
         init="density", warmup_steps=3, upscale_steps=(), initial_resolution=33, blur=blur
     )
-    points = vertices(field.low, field.high, field.shape)
+    points = grids.vertices(field.low, field.high, field.shape)
     ball = points.norm(dim=-1) < 0.5
     hollow = ball & (points.norm(dim=-1) > 0.3)  # a shell: the cavity must be filled
     speck = (points - torch.tensor([0.8, 0.8, 0.8])).norm(dim=-1) < 0.05  # a floater
@@ -72,7 +76,7 @@ def test_conversion_gives_the_sdf_of_the_opaque_voxels_cleaned(blur: float) -> N
     assert (field.sdf(probe) - expected).abs().max() < (1 + blur) * voxel
     assert float(field.sdf(torch.tensor([[0.0, 0.0, 0.0]])).detach()) < -0.4  # filled, deep inside
     assert float(field.sdf(torch.tensor([[0.8, 0.8, 0.8]])).detach()) > 0.5  # the speck is gone
-    assert field.sdf_grid.lr_scale == 0.2 and field.beta == pytest.approx(0.02)
+    assert parameter_tags(field.sdf_grid).lr_scale == 0.2 and field.beta == pytest.approx(0.02)
 
 
 def test_conversion_blur_drops_single_voxel_specks() -> None:
@@ -80,7 +84,7 @@ def test_conversion_blur_drops_single_voxel_specks() -> None:
     for blur, kept in ((0.0, True), (1.0, False)):
         field = make_field(init="density", warmup_steps=1, upscale_steps=(),
                            initial_resolution=33, blur=blur, min_component=0.0)  # fmt: skip
-        points = vertices(field.low, field.high, field.shape)
+        points = grids.vertices(field.low, field.high, field.shape)
         solid = (points.norm(dim=-1) < 0.5) | ((points - speck_vertex).norm(dim=-1) < 0.01)
         with torch.no_grad():
             field.sdf_grid.copy_(torch.where(solid, 20.0, -20.0)[:, None])
@@ -126,7 +130,7 @@ def test_beta_ceiling_anneals_geometrically_and_caps_the_learned_beta() -> None:
 
 def test_smoothing_passes_blur_the_sdf_in_every_read() -> None:
     rough, smooth = make_field(), make_field(smooth=2)
-    points = vertices(rough.low, rough.high, rough.shape)
+    points = grids.vertices(rough.low, rough.high, rough.shape)
     plane = points[:, 2:] - 0.1
     noise = 0.1 * torch.randn(plane.shape, generator=torch.Generator().manual_seed(3))
     for field in (rough, smooth):
@@ -168,7 +172,9 @@ def test_grow_upsamples_both_grids_keeping_the_sdf() -> None:
     before = field.sdf(points)
     assert not field.grow(4) and field.shape == (17, 17, 17)
     assert field.grow(5) and field.shape == (33, 33, 33)
-    assert field.feature_grid.shape == (33**3, 12) and field.sdf_grid.lr_scale == 0.2
+    assert (
+        field.feature_grid.shape == (33**3, 12) and parameter_tags(field.sdf_grid).lr_scale == 0.2
+    )
     assert torch.allclose(field.sdf(points), before, atol=0.01)
 
 
@@ -178,7 +184,7 @@ def test_state_dict_round_trip_across_resolutions_and_stages() -> None:
     fresh = make_field(init="density", warmup_steps=5)
     fresh.load_state_dict(trained.state_dict())
     assert fresh.shape == trained.shape and torch.equal(fresh.sdf_grid, trained.sdf_grid)
-    assert bool(fresh.is_sdf) and fresh.sdf_grid.lr_scale == 0.2
+    assert bool(fresh.is_sdf) and parameter_tags(fresh.sdf_grid).lr_scale == 0.2
 
 
 def test_bad_options_are_refused() -> None:
@@ -216,25 +222,25 @@ def grid_run(scene: object, out: object, *extra: str) -> int:
             "--set", "field=volsdf_grid", "--set", "field.resolution=24",
             "--set", "field.initial_resolution=12", "--set", "field.upscale_steps=[20]",
             "--set", "train.target_samples=4096"]  # fmt: skip
-    return main([*args, *extra])
+    return run_cli([*args, *extra])
 
 
 def test_cli_warm_up_converts_and_resumes(atlas_scene, tmp_path) -> None:  # noqa: ANN001
-    from atlas_core.cli import _trained
+    from atlas_core.testing import load_trained
 
     out = tmp_path / "g"
     extra = ("--set", "field.warmup_steps=25", "--set", "volsdf.eikonal_points=64")
     assert grid_run(atlas_scene, out, *extra) == 0
     config = load_toml(out / "config.toml")
     assert config.field.name == "volsdf_grid" and config.losses["eikonal"] == 0.1
-    field = _trained(str(out), "cpu").pipeline.field
+    field = load_trained(str(out), "cpu").pipeline.field
     assert bool(field.is_sdf) and field.shape == (24, 24, 24)  # converted at step 25
-    assert main(["run", "--resume", "--out", str(out), "--max-steps", "45"]) == 0
+    assert run_cli(["run", "--resume", "--out", str(out), "--max-steps", "45"]) == 0
 
 
 def test_cli_sphere_start_exports_one_surface(atlas_scene, tmp_path) -> None:  # noqa: ANN001
     out = tmp_path / "s"
     assert grid_run(atlas_scene, out, "--set", "field.init=sphere") == 0
-    assert main(["export", str(out), "mesh", "--resolution", "32"]) == 0
+    assert run_cli(["export", str(out), "mesh", "--resolution", "32"]) == 0
     mesh = read_ply(out / "mesh.ply")
     assert len(mesh.vertices) > 100 and connected_components(mesh) >= 1

@@ -9,12 +9,8 @@ import pytest
 import torch
 from atlas_plugin_volsdf import EikonalLoss, FieldImportanceSampler, VolSDFField
 
-from atlas_core import hookimpl, plugins
-from atlas_core.cli import main
-from atlas_core.config import RunConfig, load_toml
-from atlas_core.errors import ConfigError, PluginError
-from atlas_core.export import read_ply
-from atlas_core.pipeline import configure
+from atlas_core.api import ConfigError, PluginError, RunConfig, hookimpl, read_ply
+from atlas_core.testing import configure, load_plugins, load_toml, run_cli
 
 QUICK = ["--eval-views", "1", "--set", "eval.video_frames=0", "--set", "train.batch_rays=128",
          "--set", "field.width=32", "--set", "field.features=16",
@@ -25,7 +21,7 @@ STRATIFIED = ["--set", "sampler.samples=16"]
 def run(scene: Path, out: Path, steps: int, *extra: str, sampler: tuple = (*STRATIFIED,)) -> int:
     """A short CLI run with the volsdf plugin."""
     args = ["run", "--data", str(scene), "--out", str(out), "--plugins", "volsdf"]
-    return main([*args, "--max-steps", str(steps), *QUICK, *sampler, *extra])
+    return run_cli([*args, "--max-steps", str(steps), *QUICK, *sampler, *extra])
 
 
 def test_entry_point_registers_field_and_loss(atlas_pm) -> None:  # noqa: ANN001
@@ -40,7 +36,7 @@ def test_entry_point_registers_field_and_loss(atlas_pm) -> None:  # noqa: ANN001
         "samplers": ["importance"],
     }
     assert loaded.infos["volsdf"].components == components
-    assert "volsdf" not in plugins.load().infos  # installed is not enabled
+    assert "volsdf" not in load_plugins().infos  # installed is not enabled
 
 
 def test_configure_picks_the_field_and_adds_eikonal(atlas_pm) -> None:  # noqa: ANN001
@@ -113,7 +109,7 @@ def test_eikonal_points_add_uniform_random_points(atlas_scene, tmp_path) -> None
 
 
 def test_beta_is_reported_with_the_step_metrics(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001
-    from atlas_core.train import Trainer
+    from atlas_core.testing import Trainer
 
     config = RunConfig()
     config.data.path = str(atlas_scene)
@@ -151,7 +147,7 @@ def test_cli_run_writes_normals_and_exports_a_mesh(atlas_scene, tmp_path, capsys
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["plugins"]["volsdf"] == "0.1.0" and metrics["steps"] == 8
     capsys.readouterr()
-    assert main(["export", str(out), "mesh", "--resolution", "40"]) == 0
+    assert run_cli(["export", str(out), "mesh", "--resolution", "40"]) == 0
     printed = capsys.readouterr().out
     mesh = read_ply(out / "mesh.ply")
     assert f"{len(mesh.vertices)} vertices, {len(mesh.faces)} faces" in printed

@@ -7,8 +7,7 @@ import torch
 from atlas_plugin_volsdf.sampler import FieldImportanceSampler
 from test_volsdf_field import make_field, make_samples
 
-from atlas_core.errors import ConfigError
-from atlas_core.fields import Field
+from atlas_core.api import ConfigError, Field
 
 
 def test_fine_samples_gather_at_the_surface() -> None:

@@ -13,12 +13,12 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tools"))
 from render_mesh import render  # noqa: E402
 from synth_mesh_accuracy import surface_points, synth_sdf  # noqa: E402
 
-from atlas_core.data.synth import SHAPES  # noqa: E402
-from atlas_core.export import export_mesh  # noqa: E402
+from atlas_core.api import synth
+from atlas_core.testing import export_mesh  # noqa: E402
 
 
 def test_synth_sdf_at_known_points() -> None:
-    sphere = SHAPES[0]
+    sphere = synth.SHAPES[0]
     assert synth_sdf(np.zeros((1, 3)))[0] == -sphere.radius
     far = np.array([[0.0, 0.0, 5.0]])
     assert 3.0 < synth_sdf(far)[0] < 5.0

@@ -18,7 +18,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from atlas_core.export import read_ply
+from atlas_core.api import read_ply
 
 
 def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

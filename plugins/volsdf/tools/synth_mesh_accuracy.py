@@ -15,8 +15,7 @@ import math
 import numpy as np
 from scipy.spatial import cKDTree
 
-from atlas_core.data.synth import SHAPES, Box, Cylinder
-from atlas_core.export import connected_components, read_ply
+from atlas_core.api import connected_components, read_ply, synth
 
 
 def rounded_excess(q: np.ndarray) -> np.ndarray:
@@ -27,13 +26,13 @@ def rounded_excess(q: np.ndarray) -> np.ndarray:
 def synth_sdf(points: np.ndarray) -> np.ndarray:
     """Exact signed distance [N] to the union of the synth scene's shapes."""
     distance = np.full(len(points), np.inf)
-    for shape in SHAPES:
-        if isinstance(shape, Box):
+    for shape in synth.SHAPES:
+        if isinstance(shape, synth.Box):
             c, s = math.cos(shape.yaw), math.sin(shape.yaw)
             rotation = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
             local = (points - np.asarray(shape.center)) @ rotation
             d = rounded_excess(np.abs(local) - np.asarray(shape.half))
-        elif isinstance(shape, Cylinder):
+        elif isinstance(shape, synth.Cylinder):
             rho = np.hypot(points[:, 0] - shape.center_xy[0], points[:, 1] - shape.center_xy[1])
             middle = 0.5 * (shape.z_range[0] + shape.z_range[1])
             half = 0.5 * (shape.z_range[1] - shape.z_range[0])
@@ -69,7 +68,7 @@ def main() -> None:
     completeness = cKDTree(vertices).query(surface_points())[0]
     print(
         f"vertices {len(vertices)}, faces {len(mesh.faces)}, "
-        f"components {connected_components(mesh)} (the scene has {len(SHAPES)} shapes)"
+        f"components {connected_components(mesh)} (the scene has {len(synth.SHAPES)} shapes)"
     )
     for name, values in (("accuracy", accuracy), ("completeness", completeness)):
         print(

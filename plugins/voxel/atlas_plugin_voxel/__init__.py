@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from atlas_core import hookimpl
-from atlas_core.hookspecs import Register
-from atlas_core.occupancy import prefer_occupancy
+from atlas_core.api import Register, hookimpl, prefer_occupancy
 from atlas_plugin_voxel.field import VoxelField
 from atlas_plugin_voxel.losses import ColorTVLoss, DensityTVLoss
 
 if TYPE_CHECKING:
-    from torch import nn
+    from atlas_core.api import RunConfig
 
-    from atlas_core.config import RunConfig
-    from atlas_core.train import Trainer
-
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
 SAMPLER_OPTIONS = {"weight_threshold": 1e-4}  # DVGO's fast_color_thres
 TARGET_SAMPLES = 1 << 16  # samples per step; the ray batch follows (Instant-NGP)
@@ -49,20 +44,3 @@ def atlas_configure(config: RunConfig) -> None:
     if config.sampler.name == "occupancy":
         for key, value in SAMPLER_OPTIONS.items():
             config.sampler.options.setdefault(key, value)
-
-
-def upscale_fields(model: nn.Module, step: int) -> bool:
-    """Bring every VoxelField in ``model`` to its scheduled box and resolution; True if any
-    changed."""
-    changed = False
-    for module in model.modules():
-        if isinstance(module, VoxelField):
-            changed |= module.grow(step)
-    return changed
-
-
-@hookimpl
-def atlas_train_step_end(trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
-    """Progressive scaling (DVGO sec. 5.2): fit the box, upscale, then a fresh optimizer."""
-    if upscale_fields(trainer.pipeline, step):
-        trainer.rebuild_optimizer()

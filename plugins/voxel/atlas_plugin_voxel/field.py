@@ -9,26 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from atlas_core.encodings import PositionalEncoding
-from atlas_core.fields import Field, mlp
-from atlas_core.grid import (
-    Corners,
-    Shape,
-    check_schedule,
-    corners,
-    fit_saved_grids,
-    grid_shape,
-    interpolate,
-    resample,
-    schedule,
-    vertices,
-)
-from atlas_core.rays import RaySamples
-from atlas_core.uniform_adam import tag_grid
+from atlas_core.api import Field, PositionalEncoding, RaySamples, mlp, tag_parameter
+from atlas_core.api import grid as grids
 from atlas_plugin_voxel.sh import SH_COEFFICIENTS, sh_color
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 GRIDS = ("density_grid", "feature_grid")
 
@@ -55,8 +41,8 @@ class VoxelField(Field):
 
     Grids are stored channels-last, [X*Y*Z, C]; while training they receive sparse
     gradients (only the rows a batch touched) and are tagged for masked Adam updates.
-    ``grid_lr_scale``: the grids' learning rate as a multiple of ``train.lr`` (set as the
-    parameters' ``lr_scale``); DVGO trains its grids at lr 0.1 and its MLP at 1e-3.
+    ``grid_lr_scale``: the grids' learning rate as a multiple of ``train.lr`` (their
+    ``lr_scale`` tag); DVGO trains its grids at lr 0.1 and its MLP at 1e-3.
     """
 
     def __init__(
@@ -75,7 +61,7 @@ class VoxelField(Field):
         box_threshold: float = 1e-3,
     ):
         super().__init__()
-        check_schedule(initial_resolution, resolution, tuple(upscale_steps))
+        grids.check_schedule(initial_resolution, resolution, tuple(upscale_steps))
         if features < 1 or width < 1 or depth < 1 or dir_frequencies < 0:
             raise ValueError("features, width and depth must be >= 1, dir_frequencies >= 0")
         if not 0 < alpha_init < 1 or grid_lr_scale <= 0:
@@ -88,7 +74,7 @@ class VoxelField(Field):
         if min(self.extent) <= 0:
             raise ValueError(f"scene bounds {bounds} enclose no volume")
         self.upscale_steps = tuple(upscale_steps)
-        self.resolutions = schedule(initial_resolution, resolution, len(self.upscale_steps))
+        self.resolutions = grids.schedule(initial_resolution, resolution, len(self.upscale_steps))
         self.grid_lr_scale = float(grid_lr_scale)
         self.box_threshold = float(box_threshold)
         # density unit: one voxel of the scene box at the final resolution (DVGO)
@@ -96,7 +82,7 @@ class VoxelField(Field):
         # 1 - exp(-softplus(shift)) = alpha_init across one voxel (DVGO eq. 9)
         self.shift = math.log(math.expm1(-math.log1p(-alpha_init)))
         self.color = color
-        shape = grid_shape(self.extent, self.resolutions[0])
+        shape = grids.grid_shape(self.extent, self.resolutions[0])
         self.register_buffer("dims", torch.tensor(shape))
         self.register_buffer("fitted", torch.tensor(box_threshold == 0))
         channels = 3 * SH_COEFFICIENTS if color == "sh" else features
@@ -112,16 +98,16 @@ class VoxelField(Field):
         """Edge lengths of the grid's box."""
         return tuple((self.high - self.low).tolist())
 
-    def set_grid(self, name: str, values: Tensor, shape: Shape) -> None:
+    def set_grid(self, name: str, values: Tensor, shape: grids.Shape) -> None:
         """Install ``values`` [X*Y*Z, C] of ``shape`` vertices as the grid parameter ``name``,
         with its tags (learning-rate scale, masked Adam, and the shape for uniform Adam)."""
-        param = tag_grid(nn.Parameter(values.contiguous()), shape)
-        param.lr_scale = self.grid_lr_scale
-        param.masked_updates = True  # a batch touches few voxels: DVGO's masked Adam
+        param = nn.Parameter(values.contiguous())
+        # a batch touches few voxels: DVGO's masked Adam; the shape for uniform Adam
+        tag_parameter(param, lr_scale=self.grid_lr_scale, masked_updates=True, grid_shape=shape)
         setattr(self, name, param)
 
     @property
-    def shape(self) -> Shape:
+    def shape(self) -> grids.Shape:
         """Current vertices per axis (X, Y, Z)."""
         return tuple(self.dims.tolist())
 
@@ -129,16 +115,16 @@ class VoxelField(Field):
         """The grids' resolution (longest side) after ``step`` training steps."""
         return self.resolutions[sum(1 for s in self.upscale_steps if s <= step)]
 
-    def corners(self, positions: Tensor) -> Corners:
+    def corners(self, positions: Tensor) -> grids.Corners:
         """Corner vertices of world positions."""
-        return corners(positions, self.low, self.high, self.shape)
+        return grids.corners(positions, self.low, self.high, self.shape)
 
-    def lookup(self, grid: Tensor, at: Corners) -> Tensor:
+    def lookup(self, grid: Tensor, at: grids.Corners) -> Tensor:
         """Interpolated grid values; sparse gradients while training."""
         sparse = self.training and torch.is_grad_enabled() and grid.requires_grad
-        return interpolate(grid, at, sparse=sparse)
+        return grids.interpolate(grid, at, sparse=sparse)
 
-    def activate(self, raw: Tensor, at: Corners) -> Tensor:
+    def activate(self, raw: Tensor, at: grids.Corners) -> Tensor:
         """Density [N, 1] from interpolated raw values; zero outside the box."""
         return F.softplus(raw + self.shift) * (at.inside[:, None] / self.unit)
 
@@ -160,16 +146,16 @@ class VoxelField(Field):
             rgb = torch.sigmoid(self.rgb_net(encoded))
         return {"density": density, "rgb": rgb}
 
-    def resize(self, shape: Shape, low: Tensor, high: Tensor) -> None:
+    def resize(self, shape: grids.Shape, low: Tensor, high: Tensor) -> None:
         """Resample both grids to ``shape`` vertices over the box ``[low, high]``."""
         if low.equal(self.low) and high.equal(self.high):
             for name in GRIDS:
-                self.set_grid(name, resample(getattr(self, name), self.shape, shape), shape)
+                self.set_grid(name, grids.resample(getattr(self, name), self.shape, shape), shape)
         else:  # a new box: read the old grids at the new vertices
-            points = vertices(low, high, shape)
+            points = grids.vertices(low, high, shape)
             at = self.corners(points)
             for name in GRIDS:
-                self.set_grid(name, interpolate(getattr(self, name), at), shape)
+                self.set_grid(name, grids.interpolate(getattr(self, name), at), shape)
             self.low.copy_(low)
             self.high.copy_(high)
         self.dims.copy_(torch.tensor(shape))
@@ -190,7 +176,7 @@ class VoxelField(Field):
         if low.equal(self.low) and high.equal(self.high):
             return False
         extent = tuple((high - low).tolist())
-        self.resize(grid_shape(extent, max(self.shape)), low, high)
+        self.resize(grids.grid_shape(extent, max(self.shape)), low, high)
         return True
 
     @torch.no_grad()
@@ -199,7 +185,7 @@ class VoxelField(Field):
         changed = False
         if not bool(self.fitted) and self.upscale_steps and step >= self.upscale_steps[0]:
             changed = self.fit_box()
-        shape = grid_shape(self.extent, self.resolution_at(step))
+        shape = grids.grid_shape(self.extent, self.resolution_at(step))
         if shape != self.shape:
             self.resize(shape, self.low, self.high)
             changed = True
@@ -207,7 +193,7 @@ class VoxelField(Field):
 
     def upscale(self, resolution: int) -> bool:
         """Resample both grids to ``resolution`` over the current box; True on change."""
-        shape = grid_shape(self.extent, resolution)
+        shape = grids.grid_shape(self.extent, resolution)
         if shape == self.shape:
             return False
         with torch.no_grad():
@@ -216,5 +202,5 @@ class VoxelField(Field):
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         """Resize the grids to the checkpoint's shapes first (it may be at another stage)."""
-        fit_saved_grids(self, state_dict, prefix, GRIDS)
+        grids.fit_saved_grids(self, state_dict, prefix, GRIDS)
         super()._load_from_state_dict(state_dict, prefix, *args)

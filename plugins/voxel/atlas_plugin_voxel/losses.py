@@ -9,13 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from atlas_core.grid import Shape
-from atlas_core.losses import Loss
-from atlas_core.rays import RayBundle
+from atlas_core.api import Loss, RayBundle
+from atlas_core.api import grid as grids
 from atlas_plugin_voxel.field import VoxelField
 
 if TYPE_CHECKING:
-    from atlas_core.pipeline import BuildContext
+    from atlas_core.api import BuildContext
 
 
 def find_voxel_field(field: nn.Module) -> VoxelField:
@@ -29,7 +28,9 @@ def find_voxel_field(field: nn.Module) -> VoxelField:
     )
 
 
-def total_variation(grid: Tensor, shape: Shape, voxels: int = 0, sparse: bool = False) -> Tensor:
+def total_variation(
+    grid: Tensor, shape: grids.Shape, voxels: int = 0, sparse: bool = False
+) -> Tensor:
     """Mean over voxels and channels of the squared forward differences along x, y and z.
 
     ``grid`` is [X*Y*Z, C] with vertices ``shape``; the mean runs over the voxels that

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from atlas_core.pipeline import BuildContext
-from atlas_core.testing.contracts import FieldContract, LossContract
+from atlas_core.api import BuildContext
+from atlas_core.testing import FieldContract, LossContract
 
 SMALL = {"field.resolution": 16, "field.initial_resolution": 8, "field.width": 16}
 

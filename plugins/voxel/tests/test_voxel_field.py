@@ -6,14 +6,18 @@ import math
 
 import pytest
 import torch
-from atlas_plugin_voxel.field import VoxelField, grid_shape, schedule
+from atlas_plugin_voxel.field import VoxelField
 
-from atlas_core.config import RunConfig
-from atlas_core.data.scene import SceneData
-from atlas_core.errors import ConfigError
-from atlas_core.grid import vertices
-from atlas_core.pipeline import BuildContext
-from atlas_core.rays import RayBundle, RaySamples
+from atlas_core.api import (
+    BuildContext,
+    ConfigError,
+    RayBundle,
+    RaySamples,
+    RunConfig,
+    SceneData,
+    parameter_tags,
+)
+from atlas_core.api import grid as grids
 
 BOUNDS = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
 
@@ -97,8 +101,8 @@ def test_outside_the_box_is_empty() -> None:
 
 
 def test_grid_shape_follows_the_box() -> None:
-    assert grid_shape((2.0, 2.0, 2.0), 16) == (16, 16, 16)
-    assert grid_shape((2.0, 1.0, 0.5), 17) == (17, 9, 5)
+    assert grids.grid_shape((2.0, 2.0, 2.0), 16) == (16, 16, 16)
+    assert grids.grid_shape((2.0, 1.0, 0.5), 17) == (17, 9, 5)
     field = make_field(
         bounds=(-1.0, -0.5, 0.0, 1.0, 0.5, 0.5), resolution=17, initial_resolution=17
     )
@@ -106,8 +110,8 @@ def test_grid_shape_follows_the_box() -> None:
 
 
 def test_schedule_and_resolution_at() -> None:
-    assert schedule(16, 16, 0) == [16]
-    assert schedule(16, 128, 3) == [16, 32, 64, 128]
+    assert grids.schedule(16, 16, 0) == [16]
+    assert grids.schedule(16, 128, 3) == [16, 32, 64, 128]
     field = make_field(resolution=64, initial_resolution=16, upscale_steps=(10, 20))
     assert [field.resolution_at(s) for s in (0, 9, 10, 19, 20, 999)] == [16, 16, 32, 32, 64, 64]
 
@@ -135,7 +139,7 @@ def test_bad_options_are_rejected(options: dict) -> None:
 def test_options_are_config_keys(atlas_pm) -> None:  # noqa: ANN001
     import atlas_plugin_voxel
 
-    from atlas_core.pipeline import Pipeline
+    from atlas_core.api import Pipeline
 
     config = RunConfig()
     config.set("field", "voxel")
@@ -152,15 +156,26 @@ def test_options_are_config_keys(atlas_pm) -> None:  # noqa: ANN001
 
 def test_grids_carry_their_lr_scale_and_masked_tag() -> None:
     field = make_field(resolution=16, initial_resolution=8, upscale_steps=(1,), grid_lr_scale=7.0)
-    before = field.density_grid.grid_shape
+    before = parameter_tags(field.density_grid).grid_shape
     field.upscale(16)
-    assert field.density_grid.lr_scale == field.feature_grid.lr_scale == 7.0
-    assert field.density_grid.masked_updates and field.feature_grid.masked_updates
+    assert (
+        parameter_tags(field.density_grid).lr_scale
+        == parameter_tags(field.feature_grid).lr_scale
+        == 7.0
+    )
+    assert (
+        parameter_tags(field.density_grid).masked_updates
+        and parameter_tags(field.feature_grid).masked_updates
+    )
     # uniform Adam smooths each grid over its vertex shape, kept through upscales
-    assert field.density_grid.grid_shape == field.feature_grid.grid_shape == field.shape
+    assert (
+        parameter_tags(field.density_grid).grid_shape
+        == parameter_tags(field.feature_grid).grid_shape
+        == field.shape
+    )
     assert math.prod(field.shape) == field.density_grid.shape[0] and before != field.shape
-    assert all(not hasattr(p, "lr_scale") for p in field.rgb_net.parameters())
-    assert all(not hasattr(p, "masked_updates") for p in field.rgb_net.parameters())
+    assert all(parameter_tags(p).lr_scale == 1.0 for p in field.rgb_net.parameters())
+    assert all(not parameter_tags(p).masked_updates for p in field.rgb_net.parameters())
 
 
 def test_dense_gradients_outside_training() -> None:
@@ -180,7 +195,7 @@ def smooth(points: torch.Tensor) -> torch.Tensor:
 
 def test_upscale_preserves_the_field() -> None:
     field = make_field(resolution=48, initial_resolution=24, upscale_steps=(10,))
-    verts = vertices(field.low, field.high, field.shape)
+    verts = grids.vertices(field.low, field.high, field.shape)
     with torch.no_grad():
         field.density_grid.copy_(smooth(verts)[:, None])
         field.feature_grid.copy_(smooth(verts * 0.7)[:, None].expand(-1, 12))
@@ -201,7 +216,7 @@ def blob_field(**options: object) -> VoxelField:
     """A field whose raw density is a Gaussian blob around CENTRE over an empty background."""
     options = {"resolution": 32, "initial_resolution": 16, "upscale_steps": (5, 10), **options}
     field = make_field(**options)
-    verts = vertices(field.low, field.high, field.shape)
+    verts = grids.vertices(field.low, field.high, field.shape)
     with torch.no_grad():
         blob = torch.exp(-(verts - CENTRE).square().sum(-1) / (2 * 0.2**2))
         field.density_grid.copy_((-20 + 30 * blob)[:, None])
@@ -216,7 +231,7 @@ def occupied_vertices(field: VoxelField) -> tuple[torch.Tensor, float]:
         torch.nn.functional.softplus(field.density_grid[:, 0] + field.shift) * spacing / field.unit
     )
     alpha = 1 - torch.exp(-tau.detach())
-    verts = vertices(field.low, field.high, field.shape)
+    verts = grids.vertices(field.low, field.high, field.shape)
     return verts[alpha > field.box_threshold], spacing
 
 
@@ -244,9 +259,12 @@ def test_fit_box_shrinks_around_a_blob_and_keeps_the_field() -> None:
     assert (field.high >= occupied.amax(0) + spacing).all()
     assert all(e < 1.0 for e in field.extent)  # much smaller than the 2x2x2 scene box
     # as many vertices along the longest side as before: a finer grid over the blob
-    assert max(field.shape) == 16 and field.shape == grid_shape(field.extent, 16)
+    assert max(field.shape) == 16 and field.shape == grids.grid_shape(field.extent, 16)
     assert field.density_grid.shape == (math.prod(field.shape), 1)
-    assert field.density_grid.masked_updates and field.feature_grid.lr_scale == 80.0
+    assert (
+        parameter_tags(field.density_grid).masked_updates
+        and parameter_tags(field.feature_grid).lr_scale == 80.0
+    )
     # the field inside the new box is unchanged (up to resampling a trilinear field)
     within = ((points >= field.low) & (points <= field.high)).all(-1)
     assert within.sum() > 5
@@ -264,7 +282,7 @@ def test_fit_box_reads_the_old_grid_exactly_at_new_vertices() -> None:
     field = blob_field()
     old = blob_field()
     field.fit_box()
-    verts = vertices(field.low, field.high, field.shape)
+    verts = grids.vertices(field.low, field.high, field.shape)
     assert torch.allclose(field.density(verts), old.density(verts), rtol=1e-4, atol=1e-6)
 
 
@@ -289,7 +307,7 @@ def test_grow_fits_first_then_upscales_once() -> None:
     # fitted on the coarse grid (its margin), then upscaled to the second resolution
     assert torch.equal(field.low, reference.low) and torch.equal(field.high, reference.high)
     assert field.resolutions == [16, 23, 32]
-    assert field.shape == grid_shape(field.extent, 23) and max(field.shape) == 23
+    assert field.shape == grids.grid_shape(field.extent, 23) and max(field.shape) == 23
     box = (field.low.clone(), field.high.clone())
     assert not field.grow(7)
     assert field.grow(10)  # the next upscale keeps the fitted box
@@ -315,8 +333,8 @@ def test_state_dict_restores_the_fitted_box_and_grids() -> None:
     assert torch.equal(fresh.low, trained.low) and torch.equal(fresh.high, trained.high)
     for name in ("density_grid", "feature_grid"):
         assert torch.equal(getattr(fresh, name), getattr(trained, name))
-        assert getattr(fresh, name).masked_updates
-        assert getattr(fresh, name).grid_shape == trained.shape
+        assert parameter_tags(getattr(fresh, name)).masked_updates
+        assert parameter_tags(getattr(fresh, name)).grid_shape == trained.shape
     samples = make_samples(count=128, rays=16, seed=5)
     assert torch.allclose(fresh(samples)["density"], trained(samples)["density"])
     assert not fresh.grow(5)  # already fitted and at this stage: no second fit

@@ -8,10 +8,8 @@ import torch
 from atlas_plugin_voxel.losses import DensityTVLoss, find_voxel_field, total_variation
 from torch import nn
 
-from atlas_core.config import RunConfig
-from atlas_core.data.scene import SceneData
-from atlas_core.grid import from_volume
-from atlas_core.pipeline import BuildContext, Pipeline
+from atlas_core.api import BuildContext, Pipeline, RunConfig, SceneData
+from atlas_core.api import grid as grids
 
 
 def test_tv_is_zero_for_a_constant_grid_and_positive_otherwise() -> None:
@@ -28,12 +26,12 @@ def test_tv_is_zero_for_a_constant_grid_and_positive_otherwise() -> None:
 
 def test_tv_value_of_a_ramp() -> None:
     # f = 2x (in voxel steps): squared x-difference 4 everywhere, others 0
-    ramp = from_volume((2.0 * torch.arange(5.0))[:, None, None].expand(5, 4, 3)[None])
+    ramp = grids.from_volume((2.0 * torch.arange(5.0))[:, None, None].expand(5, 4, 3)[None])
     assert ramp.shape == (60, 1)
     assert torch.isclose(total_variation(ramp, (5, 4, 3)), torch.tensor(4.0))
     assert torch.isclose(total_variation(ramp, (5, 4, 3), voxels=7), torch.tensor(4.0))
     # along z instead: a grid is read in its own (X, Y, Z) layout
-    ramp_z = from_volume((2.0 * torch.arange(5.0)).expand(1, 3, 4, 5))
+    ramp_z = grids.from_volume((2.0 * torch.arange(5.0)).expand(1, 3, 4, 5))
     assert torch.isclose(total_variation(ramp_z, (3, 4, 5)), torch.tensor(4.0))
 
 

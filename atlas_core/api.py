@@ -1,0 +1,186 @@
+"""The public plugin API of NeRF Atlas: the one module a plugin imports.
+
+Everything a plugin needs is here, stable for every 1.x release (a plugin that depends on
+``nerf-atlas~=1.0`` works with any later 1.y); tests add ``atlas_core.testing``. Names
+deeper in ``atlas_core`` may move between releases. ``docs/design.md`` lists each name.
+
+Registration
+    ``hookimpl``, ``Register``: implement hooks, register components by name.
+Config and building
+    ``RunConfig``, ``Slot``, ``BuildContext``, ``plugin_options``, ``prefer_occupancy``,
+    ``require_encoding``, ``field_owner``.
+Data types
+    ``RayBundle``, ``RaySamples``, ``SceneData``, ``Views``, ``Run``, ``Pipeline``,
+    ``SamplerExtras``, ``COARSE_RGB``, ``COARSE_ACC``.
+Base classes
+    ``Field``, ``Encoding``, ``Sampler``, ``Renderer``, ``Loss``, ``ColourLoss``.
+Capabilities and parameter tags
+    ``HasDensity``, ``HasSDF``, ``HasSDFGradient``, ``HasSampleStep``, ``Grows``,
+    ``RendersViews``, ``ViewRenderer``, ``NeedsCrops``, ``has_density``, ``first_with``,
+    ``tag_parameter``, ``parameter_tags``, ``ParameterTags``.
+Building blocks
+    encodings (``PositionalEncoding``, ``IdentityEncoding``), ``mlp``, ``trunc_exp``,
+    compositing (``render_weights``, ``segment_sum``), ``VolumeRenderer``, ``Background``,
+    sampling (``stratified_edges``, ``sample_pdf``, ``invert_cdf``, ``samples_from_bins``,
+    ``DisplacedSamples``), rays (``make_rays``, ``image_rays``, ``camera_rays``,
+    ``pixel_rays``), cameras (``look_at``, ``focal_from_fov``, ``INTRINSICS``), crops
+    (``CROP_KEY``, ``BLOCK_KEY``, ``crop_shape``, ``decimate``, ``undo_blocks``), images
+    (``read_rgba``, ``downscale_rgba``, ``to_uint8``), evaluation (``eval_indices``,
+    ``protocol_background``), meshes (``read_ply``, ``connected_components``), and two
+    namespaces: ``grid`` (dense voxel grids) and ``synth`` (procedural scenes).
+The blender reader
+    ``load_blender``, ``load_split``, ``read_json``, ``read_images``, ``parse_pose``,
+    ``parse_fov``, ``parse_frames``, ``image_file``, ``short``, ``SPLITS``.
+Errors
+    ``AtlasError``, ``ConfigError``, ``DataError``, ``PluginError``, ``first_line``.
+"""
+
+from atlas_core import __version__, hookimpl
+from atlas_core.build import BuildContext, field_owner, plugin_options, require_encoding
+from atlas_core.capabilities import (
+    Grows,
+    HasDensity,
+    HasSampleStep,
+    HasSDF,
+    HasSDFGradient,
+    NeedsCrops,
+    ParameterTags,
+    RendersViews,
+    ViewRenderer,
+    first_with,
+    has_density,
+    parameter_tags,
+    tag_parameter,
+)
+from atlas_core.commands.export import connected_components, read_ply
+from atlas_core.config import RunConfig, Slot
+from atlas_core.data import synth
+from atlas_core.data.blender import (
+    SPLITS,
+    image_file,
+    load_blender,
+    load_split,
+    parse_fov,
+    parse_frames,
+    parse_pose,
+    read_images,
+    read_json,
+    short,
+)
+from atlas_core.data.images import downscale_rgba, read_rgba, to_uint8
+from atlas_core.data.scene import SceneData, Views, camera_rays, image_rays, make_rays
+from atlas_core.engine.evaluate import eval_indices
+from atlas_core.engine.run import Run
+from atlas_core.errors import AtlasError, ConfigError, DataError, PluginError, first_line
+from atlas_core.hookspecs import Register
+from atlas_core.nerf import grid
+from atlas_core.nerf.cameras import INTRINSICS, focal_from_fov, look_at, pixel_rays
+from atlas_core.nerf.compositing import render_weights, segment_sum
+from atlas_core.nerf.crops import BLOCK_KEY, CROP_KEY, crop_shape, decimate, undo_blocks
+from atlas_core.nerf.encodings import Encoding, IdentityEncoding, PositionalEncoding
+from atlas_core.nerf.fields import Field
+from atlas_core.nerf.losses import ColourLoss, Loss
+from atlas_core.nerf.mlp import mlp, trunc_exp
+from atlas_core.nerf.occupancy import prefer_occupancy
+from atlas_core.nerf.pipeline import Pipeline, protocol_background
+from atlas_core.nerf.rays import DisplacedSamples, RayBundle, RaySamples, samples_from_bins
+from atlas_core.nerf.renderers import Background, Renderer, VolumeRenderer
+from atlas_core.nerf.samplers import (
+    COARSE_ACC,
+    COARSE_RGB,
+    Sampler,
+    SamplerExtras,
+    invert_cdf,
+    sample_pdf,
+    stratified_edges,
+)
+
+__all__ = [
+    "BLOCK_KEY",
+    "COARSE_ACC",
+    "COARSE_RGB",
+    "CROP_KEY",
+    "INTRINSICS",
+    "SPLITS",
+    "AtlasError",
+    "Background",
+    "BuildContext",
+    "ColourLoss",
+    "ConfigError",
+    "DataError",
+    "DisplacedSamples",
+    "Encoding",
+    "Field",
+    "Grows",
+    "HasDensity",
+    "HasSDF",
+    "HasSDFGradient",
+    "HasSampleStep",
+    "IdentityEncoding",
+    "Loss",
+    "NeedsCrops",
+    "ParameterTags",
+    "Pipeline",
+    "PluginError",
+    "PositionalEncoding",
+    "RayBundle",
+    "RaySamples",
+    "Register",
+    "Renderer",
+    "RendersViews",
+    "Run",
+    "RunConfig",
+    "Sampler",
+    "SamplerExtras",
+    "SceneData",
+    "Slot",
+    "ViewRenderer",
+    "Views",
+    "VolumeRenderer",
+    "__version__",
+    "camera_rays",
+    "connected_components",
+    "crop_shape",
+    "decimate",
+    "downscale_rgba",
+    "eval_indices",
+    "field_owner",
+    "first_line",
+    "first_with",
+    "focal_from_fov",
+    "grid",
+    "has_density",
+    "hookimpl",
+    "image_file",
+    "image_rays",
+    "invert_cdf",
+    "load_blender",
+    "load_split",
+    "look_at",
+    "make_rays",
+    "mlp",
+    "parameter_tags",
+    "parse_fov",
+    "parse_frames",
+    "parse_pose",
+    "pixel_rays",
+    "plugin_options",
+    "prefer_occupancy",
+    "protocol_background",
+    "read_images",
+    "read_json",
+    "read_ply",
+    "read_rgba",
+    "render_weights",
+    "require_encoding",
+    "sample_pdf",
+    "samples_from_bins",
+    "segment_sum",
+    "short",
+    "stratified_edges",
+    "synth",
+    "tag_parameter",
+    "to_uint8",
+    "trunc_exp",
+    "undo_blocks",
+]

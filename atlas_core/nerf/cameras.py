@@ -1,0 +1,94 @@
+"""Pinhole cameras in the NeRF/Blender convention.
+
+Camera space: the camera looks along -Z, +X is right and +Y is up. A camera-to-world
+matrix ``c2w`` (4x4) maps camera space to world space. Pixel ``(col, row)`` has its
+centre at ``(col + 0.5, row + 0.5)``; row 0 is the top of the image.
+
+Intrinsics: by default one ``focal`` (fx = fy) and the principal point at the image
+centre. A data kind whose cameras differ (DTU) puts ``[N, 4]`` per-view intrinsics
+``(fx, fy, cx, cy)`` in pixels, in this pixel convention (an OpenCV principal point
+``c`` is ``c + 0.5`` here), in ``Views.extras[INTRINSICS]``; rays then use them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "INTRINSICS",
+    "camera_directions",
+    "focal_from_fov",
+    "intrinsic_directions",
+    "look_at",
+    "pixel_rays",
+]
+
+INTRINSICS = "intrinsics"
+"""Key of per-view intrinsics ``(fx, fy, cx, cy)`` [N, 4] in ``Views.extras``."""
+
+
+def focal_from_fov(width: int, camera_angle_x: float) -> float:
+    """Focal length in pixels from the horizontal field of view in radians."""
+    return 0.5 * width / math.tan(0.5 * camera_angle_x)
+
+
+def camera_directions(
+    cols: torch.Tensor, rows: torch.Tensor, focal: float, width: int, height: int
+) -> torch.Tensor:
+    """Unnormalised camera-space directions [..., 3] through pixel centres."""
+    x = (cols.float() + 0.5 - 0.5 * width) / focal
+    y = -(rows.float() + 0.5 - 0.5 * height) / focal
+    return torch.stack([x, y, -torch.ones_like(x)], dim=-1)
+
+
+def intrinsic_directions(
+    cols: torch.Tensor, rows: torch.Tensor, intrinsics: torch.Tensor
+) -> torch.Tensor:
+    """Unnormalised camera-space directions [..., 3] for per-ray ``(fx, fy, cx, cy)`` [..., 4]."""
+    fx, fy, cx, cy = intrinsics.unbind(-1)
+    x = (cols.float() + 0.5 - cx) / fx
+    y = -(rows.float() + 0.5 - cy) / fy
+    return torch.stack([x, y, -torch.ones_like(x)], dim=-1)
+
+
+def pixel_rays(
+    c2w: torch.Tensor,
+    cols: torch.Tensor,
+    rows: torch.Tensor,
+    focal: float,
+    width: int,
+    height: int,
+    intrinsics: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """World-space origins, unit directions and pixel radii for pixels of cameras ``c2w``.
+
+    ``c2w`` is [..., 4, 4] broadcastable against ``cols``/``rows``. The radius is that of
+    a disc with the pixel's area at unit distance, as in Mip-NeRF (Barron et al. 2021).
+    ``intrinsics`` [..., 4] ``(fx, fy, cx, cy)``, when given, replace ``focal`` and the
+    centred principal point (the radius then uses ``sqrt(fx * fy)``).
+    """
+    if intrinsics is None:
+        dirs_cam = camera_directions(cols, rows, focal, width, height)
+    else:
+        dirs_cam = intrinsic_directions(cols, rows, intrinsics)
+        focal = (intrinsics[..., 0:1] * intrinsics[..., 1:2]).sqrt()
+    rot = c2w[..., :3, :3]
+    dirs = (rot @ dirs_cam.unsqueeze(-1)).squeeze(-1)
+    norm = dirs.norm(dim=-1, keepdim=True)
+    origins = c2w[..., :3, 3].expand_as(dirs)
+    radius = (2.0 / math.sqrt(12.0) / focal) / norm
+    return origins, dirs / norm, radius
+
+
+def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """Camera-to-world matrix [4, 4] for a camera at ``eye`` looking at ``target``."""
+    back = eye - target
+    back = back / back.norm()
+    right = torch.linalg.cross(up, back)
+    right = right / right.norm()
+    true_up = torch.linalg.cross(back, right)
+    c2w = torch.eye(4, dtype=eye.dtype)
+    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, true_up, back, eye
+    return c2w

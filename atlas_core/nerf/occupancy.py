@@ -1,0 +1,264 @@
+"""Occupancy-grid sampling in plain PyTorch (Instant-NGP, Mueller et al. 2022, sec. 4;
+NerfAcc, Li et al. 2023).
+
+A binary grid over the scene box marks cells whose density is above a threshold. Rays
+march in fixed steps tied to the grid; samples in empty cells are dropped, and so are
+samples behind the point where the transmittance falls below ``early_stop``. The grid
+is refreshed from the field's ``density()`` every ``update_every`` training steps.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from atlas_core.capabilities import HasSampleStep, first_with, has_density
+from atlas_core.nerf.compositing import segment_exclusive_cumsum
+from atlas_core.nerf.rays import RayBundle, RaySamples, clip_to_box
+from atlas_core.nerf.samplers import Sampler
+
+if TYPE_CHECKING:
+    from atlas_core.build import BuildContext
+    from atlas_core.config import RunConfig
+    from atlas_core.nerf.fields import Field
+
+__all__ = ["COARSE", "OccupancyGrid", "OccupancySampler", "prefer_occupancy"]
+
+COARSE = 4
+"""Fine steps per coarse step, and fine cells per coarse cell edge, when marching."""
+
+
+class OccupancyGrid(torch.nn.Module):
+    """A cubic grid of cell opacities over an axis-aligned box, with its binary mask."""
+
+    def __init__(self, bounds: tuple[float, ...], resolution: int):
+        super().__init__()
+        self.resolution = resolution
+        self.register_buffer("low", torch.tensor(bounds[:3], dtype=torch.float32))
+        self.register_buffer("high", torch.tensor(bounds[3:], dtype=torch.float32))
+        cells = resolution**3
+        self.register_buffer("opacity", torch.zeros(cells))
+        self.register_buffer("mask", torch.ones(cells, dtype=torch.bool))
+        self.refresh_derived()
+
+    def refresh_derived(self) -> None:
+        """Recompute the occupied bounding box and the dilated coarse mask."""
+        res = self.resolution
+        cells = self.mask.view(res, res, res)
+        ijk = cells.nonzero()
+        if ijk.numel():
+            first, last = ijk.amin(dim=0), ijk.amax(dim=0) + 1
+        else:
+            first = last = torch.zeros(3, dtype=torch.long, device=self.mask.device)
+        self.occupied_low = self.low + (first - 1).clamp_min(0).float() * self.cell_size
+        self.occupied_high = self.low + (last + 1).clamp_max(res).float() * self.cell_size
+        factor = COARSE
+        coarse = F.max_pool3d(cells[None, None].float(), factor, factor, ceil_mode=True)
+        self.coarse_mask = F.max_pool3d(coarse, 3, 1, padding=1)[0, 0] > 0
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super()._load_from_state_dict(*args, **kwargs)
+        self.refresh_derived()
+
+    @property
+    def cell_size(self) -> Tensor:
+        """Edge lengths [3] of one cell."""
+        return (self.high - self.low) / self.resolution
+
+    def cell_index(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """Flat cell index [N] of positions, and whether each is inside the box."""
+        unit = (positions - self.low) / (self.high - self.low)
+        inside = ((unit >= 0) & (unit < 1)).all(dim=-1)
+        ijk = (unit * self.resolution).long().clamp(0, self.resolution - 1)
+        res = self.resolution
+        return (ijk[:, 0] * res + ijk[:, 1]) * res + ijk[:, 2], inside
+
+    def occupied(self, positions: Tensor) -> Tensor:
+        """Boolean [N]: inside the box and in an occupied cell."""
+        index, inside = self.cell_index(positions)
+        return inside & self.mask[index]
+
+    def coarse_occupied(self, positions: Tensor) -> Tensor:
+        """Boolean [N]: within one coarse cell (COARSE^3 cells) of an occupied cell."""
+        unit = (positions - self.low) / (self.high - self.low)
+        size = self.coarse_mask.shape[0]
+        ijk = (unit * (self.resolution / COARSE)).long().clamp(0, size - 1)
+        return self.coarse_mask[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
+
+    def cell_centres(self, index: Tensor, jitter: bool) -> Tensor:
+        """World positions [N, 3] in cells ``index``: centres, or random points in them."""
+        res = self.resolution
+        ijk = torch.stack([index // (res * res), (index // res) % res, index % res], dim=-1)
+        offset = torch.rand_like(ijk, dtype=torch.float32) if jitter else 0.5
+        return self.low + (ijk.float() + offset) * self.cell_size
+
+    @torch.no_grad()
+    def update(
+        self,
+        density_fn: Callable[[Tensor], Tensor],
+        step_size: float,
+        decay: float,
+        threshold: float,
+        all_cells: bool,
+        chunk: int = 65536,
+    ) -> None:
+        """Refresh opacities from ``density_fn`` (EMA with ``decay``) and the mask.
+
+        Warm-up updates visit every cell; later ones a random quarter of the cells plus
+        every occupied cell, as in Instant-NGP.
+        """
+        cells = self.opacity.numel()
+        if all_cells:
+            index = torch.arange(cells, device=self.opacity.device)
+        else:
+            sampled = torch.randint(cells, (cells // 4,), device=self.opacity.device)
+            index = torch.unique(torch.cat([sampled, self.mask.nonzero().view(-1)]))
+        fresh = torch.empty(index.numel(), device=self.opacity.device)
+        for start in range(0, index.numel(), chunk):
+            part = index[start : start + chunk]
+            density = density_fn(self.cell_centres(part, jitter=True)).view(-1)
+            fresh[start : start + chunk] = density * step_size
+        decayed = self.opacity[index] * decay
+        self.opacity[index] = torch.maximum(decayed, fresh)
+        self.mask = self.opacity > min(float(self.opacity.mean()), threshold)
+        if not self.mask.any():  # a uniform field: keep marching everywhere, never stall
+            self.mask.fill_(True)
+        self.refresh_derived()
+
+
+class OccupancySampler(Sampler):
+    """Marching through an occupancy grid with early termination, packed samples.
+
+    ``step_size`` 0 means the field's ``sample_step`` (world units) when it, or a field it
+    wraps, declares one (``HasSampleStep``),
+    else a third of a cell's diagonal. ``warmup_steps``: updates
+    before then visit every cell. ``threshold``: a cell is occupied when its opacity
+    (density times step) exceeds it (or the mean opacity, whichever is smaller).
+    ``early_stop``, ``alpha_threshold``, ``weight_threshold``: samples behind a
+    transmittance of ``early_stop``, with an opacity or a weight (transmittance times
+    opacity, as DVGO's ``fast_color_thres``) below these are dropped before the field
+    runs with gradients; a density pass without gradients finds them.
+    """
+
+    def __init__(
+        self,
+        context: BuildContext,
+        resolution: int = 128,
+        step_size: float = 0.0,
+        update_every: int = 16,
+        warmup_steps: int = 256,
+        decay: float = 0.95,
+        threshold: float = 0.01,
+        early_stop: float = 1e-4,
+        alpha_threshold: float = 0.0,
+        weight_threshold: float = 0.0,
+    ):
+        super().__init__()
+        if resolution < 2 or update_every < 1 or not 0 <= decay <= 1 or step_size < 0:
+            raise ValueError("need resolution >= 2, update_every >= 1, 0 <= decay <= 1")
+        field = context.field_module()
+        if not has_density(field):
+            raise ValueError(
+                f"field '{context.config.field.name}' ({type(field).__name__}) has no "
+                "density() method, which the occupancy grid needs; use another sampler"
+            )
+        self.grid = OccupancyGrid(context.scene.bounds, resolution)
+        cell = float(self.grid.cell_size.norm())
+        declared = first_with(field, HasSampleStep)  # the field's, or a wrapped field's
+        self.step_size = step_size or (declared and float(declared.sample_step)) or cell / 3
+        self.update_every, self.warmup_steps = update_every, warmup_steps
+        self.decay, self.threshold = decay, threshold
+        self.early_stop, self.alpha_threshold = early_stop, alpha_threshold
+        self.weight_threshold = weight_threshold
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def maybe_update(self, field: torch.nn.Module) -> None:
+        """Refresh the grid every ``update_every`` training steps."""
+        step = int(self.steps)
+        self.steps += 1
+        if step % self.update_every:
+            return
+        was_training = field.training
+        field.eval()
+        self.grid.update(
+            field.density,
+            self.step_size,
+            self.decay,
+            self.threshold,
+            all_cells=step < self.warmup_steps,
+        )
+        field.train(was_training)
+
+    def march(self, rays: RayBundle) -> tuple[Tensor, Tensor]:
+        """Interval starts (ray index [M], t [M]) in occupied cells, ordered by ray.
+
+        Two levels, with no padding: rays are clipped to the occupied cells' bounding
+        box; coarse steps of ``COARSE`` fine steps are kept when they lie within one
+        coarse cell of an occupied cell; their fine steps are kept when in an occupied
+        cell.
+        """
+        dt, grid = self.step_size, self.grid
+        bounds = (*grid.occupied_low.tolist(), *grid.occupied_high.tolist())
+        near, far = clip_to_box(rays.origins, rays.directions, rays.near, rays.far, bounds)
+        start = near + (torch.rand_like(near) if self.training else 0.0) * dt  # [R, 1]
+        lines = torch.cat([rays.origins + rays.directions * start, rays.directions], dim=1)
+        device = start.device
+        # coarse steps: one test per COARSE fine steps, against the dilated coarse mask
+        counts = torch.ceil((far - start).view(-1) / (dt * COARSE)).long().clamp_min(0)
+        ray = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
+        k = torch.arange(ray.numel(), device=device) - (torch.cumsum(counts, 0) - counts)[ray]
+        line = lines[ray]
+        centre = (k * COARSE + 0.5 * COARSE).to(line.dtype) * dt
+        live = grid.coarse_occupied(line[:, :3] + line[:, 3:] * centre[:, None])
+        # fine steps of the live coarse steps, against the fine mask
+        ray = ray[live].repeat_interleave(COARSE)
+        step = k[live].repeat_interleave(COARSE) * COARSE
+        step += torch.arange(ray.numel(), device=device) % COARSE
+        rel = step.to(line.dtype) * dt  # interval start relative to ``start``
+        line = lines[ray]
+        keep = rel + 0.5 * dt <= (far - start).view(-1)[ray]
+        keep &= grid.occupied(line[:, :3] + line[:, 3:] * (rel + 0.5 * dt)[:, None])
+        ray = ray[keep]
+        return ray, start.view(-1)[ray] + rel[keep]
+
+    def forward(self, rays: RayBundle, field: Field) -> tuple[RaySamples, dict[str, Tensor]]:
+        """Occupied, not-yet-opaque intervals along each ray."""
+        if self.training:
+            self.maybe_update(field)
+        ray_index, t = self.march(rays)
+        dt = self.step_size
+        culling = self.early_stop > 0 or self.alpha_threshold > 0 or self.weight_threshold > 0
+        if culling and ray_index.numel():
+            with torch.no_grad():
+                mid = t + 0.5 * dt
+                positions = rays.origins[ray_index] + rays.directions[ray_index] * mid[:, None]
+                times = None if rays.times is None else rays.times[ray_index]
+                tau = field.density(positions, times).view(-1) * dt
+                before = segment_exclusive_cumsum(tau, ray_index, len(rays))
+                transmittance = torch.exp(-before)
+                alpha = -torch.expm1(-tau)
+                keep = transmittance > self.early_stop
+                if self.alpha_threshold > 0:
+                    keep &= alpha > self.alpha_threshold
+                if self.weight_threshold > 0:  # DVGO's fast_color_thres (Sun et al. 2022)
+                    keep &= transmittance * alpha > self.weight_threshold
+            ray_index, t = ray_index[keep], t[keep]
+        starts = t[:, None]
+        samples = RaySamples(rays, starts, starts + dt, ray_index)
+        return samples, {}
+
+
+def prefer_occupancy(config: RunConfig, target_samples: int) -> None:
+    """Choose the occupancy sampler and a steady sample budget per step for a grid field
+    (Instant-NGP, sec. 4), unless the user chose a sampler, set options that the
+    occupancy sampler does not take (e.g. ``sampler.samples``) or set the budget."""
+    options = set(inspect.signature(OccupancySampler.__init__).parameters) - {"self", "context"}
+    if "sampler" not in config.explicit and set(config.sampler.options) <= options:
+        config.sampler.name = "occupancy"
+    if "train.target_samples" not in config.explicit and not config.train.target_samples:
+        config.train.target_samples = target_samples

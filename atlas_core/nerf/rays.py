@@ -1,0 +1,144 @@
+"""RayBundle (per ray) and RaySamples (packed intervals along rays)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+
+import torch
+from torch import Tensor
+
+__all__ = ["DisplacedSamples", "RayBundle", "RaySamples", "clip_to_box", "samples_from_bins"]
+
+
+@dataclass
+class RayBundle:
+    """A batch of R rays in world space; optional fields are None when absent."""
+
+    origins: Tensor  # [R, 3]
+    directions: Tensor  # [R, 3], unit length
+    near: Tensor  # [R, 1]
+    far: Tensor  # [R, 1]
+    radii: Tensor  # [R, 1], pixel-footprint radius at unit distance (for cones)
+    camera_indices: Tensor  # [R], long
+    times: Tensor | None = None  # [R, 1] in [0, 1]
+    rgba: Tensor | None = None  # [R, 4] target, straight alpha
+    # per-ray values a plugin's data kind adds (e.g. a light position), each [R, ...]
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.origins.shape[0]
+
+    def _map(self, apply: Callable[[Tensor], Tensor]) -> RayBundle:
+        values = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, dict):
+                values[f.name] = {key: apply(item) for key, item in value.items()}
+            else:
+                values[f.name] = None if value is None else apply(value)
+        return RayBundle(**values)
+
+    def __getitem__(self, index: slice | Tensor) -> RayBundle:
+        """Select rays by slice or index tensor."""
+        return self._map(lambda value: value[index])
+
+    def to(self, device: torch.device | str) -> RayBundle:
+        """Copy to a device."""
+        return self._map(lambda value: value.to(device))
+
+
+@dataclass
+class RaySamples:
+    """N intervals ``[t_start, t_end]`` along rays, packed and sorted by ray.
+
+    ``ray_indices`` says which ray each interval belongs to; samples of one ray are
+    contiguous and ordered by distance, so empty space costs nothing.
+    """
+
+    rays: RayBundle
+    t_starts: Tensor  # [N, 1]
+    t_ends: Tensor  # [N, 1]
+    ray_indices: Tensor  # [N], long, non-decreasing
+
+    @property
+    def num_rays(self) -> int:
+        """Number of rays the samples index into."""
+        return len(self.rays)
+
+    @property
+    def origins(self) -> Tensor:
+        """Per-sample ray origins [N, 3]."""
+        return self.rays.origins[self.ray_indices]
+
+    @property
+    def directions(self) -> Tensor:
+        """Per-sample unit directions [N, 3]."""
+        return self.rays.directions[self.ray_indices]
+
+    @property
+    def times(self) -> Tensor | None:
+        """Per-sample times [N, 1], or None for static scenes."""
+        times = self.rays.times
+        return None if times is None else times[self.ray_indices]
+
+    @property
+    def deltas(self) -> Tensor:
+        """Interval lengths [N, 1]."""
+        return self.t_ends - self.t_starts
+
+    @property
+    def positions(self) -> Tensor:
+        """Interval midpoints in world space [N, 3]."""
+        mid = 0.5 * (self.t_starts + self.t_ends)
+        return self.origins + self.directions * mid
+
+    def with_positions(self, positions: Tensor) -> RaySamples:
+        """A copy whose ``positions`` are replaced (used by deformation wrappers)."""
+        return DisplacedSamples(
+            rays=self.rays,
+            t_starts=self.t_starts,
+            t_ends=self.t_ends,
+            ray_indices=self.ray_indices,
+            moved=positions,
+        )
+
+
+@dataclass
+class DisplacedSamples(RaySamples):
+    """RaySamples whose positions were moved, e.g. into a canonical frame."""
+
+    moved: Tensor | None = None  # [N, 3]
+
+    @property
+    def positions(self) -> Tensor:
+        """The moved positions [N, 3]."""
+        return self.moved
+
+
+def samples_from_bins(rays: RayBundle, edges: Tensor) -> RaySamples:
+    """Pack dense per-ray bin edges [R, S+1] into RaySamples with S intervals per ray."""
+    num_rays, num_edges = edges.shape
+    starts = edges[:, :-1].reshape(-1, 1)
+    ends = edges[:, 1:].reshape(-1, 1)
+    indices = torch.arange(num_rays, device=edges.device).repeat_interleave(num_edges - 1)
+    return RaySamples(rays=rays, t_starts=starts, t_ends=ends, ray_indices=indices)
+
+
+def clip_to_box(
+    origins: Tensor, directions: Tensor, near: Tensor, far: Tensor, bounds: tuple[float, ...]
+) -> tuple[Tensor, Tensor]:
+    """Shrink ``[near, far]`` to the part of each ray inside an axis-aligned box.
+
+    Rays that miss the box get ``near == far`` (zero-length samples, nothing drawn).
+    """
+    low = torch.tensor(bounds[:3], device=origins.device, dtype=origins.dtype)
+    high = torch.tensor(bounds[3:], device=origins.device, dtype=origins.dtype)
+    inv = 1.0 / torch.where(directions.abs() < 1e-9, torch.full_like(directions, 1e-9), directions)
+    t0, t1 = (low - origins) * inv, (high - origins) * inv
+    enter = torch.minimum(t0, t1).amax(dim=-1, keepdim=True)
+    leave = torch.maximum(t0, t1).amin(dim=-1, keepdim=True)
+    new_near = torch.maximum(near, enter)
+    new_far = torch.minimum(far, leave)
+    new_far = torch.maximum(new_far, new_near)
+    return new_near, new_far

@@ -31,7 +31,7 @@ test: $(STAMP)
 # Wheels of the core and every plugin (not the template) into dist/, for
 # `pip install --find-links dist atlas-plugin-NAME` or a release.
 dist: $(STAMP)
-	rm -rf dist
+	rm -rf dist build $(addsuffix build,$(PUBLISHED))
 	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist . $(PUBLISHED)
 	@ls dist
 

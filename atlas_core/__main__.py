@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-from atlas_core.engine import distributed
 from atlas_core.cli import main
+from atlas_core.engine import distributed
 
 __all__ = ["run"]
 

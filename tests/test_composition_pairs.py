@@ -149,15 +149,14 @@ def shrunk_builds(monkeypatch: pytest.MonkeyPatch) -> None:
     plugin may, say, keep a sampler whose options the user set).
     """
 
-    def build(config: RunConfig, loaded: plugins.AtlasPlugins, scene: Any) -> Any:
-        configure(config, loaded)
+    def assemble(config: RunConfig, loaded: plugins.AtlasPlugins, scene: Any) -> Any:
         for key, value in small_options(config, loaded).items():
             config.set(key, value)
         if config.train.target_samples > TARGET_SAMPLES:  # a plugin's steady sample budget
             config.set("train.target_samples", TARGET_SAMPLES)
         return Pipeline(BuildContext(config, loaded, scene))
 
-    monkeypatch.setattr(train_module, "build", build)
+    monkeypatch.setattr(train_module, "assemble", assemble)
 
 
 def pair_data_kind(names: tuple[str, ...]) -> str:

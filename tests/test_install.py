@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -99,6 +100,8 @@ def test_wheels_install_a_plugin_by_name_in_a_fresh_venv(tmp_path: Path) -> None
     core; `atlas plugins install voxel` adds one by its short name; a dnerf run works."""
     dist = tmp_path / "dist"
     folders = [ROOT, ROOT / "plugins" / "dnerf", ROOT / "plugins" / "voxel"]
+    for folder in folders:  # setuptools builds in the tree: no stale copies in the wheels
+        shutil.rmtree(folder / "build", ignore_errors=True)
     call(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
          "--wheel-dir", dist, *folders, cwd=tmp_path)  # fmt: skip
     wheels = sorted(path.name for path in dist.glob("*.whl"))
@@ -108,6 +111,7 @@ def test_wheels_install_a_plugin_by_name_in_a_fresh_venv(tmp_path: Path) -> None
     with zipfile.ZipFile(next(dist.glob("nerf_atlas-*.whl"))) as wheel:
         names = wheel.namelist()
     assert "atlas_core/api.py" in names and not any(n.startswith("plugins/") for n in names)
+    assert "atlas_core/train.py" not in names  # no stale module of an earlier build
 
     env = tmp_path / "venv"
     call(sys.executable, "-m", "venv", env)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from atlas_core.build import call_factory
+from atlas_core.build import call_factory, configure
 from atlas_core.capabilities import Grows, NeedsCrops, RendersViews
 from atlas_core.commands.video import orbit, write_video
 from atlas_core.config import RunConfig, load_toml, save_toml
@@ -34,7 +34,7 @@ from atlas_core.engine.run import Run
 from atlas_core.errors import AtlasError, ConfigError, Interrupted, PluginError, first_line
 from atlas_core.io import atomic_write_json
 from atlas_core.nerf.crops import crop_rays, decimate, ray_stride
-from atlas_core.nerf.pipeline import build, protocol_background
+from atlas_core.nerf.pipeline import assemble, protocol_background
 from atlas_core.plugins import AtlasPlugins, load
 from atlas_core.registry import unknown_choice
 
@@ -126,9 +126,10 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.world = distributed.init(self.device)  # None unless started by torchrun
         torch.manual_seed(config.seed)
+        configure(config, plugins)  # plugins may choose the data kind too (dnerf)
         check_losses(config, plugins)
         self.scene = load_scene(config, plugins)
-        self.pipeline = build(config, plugins, self.scene).to(self.device)
+        self.pipeline = assemble(config, plugins, self.scene).to(self.device)
         config.versions = plugins.versions
         self.optimizer = self.make_optimizer()
         self.train_views = self.scene.split("train").to(self.device)

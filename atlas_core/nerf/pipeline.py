@@ -18,7 +18,7 @@ from atlas_core.nerf.renderers import Renderer
 from atlas_core.nerf.samplers import COARSE_ACC, COARSE_RGB
 from atlas_core.plugins import AtlasPlugins
 
-__all__ = ["Pipeline", "build", "protocol_background"]
+__all__ = ["Pipeline", "assemble", "build", "protocol_background"]
 
 
 class Pipeline(nn.Module):
@@ -84,8 +84,12 @@ def protocol_background(config: RunConfig) -> str:
     return "black" if config.renderer.options.get("background") == "black" else "white"
 
 
+def assemble(config: RunConfig, plugins: AtlasPlugins, scene: SceneData) -> Pipeline:
+    """Build the pipeline of a configured run."""
+    return Pipeline(BuildContext(config, plugins, scene))
+
+
 def build(config: RunConfig, plugins: AtlasPlugins, scene: SceneData) -> Pipeline:
     """Configure the run with its plugins, then build its pipeline."""
     configure(config, plugins)
-    context = BuildContext(config, plugins, scene)
-    return Pipeline(context)
+    return assemble(config, plugins, scene)

@@ -3,7 +3,8 @@
 ``--plugins dnerf`` wraps the run's field (any canonical field) in a deformation chosen
 by ``--set dnerf.deformation=mlp|spline|planes``: D-NeRF's MLP (Pumarola et al. 2021),
 per-point Bezier motion with rigidity, or factored space-time planes (K-Planes,
-Fridovich-Keil et al. 2023). Load D-NeRF scenes with ``--data-kind dnerf``.
+Fridovich-Keil et al. 2023). Enabling it loads D-NeRF scenes (data kind ``dnerf``)
+unless ``--data-kind`` says otherwise.
 """
 
 from __future__ import annotations
@@ -60,8 +61,11 @@ def atlas_register_losses(register: Register) -> None:
 
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
-    """Check the ``dnerf.*`` options and the data kind before anything is built."""
+    """Check the ``dnerf.*`` options; load D-NeRF folders unless the user chose a data kind
+    (they are blender folders whose frames carry a time); refuse a static one."""
     options(config)
+    if "data.kind" not in config.explicit and config.data.kind == "blender":
+        config.data.kind = "dnerf"
     if config.data.kind in STATIC_KINDS:
         raise ConfigError(no_times(config))
 
@@ -70,7 +74,7 @@ def no_times(config: RunConfig) -> str:
     """The error for a dynamic run on data without frame times."""
     return (
         f"plugin 'dnerf': data kind '{config.data.kind}' gives no frame times; "
-        "load a dynamic scene with --data-kind dnerf"
+        "load a dynamic scene (--data-kind dnerf, the default with this plugin)"
     )
 
 

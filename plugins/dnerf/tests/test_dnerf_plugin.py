@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -68,10 +68,24 @@ def test_options_need_the_plugin_enabled(dynamic_scene, tmp_path, capsys) -> Non
 
 def test_static_data_is_refused(atlas_scene, tmp_path, capsys) -> None:  # noqa: ANN001
     args = ["run", "--data", str(atlas_scene), "--out", str(tmp_path / "r"),
-            "--plugins", "dnerf", *TINY, *SAMPLES]  # fmt: skip
+            "--plugins", "dnerf", "--data-kind", "blender", *TINY, *SAMPLES]  # fmt: skip
     assert run_cli(args) == 2
     assert "data kind 'blender' gives no frame times" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_dnerf_data_is_the_default_kind(dynamic_scene, atlas_scene, tmp_path, capsys) -> None:  # noqa: ANN001
+    """Without --data-kind, --plugins dnerf reads D-NeRF folders; a static folder is named."""
+    out = tmp_path / "r"
+    args = ["run", "--data", str(dynamic_scene), "--out", str(out), "--plugins", "dnerf",
+            *TINY, *SAMPLES]  # fmt: skip
+    assert run_cli(args) == 0
+    assert 'kind = "dnerf"' in (out / "config.toml").read_text()
+    args = ["run", "--data", str(atlas_scene), "--out", str(tmp_path / "s"), "--plugins",
+            "dnerf", *TINY, *SAMPLES]  # fmt: skip
+    assert run_cli(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("atlas: error: ") and "time" in err
 
 
 def test_data_without_times_of_another_kind_is_refused(atlas_pm, atlas_scene, tmp_path) -> None:  # noqa: ANN001
@@ -106,7 +120,10 @@ def test_each_variant_runs_and_writes_maps(dynamic_scene, tmp_path, variant) -> 
     config = (out / "config.toml").read_text()
     assert "[dnerf]" in config and f'deformation = "{variant}"' in config
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["plugins"]["dnerf"] == "0.1.0" and metrics["protocol"]["data_kind"] == "dnerf"
+    assert (
+        metrics["plugins"]["dnerf"] == version("atlas-plugin-dnerf")
+        and metrics["protocol"]["data_kind"] == "dnerf"
+    )
 
 
 def test_maps_zero_writes_none_and_over_time_renders(dynamic_scene, tmp_path, capsys) -> None:  # noqa: ANN001

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -57,7 +58,7 @@ def test_cli_run_end_to_end(atlas_scene, tmp_path) -> None:  # noqa: ANN001
             "--set", "train.batch_rays=512", "--set", "sampler.samples=16"]  # fmt: skip
     assert run_cli(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["steps"] == 40 and metrics["plugins"]["ngp"] == "0.1.0"
+    assert metrics["steps"] == 40 and metrics["plugins"]["ngp"] == version("atlas-plugin-ngp")
     assert "[field]" in (out / "config.toml").read_text()
     assert 'name = "ngp"' in (out / "config.toml").read_text()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -145,7 +146,7 @@ def test_cli_run_writes_normals_and_exports_a_mesh(atlas_scene, tmp_path, capsys
     assert config.field.name == "volsdf" and config.losses["eikonal"] == 0.1
     assert config.field.options["radius"] == 0.8
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["plugins"]["volsdf"] == "0.1.0" and metrics["steps"] == 8
+    assert metrics["plugins"]["volsdf"] == version("atlas-plugin-volsdf") and metrics["steps"] == 8
     capsys.readouterr()
     assert run_cli(["export", str(out), "mesh", "--resolution", "40"]) == 0
     printed = capsys.readouterr().out

@@ -112,8 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
         "install", parents=[common], help="pip-install plugins by name (NAME is atlas-plugin-NAME)"
     )
     install.add_argument("names", nargs="+", metavar="NAME", help="plugin name, or a pip spec")
-    install.add_argument("--find-links", action="append", default=[], metavar="URL_OR_DIR")
-    install.add_argument("--index-url", metavar="URL")
+    install.add_argument(
+        "--find-links",
+        action="append",
+        default=[],
+        metavar="URL_OR_DIR",
+        help="a folder or page of wheels, e.g. make dist's dist/ (repeatable)",
+    )
+    install.add_argument("--index-url", metavar="URL", help="a package index instead of PyPI")
     install.add_argument("--upgrade", "-U", action="store_true", help="upgrade if installed")
 
     sweep = command("sweep", help="run an Optuna study: one atlas run per trial")

@@ -14,49 +14,17 @@ import pytest
 
 import atlas_core
 from atlas_core import _compat, api, hookspecs, testing
+from atlas_core.testing import import_violations
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "plugins"
 DESIGN = ROOT / "docs" / "design.md"
-ALLOWED = {"atlas_core": atlas_core, "atlas_core.api": api, "atlas_core.testing": testing}
-
-
-def core_imports(path: Path) -> list[tuple[int, str, str | None]]:
-    """(line, module, name) of every import of the core in a file (name None: `import m`)."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module.split(".")[0] == "atlas_core":
-                found += [(node.lineno, node.module, alias.name) for alias in node.names]
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.split(".")[0] == "atlas_core":
-                    found.append((node.lineno, alias.name, None))
-    return found
-
-
-def surface_violations(root: Path) -> list[str]:
-    """Imports under ``root`` of anything but the public surface of the core."""
-    problems = []
-    for path in sorted(root.rglob("*.py")):
-        if {"build", ".venv"} & set(path.relative_to(root).parts):
-            continue  # build outputs (copies), not sources
-        for line, module, name in core_imports(path):
-            where = f"{path.relative_to(root)}:{line}"
-            if module not in ALLOWED:
-                problems.append(f"{where}: imports {module}")
-            elif name is None:
-                if module != "atlas_core":
-                    problems.append(f"{where}: import {module} (use from ... import NAME)")
-            elif name == "*" or name not in ALLOWED[module].__all__:
-                problems.append(f"{where}: {name} is not in {module}.__all__")
-    return problems
 
 
 def test_plugins_import_only_the_public_api() -> None:
     """No plugin, the template included, imports the core beyond its three public modules."""
     assert PLUGINS.is_dir()
-    assert surface_violations(PLUGINS) == []
+    assert import_violations(PLUGINS) == []
 
 
 def test_the_scan_catches_a_private_import(tmp_path: Path) -> None:
@@ -68,7 +36,7 @@ def test_the_scan_catches_a_private_import(tmp_path: Path) -> None:
         "from atlas_core import pipeline\n"
         "from atlas_core.api import Field, hookimpl\n"
     )
-    problems = surface_violations(tmp_path)
+    problems = import_violations(tmp_path)
     assert len(problems) == 4
     assert "bad.py:1: imports atlas_core.nerf.fields" in problems[0]
     assert "Trainer is not in atlas_core.api.__all__" in problems[1]

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from atlas_core.capabilities import HasDensity, HasSDF, first_with
 from atlas_core.errors import AtlasError
 from atlas_core.io import atomic_write_bytes
 
@@ -45,18 +46,17 @@ class Mesh:
 
 
 def occupancy_function(field: nn.Module) -> tuple[str, Callable[[Tensor], Tensor]]:
-    """An ``sdf`` of the field or of a field it wraps, else its ``density``: (kind, function).
+    """An ``sdf`` of the field or of a field it wraps (``HasSDF``), else its ``density``
+    (``HasDensity``): (kind, function).
 
     A wrapped SDF (say, the canonical field inside a deformation) is meshed as it is.
     """
-    for module in field.modules():
-        sdf = getattr(module, "sdf", None)
-        if callable(sdf):
-            return "sdf", sdf
-    density = getattr(field, "density", None)
-    if not callable(density):
+    surface = first_with(field, HasSDF)
+    if surface is not None:
+        return "sdf", surface.sdf
+    if not isinstance(field, HasDensity):
         raise AtlasError(f"{type(field).__name__} has neither sdf() nor density() to mesh")
-    return "density", density
+    return "density", field.density
 
 
 @torch.no_grad()

@@ -13,8 +13,8 @@ touches, not what the grid holds. The same ops run on CUDA.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -161,20 +161,27 @@ def check_schedule(initial: int, final: int, upscale_steps: tuple[int, ...]) -> 
 
 
 def fit_saved_grids(
-    module: Any, state_dict: dict[str, Tensor], prefix: str, names: tuple[str, ...]
+    state_dict: dict[str, Tensor],
+    prefix: str,
+    current: dict[str, Tensor],
+    install: Callable[[str, Tensor, Shape], None],
 ) -> None:
-    """Resize ``module``'s grids ``names`` (through its ``set_grid``) to the shapes a
-    checkpoint saved, with its ``dims``, so one from another growth stage loads."""
+    """Resize grids to the shapes a checkpoint saved, so one from another growth stage loads.
+
+    ``current`` maps each grid's name to its tensor now; ``install(name, values, shape)``
+    puts an empty grid of the saved shape in its place (the checkpoint then fills it).
+    The saved vertex shape is the state's ``dims``.
+    """
     dims = state_dict.get(prefix + "dims")
     if dims is None:
         return
-    for name in names:
-        saved, current = state_dict.get(prefix + name), getattr(module, name)
-        if saved is None or saved.dim() != 2 or saved.shape[1] != current.shape[1]:
+    for name, grid in current.items():
+        saved = state_dict.get(prefix + name)
+        if saved is None or saved.dim() != 2 or saved.shape[1] != grid.shape[1]:
             continue
-        if saved.shape != current.shape:
-            fresh = torch.empty(saved.shape, dtype=current.dtype, device=current.device)
-            module.set_grid(name, fresh, tuple(dims.tolist()))
+        if saved.shape != grid.shape:
+            fresh = torch.empty(saved.shape, dtype=grid.dtype, device=grid.device)
+            install(name, fresh, tuple(dims.tolist()))
 
 
 def grid_shape(extent: tuple[float, float, float], resolution: int) -> Shape:

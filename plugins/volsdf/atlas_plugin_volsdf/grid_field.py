@@ -356,7 +356,8 @@ class SDFGridField(Field):
         saved_stage = state_dict.get(prefix + "is_sdf")
         if saved_stage is not None:
             self.is_sdf.copy_(saved_stage)
-        grids.fit_saved_grids(self, state_dict, prefix, GRIDS)
+        current = {name: getattr(self, name) for name in GRIDS}
+        grids.fit_saved_grids(state_dict, prefix, current, self.set_grid)
         super()._load_from_state_dict(state_dict, prefix, *args)
         lr_scale = self.lr_scales["sdf_grid" if bool(self.is_sdf) else "density"]
         tag_parameter(self.sdf_grid, lr_scale=lr_scale)

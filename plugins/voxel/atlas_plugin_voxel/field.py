@@ -202,5 +202,6 @@ class VoxelField(Field):
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         """Resize the grids to the checkpoint's shapes first (it may be at another stage)."""
-        grids.fit_saved_grids(self, state_dict, prefix, GRIDS)
+        current = {name: getattr(self, name) for name in GRIDS}
+        grids.fit_saved_grids(state_dict, prefix, current, self.set_grid)
         super()._load_from_state_dict(state_dict, prefix, *args)

@@ -233,8 +233,8 @@ def load(
             raise PluginError(f"plugin '{name}' is listed twice")
         if name not in available:
             raise PluginError(
-                f"plugin '{name}' is not installed: pip install ./plugins/{name} "
-                f"(or pip install atlas-plugin-{name})"
+                f"plugin '{name}' is not installed: atlas plugins install {name} "
+                f"(pip install atlas-plugin-{name}; from a checkout, pip install ./plugins/{name})"
             )
         ep = available[name]
         plugins.add(name, _import_entry_point(name, ep), _entry_point_info(ep))

@@ -63,7 +63,7 @@ def test_installed_is_not_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_missing_plugin_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_installed(monkeypatch)
-    with pytest.raises(PluginError, match=r"pip install \./plugins/nope"):
+    with pytest.raises(PluginError, match=r"not installed: atlas plugins install nope \(pip"):
         plugins.load(["nope"])
 
 

@@ -10,9 +10,13 @@ def laplace_cdf(s: Tensor, beta: Tensor) -> Tensor:
     """CDF of the zero-mean Laplace distribution with scale ``beta`` (VolSDF eq. 3).
 
     ``0.5 exp(s / beta)`` for ``s <= 0`` and ``1 - 0.5 exp(-s / beta)`` for ``s > 0``,
-    written with ``expm1`` of a non-positive argument so neither branch overflows.
+    each branch an ``exp`` of a non-positive argument, so neither overflows. The lower
+    tail is computed directly, not as ``0.5 + 0.5 expm1(s / beta)``, which cancels to 0
+    past ``-17 beta`` in float32; clamping (not ``abs``) keeps the derivative at 0.
     """
-    return 0.5 - 0.5 * torch.sign(s) * torch.expm1(-s.abs() / beta)
+    lower = 0.5 * torch.exp(s.clamp(max=0.0) / beta)
+    upper = 1.0 - 0.5 * torch.exp(-s.clamp(min=0.0) / beta)
+    return torch.where(s <= 0, lower, upper)
 
 
 class LaplaceDensity(nn.Module):

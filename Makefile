@@ -8,7 +8,7 @@ PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 PUBLISHED := $(filter-out plugins/_template/,$(PLUGINS))
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint dist clean
+.PHONY: install demo test test-cluster lint dist clean
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ demo: $(STAMP)
 	@echo "demo: outputs/demo/metrics.json, outputs/demo/video.mp4"
 
 test: $(STAMP)
-	WANDB_MODE=disabled OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q
+	WANDB_MODE=disabled OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -m "not cluster"
+
+# Several sweep processes on one PostgreSQL study, and hosts in network namespaces
+# (root only; skipped with a message elsewhere): a few minutes, so apart from `test`.
+test-cluster: $(STAMP)
+	WANDB_MODE=disabled OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -m cluster -rs
 
 # Wheels of the core and every plugin (not the template) into dist/, for
 # `pip install --find-links dist atlas-plugin-NAME` or a release.

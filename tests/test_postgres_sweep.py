@@ -1,26 +1,24 @@
-"""A sweep with 2 workers on a PostgreSQL server started for the test (Optuna RDB storage).
+"""Sweeps on PostgreSQL servers started for the test (Optuna RDB storage).
 
-The server comes from Debian's packages (installed with apt-get when missing and we are
-root); it runs as the ``postgres`` user on 127.0.0.1 and a free port, from a temp
-folder, and is stopped when the test ends.
+Two workers of one ``atlas sweep``, and four ``atlas sweep`` processes started at the
+same moment on a new database (they race to create Optuna's schema and the study).
 """
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
 import subprocess
-import tempfile
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
+from pgserver import postgres
 
 from atlas_core.cli import main
+from atlas_core.sweep.storage import open_storage
 
 STUDY = '''"""Tiny study: the core MLP's learning rate."""
 
@@ -36,59 +34,26 @@ TINY = [
 ]  # fmt: skip
 
 
-def server_bin() -> Path | None:
-    """The folder holding initdb and pg_ctl, if PostgreSQL is installed."""
-    found = shutil.which("initdb") and shutil.which("pg_ctl")
-    if found:
-        return Path(shutil.which("pg_ctl") or "").resolve().parent
-    folders = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    return Path(folders[-1]) if folders else None
-
-
-def install_server() -> Path | None:
-    """apt-get install postgresql when we are root and apt works; else None."""
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return None
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "postgresql"]):
-        try:
-            subprocess.run(command, env=env, capture_output=True, timeout=600, check=True)
-        except (subprocess.SubprocessError, OSError):
-            return None
-    return server_bin()
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """URL of a throwaway PostgreSQL server with trust auth on 127.0.0.1."""
-    pytest.importorskip("psycopg", reason="needs psycopg: pip install 'nerf-atlas[postgres]'")
-    folder = server_bin() or install_server()
-    if folder is None:
-        pytest.skip("PostgreSQL is not installed and apt-get install postgresql is impossible")
-    root = Path(tempfile.mkdtemp(prefix="atlas-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root
-        shutil.chown(root, "postgres", "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", free_port()
-    run = [*as_user, str(folder / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]
-    subprocess.run([*run, "--no-sync"], check=True, capture_output=True, timeout=120)
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
-    ctl = [*as_user, str(folder / "pg_ctl"), "-D", str(data)]
-    start = [*ctl, "-o", options, "-l", str(root / "server.log"), "-w", "start"]
-    subprocess.run(start, check=True, capture_output=True, timeout=120)
-    try:
+    with postgres() as (port, _):
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*ctl, "-m", "immediate", "stop"], capture_output=True, timeout=120)
-        shutil.rmtree(root, ignore_errors=True)
+
+
+def finished_once(study: optuna.Study, total: int) -> list[optuna.trial.FrozenTrial]:
+    """The study's real trials, checked: ``total`` finished, each in its own folder.
+
+    A trial two workers create in the same instant past N is failed and tagged "surplus".
+    """
+    surplus = [t for t in study.trials if t.user_attrs.get("surplus")]
+    assert all(t.state == TrialState.FAIL for t in surplus)
+    real = [t for t in study.trials if not t.user_attrs.get("surplus")]
+    states = [t.state for t in real]
+    assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == total, states
+    assert len(real) == total, states
+    assert len({t.user_attrs["run_dir"] for t in real}) == total
+    return real
 
 
 @pytest.mark.slow
@@ -100,13 +65,56 @@ def test_two_workers_on_postgres(postgres_url: str, atlas_scene: Path, tmp_path:
     argv += ["--workers", "2", "--storage", postgres_url, "--logger", "none"]
     assert main([*argv, "--out", str(tmp_path / "sweep"), *TINY]) == 0
     url = postgres_url.replace("postgresql://", "postgresql+psycopg://")
-    study = optuna.load_study(study_name="pg_study", storage=url)
-    # a trial two workers create in the same instant past N is failed and tagged "surplus"
-    surplus = [t for t in study.trials if t.user_attrs.get("surplus")]
-    assert all(t.state == TrialState.FAIL for t in surplus)
-    real = [t for t in study.trials if not t.user_attrs.get("surplus")]
-    states = [t.state for t in real]
-    assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 3
-    assert len(real) == 3
-    assert len({t.user_attrs["run_dir"] for t in real}) == 3
+    finished_once(optuna.load_study(study_name="pg_study", storage=url), 3)
     assert (tmp_path / "sweep" / "summary.md").is_file()
+
+
+def start_together(url: str, scene: Path, folder: Path, processes: int, trials: int) -> None:
+    """Start ``processes`` ``atlas sweep`` on one study at the same moment; all must succeed."""
+    study_file = folder / "race.py"
+    study_file.write_text(STUDY)
+    argv = [sys.executable, "-m", "atlas_core", "sweep", str(study_file), "--data", str(scene)]
+    argv += ["--trials", str(trials), "--storage", url, "--logger", "none", "--pruner", "none"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled")
+    procs = [
+        subprocess.Popen(
+            [*argv, *TINY, "--out", str(folder / f"host{k}")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for k in range(processes)
+    ]
+    outputs = [proc.communicate(timeout=600) for proc in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-2000:]
+        assert "error" not in err.lower(), err[-2000:]
+    for k in range(processes):  # every process wrote the summary of the whole study
+        summary = (folder / f"host{k}" / "summary.md").read_text()
+        assert summary.count("\n| ") == 1 + trials
+
+
+def check_race(study: optuna.Study, trials: int) -> None:
+    """Exactly ``trials`` completed, each with its own parameters and folder."""
+    real = finished_once(study, trials)
+    assert all(t.state == TrialState.COMPLETE for t in real)
+    assert len({t.params["lr"] for t in real}) == trials  # none repeated
+
+
+@pytest.mark.cluster
+def test_four_sweeps_start_together(postgres_url: str, atlas_scene: Path, tmp_path: Path) -> None:
+    """4 ``atlas sweep`` processes at once on a new PostgreSQL database finish 6 trials."""
+    start_together(postgres_url, atlas_scene, tmp_path, processes=4, trials=6)
+    url = postgres_url.replace("postgresql://", "postgresql+psycopg://")
+    check_race(optuna.load_study(study_name="race", storage=url), 6)
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_four_sweeps_on_a_new_file(kind: str, atlas_scene: Path, tmp_path: Path) -> None:
+    """The same race on a new SQLite file (a file lock) and a journal (Optuna's own lock)."""
+    path = tmp_path / "store" / f"race.{kind}"
+    url = f"sqlite:///{path}" if kind == "sqlite" else f"journal:{path}"
+    start_together(url, atlas_scene, tmp_path, processes=4, trials=6)
+    check_race(optuna.load_study(study_name="race", storage=open_storage(url)), 6)

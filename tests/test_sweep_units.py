@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 from atlas_core import hookimpl
 from atlas_core.cli import main
-from atlas_core.config import RunConfig
+from atlas_core.config import RunConfig, load_toml
 from atlas_core.engine.trainer import Trainer
 from atlas_core.errors import AtlasError
 from atlas_core.plugins import load
@@ -25,7 +25,7 @@ from atlas_core.sweep.objective import (
     objective_value,
     trial_config,
 )
-from atlas_core.sweep.results import importances, markdown_table, table_rows
+from atlas_core.sweep.results import importances, markdown_table, table_rows, write_best
 from atlas_core.sweep.space import plugin_set_name, read_study_file
 from atlas_core.sweep.worker import MAX_FAILURES, needed, work
 
@@ -104,6 +104,50 @@ def test_storage_urls_and_pruners(tmp_path: Path) -> None:
     assert isinstance(storage.make_pruner("none"), optuna.pruners.NopPruner)
 
 
+def test_grace_sets_the_heartbeat(tmp_path: Path) -> None:
+    """--grace is the storage's grace period; it beats a third as often, at most every 10 s."""
+    url = storage.default_url(tmp_path)
+    default = storage.open_storage(url)
+    assert (default.grace_period, default.heartbeat_interval) == (60, storage.HEARTBEAT)
+    short = storage.open_storage(url, grace=6)
+    assert (short.grace_period, short.heartbeat_interval) == (6, 2)
+    study = storage.create_study(url, "g", "none", grace=9)
+    assert study._storage.get_heartbeat_interval() == 3  # noqa: SLF001
+
+
+def test_creation_lock_serialises(tmp_path: Path) -> None:
+    """The SQLite creation lock is exclusive: a second holder waits for the first."""
+    import threading
+
+    url = storage.default_url(tmp_path)
+    order: list[str] = []
+    with storage.creation_lock(url):
+
+        def second() -> None:
+            with storage.creation_lock(url):
+                order.append("second")
+
+        other = threading.Thread(target=second)
+        other.start()
+        time.sleep(0.3)
+        order.append("first")
+    other.join(timeout=10)
+    assert order == ["first", "second"]
+
+
+def test_best_config_comes_from_the_study(tmp_path: Path) -> None:
+    """best.toml is written from the trial's stored config: its run folder may be elsewhere."""
+    config = RunConfig()
+    config.set("train.lr", 0.0042)
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    trial.set_user_attr("run_dir", str(tmp_path / "on-another-host"))
+    trial.set_user_attr("config", config.to_dict())
+    study.tell(trial, 1.0)
+    path = write_best(study.best_trial, tmp_path / "best.toml")
+    assert load_toml(path).train.lr == 0.0042
+
+
 def test_objective_and_results_helpers() -> None:
     """PSNR per second; table rows; importances explain when there are too few trials."""
     assert objective_value("psnr", 30.0, 10.0) == 30.0
@@ -129,6 +173,7 @@ def test_sweep_cli_rejects_bad_input(atlas_scene: Path, tmp_path: Path, capsys) 
         "unknown storage": ["--trials", "1", "--storage", "redis://x"],
         "config key 'train.nope'": ["--trials", "1", "--set", "train.nope=1"],
         "--study-name": ["--trials", "1", "--study-name", "a b"],
+        "--grace must be >= 3 seconds": ["--trials", "1", "--grace", "2"],
     }
     for message, extra in cases.items():
         assert main([*base, *extra]) == 2, message

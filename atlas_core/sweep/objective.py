@@ -60,6 +60,7 @@ class Settings:
     objective: str = "psnr"
     pruner: str = "median"
     logger: str = "wandb"
+    grace: int = 60  # seconds without a heartbeat before a running trial counts as dead
     overrides: list[str] = field(default_factory=list)
 
 
@@ -148,6 +149,7 @@ def run_trial(trial: optuna.Trial, study: Study, settings: Settings) -> float:
     config = trial_config(trial, study, settings)
     out = Path(settings.sweep_dir) / "trials" / config.name
     trial.set_user_attr("run_dir", str(out))
+    trial.set_user_attr("config", config.to_dict())  # best.toml on any host, not only this one
     trial.set_user_attr("plugins", plugin_set_name(config.plugins))
     reporter = TrialReporter(trial, settings.objective)
     builtins = ("wandb",) if config.logger == "wandb" else ()

@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget_help = "training seconds per trial (evaluation excluded)"
     parser.add_argument("--time-budget", type=float, metavar="SECONDS", help=budget_help)
     parser.add_argument("--workers", type=int, default=1, help="local worker processes")
+    grace_help = "seconds without a heartbeat before a running trial counts as dead and is rerun"
+    parser.add_argument("--grace", type=int, default=60, metavar="SECONDS", help=grace_help)
     parser.add_argument("--objective", choices=OBJECTIVES, default="psnr")
     parser.add_argument("--pruner", choices=PRUNERS, default="median")
     logger_help = "one W&B run per trial (offline unless WANDB_MODE=online)"

@@ -9,7 +9,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from atlas_core.config import load_toml, save_toml
+from atlas_core.config import RunConfig, load_toml, save_toml
+from atlas_core.io import atomic_write_bytes
 from atlas_core.sweep.worker import SURPLUS
 
 __all__ = [
@@ -91,8 +92,15 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 
 def write_best(trial: FrozenTrial, path: Path) -> Path:
-    """The best trial's config.toml, renamed, as a config ``atlas run --config`` reruns."""
-    config = load_toml(Path(trial.user_attrs["run_dir"]) / "config.toml")
+    """The best trial's config, renamed, as a config ``atlas run --config`` reruns.
+
+    The trial keeps its config in the study, so any host sharing the study can write it.
+    """
+    saved = trial.user_attrs.get("config")
+    if saved is None:  # a trial of an older sweep
+        config = load_toml(Path(trial.user_attrs["run_dir"]) / "config.toml")
+    else:
+        config = RunConfig.from_dict(saved, source=f"trial {trial.number}")
     config.name = ""
     config.versions = {}
     config.logger = "none"  # the sweep's logging is no part of the configuration
@@ -123,5 +131,5 @@ def summarize(study: optuna.Study, sweep_dir: Path, objective: str) -> str:
     else:
         lines += [f"- `{name}`: {value:.3f}" for name, value in found.items()]
     text = "\n".join(lines) + "\n"
-    (sweep_dir / "summary.md").write_text(text)
+    atomic_write_bytes(sweep_dir / "summary.md", text.encode())  # other workers may write it
     return text

@@ -26,6 +26,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise AtlasError(f"--workers must be >= 1, got {args.workers}")
     if args.time_budget is not None and args.time_budget <= 0:
         raise AtlasError(f"--time-budget must be > 0 seconds, got {args.time_budget}")
+    if args.grace < 3:
+        raise AtlasError(f"--grace must be >= 3 seconds, got {args.grace}")
     if not Path(args.data).is_dir():
         raise AtlasError(f"--data {args.data}: not a folder")
     apply_overrides(RunConfig(), args.overrides)  # a bad --set fails here, not in a trial
@@ -48,6 +50,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         objective=args.objective,
         pruner=args.pruner,
         logger=args.logger,
+        grace=args.grace,
         overrides=list(args.overrides),
     )
 
@@ -55,7 +58,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def sweep(args: argparse.Namespace) -> int:
     """Run (or resume) a sweep and print its summary; non-zero when a worker failed."""
     settings = settings_from(args)
-    study = storage.create_study(settings.storage, settings.study_name, settings.pruner)
+    study = storage.create_study(
+        settings.storage, settings.study_name, settings.pruner, settings.grace
+    )
     print(
         f"sweep {settings.study_name}: {settings.trials} trials, {settings.workers} worker(s), "
         f"storage {settings.storage}, folder {settings.sweep_dir}",

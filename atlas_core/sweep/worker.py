@@ -84,7 +84,9 @@ def work(settings: Settings, worker: int = 0) -> int:
     threads = max(1, (os.cpu_count() or 1) // max(settings.workers, 1))
     torch.set_num_threads(threads)
     study_file = read_study_file(settings.study_path)
-    study = storage.load_study(settings.storage, settings.study_name, settings.pruner)
+    study = storage.load_study(
+        settings.storage, settings.study_name, settings.pruner, settings.grace
+    )
     callbacks: list[Callable] = [lambda s, t: print(report_line(t), flush=True)]
     if settings.logger == "wandb":
         callbacks.insert(0, WandbTrialCallback())

@@ -24,11 +24,9 @@ DTYPES = [torch.float32, torch.float64]
 
 
 def reference_weights(density: list[float], deltas: list[float]) -> list[float]:
-    """NeRF eq. 3 in 60-digit decimals: ``w_i = exp(-sum_{j<i} s_j d_j) (1 - exp(-s_i d_i))``.
-
-    ``s d`` is 0 when either factor is (an empty or zero-length sample), infinite when
-    ``s`` is infinite and ``d`` positive.
-    """
+    """NeRF eq. 3 in 60-digit decimals: ``exp(-sum_{j<i} s_j d_j) (1 - exp(-s_i d_i))``."""
+    # s d is 0 when either factor is (no density, or a zero-length sample), infinite
+    # when s is infinite and d positive
     weights = []
     with localcontext() as ctx:
         ctx.prec = 60
@@ -74,10 +72,8 @@ def test_weights_at_extreme_densities_match_nerf_eq3(density: float, dtype: torc
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_transmittance_before_a_huge_optical_depth(dtype: torch.dtype) -> None:
-    """NeRF eq. 3 for densities [30, 1e9], delta 0.1: weights [0.9502, 0.0498], opacity 1.
-
-    ``cumsum(x) - x`` gave [0.950, 1.0] and opacity 1.95 in float32.
-    """
+    """NeRF eq. 3 for densities [30, 1e9], delta 0.1: weights [0.9502, 0.0498], opacity 1."""
+    # cumsum(x) - x gave [0.950, 1.0] and opacity 1.95 in float32
     got = weights_of([30.0, 1e9], [0.1, 0.1], [2], dtype)
     want = reference_weights([30.0, 1e9], [0.1, 0.1])
     assert want == pytest.approx([1 - math.exp(-3), math.exp(-3)], rel=1e-15)
@@ -190,11 +186,9 @@ class Wall(Field):
 
 
 def test_occupancy_early_stop_sees_the_transmittance_before_a_wall() -> None:
-    """The sampler keeps exactly the samples with T > early_stop (T of NeRF eq. 3, float64).
-
-    T at the 1e12 wall is about exp(-15); ``cumsum(x) - x`` lost the 15 next to
-    1e12 * dt in float32 and kept the wall's first sample with T = 1.
-    """
+    """The sampler keeps exactly the samples with T > early_stop (T of NeRF eq. 3, float64)."""
+    # T at the 1e12 wall is about exp(-15); cumsum(x) - x lost the 15 next to 1e12 * dt
+    # in float32 and kept the wall's first sample with T = 1
     bounds = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
     wall = Wall()
     context = BuildContext(RunConfig(), None, SceneData({}, bounds=bounds), field=wall)
@@ -241,10 +235,8 @@ def test_positional_encoding_matches_eq4_to_high_frequencies() -> None:
 
 
 def test_positional_encoding_float32_adds_no_error_beyond_the_input() -> None:
-    """NeRF eq. 4 without pi in float32: within 1e-6 of float64 at the float32 input.
-
-    2^k x is exact in floating point, so the only error is the sine's own rounding.
-    """
+    """NeRF eq. 4 without pi in float32: within 1e-6 of float64 at the float32 input."""
+    # 2^k x is exact in floating point, so the only error is the sine's own rounding
     x = torch.rand(2000, 3, generator=torch.Generator().manual_seed(5)) * 4 - 2
     got = PositionalEncoding(3, 16)(x).double()
     want = PositionalEncoding(3, 16).double()(x.double())

@@ -17,11 +17,8 @@ FREQUENCIES = 16  # 2^0 .. 2^15
 
 
 def expected_by_quadrature(mu: float, sigma: float, k: int) -> tuple[float, float]:
-    """E[sin(2^k x)], E[cos(2^k x)] for x ~ N(mu, sigma^2): the definition, integrated.
-
-    Trapezoid rule in u = (x - mu) / sigma over +-12, exponentially accurate for this
-    smooth integrand.
-    """
+    """E[sin(2^k x)], E[cos(2^k x)] for x ~ N(mu, sigma^2): the definition, integrated."""
+    # trapezoid rule in u = (x - mu) / sigma over +-12: exponentially accurate here
     u = np.linspace(-12.0, 12.0, 40001)
     pdf = np.exp(-0.5 * u**2) / math.sqrt(2 * math.pi)
     x = mu + sigma * u
@@ -97,11 +94,9 @@ def test_ipe_float32_matches_float64_at_the_float32_inputs() -> None:
 
 
 def exact_cone_moments(t0: Fraction, t1: Fraction, r: Fraction) -> tuple[Fraction, ...]:
-    """Mip-NeRF eq. 5-6 in exact rationals: moments of a frustum whose area grows as t^2.
-
-    mu_t = 3 (t1^4 - t0^4) / (4 (t1^3 - t0^3)), E[t^2] = 3 (t1^5 - t0^5) / (5 (t1^3 - t0^3)),
-    sigma_r^2 = r^2 E[t^2] / 4 = 3 r^2 (t1^5 - t0^5) / (20 (t1^3 - t0^3)).
-    """
+    """Mip-NeRF eq. 5-6 in exact rationals: moments of a frustum whose area grows as t^2."""
+    # mu_t = 3 (t1^4 - t0^4) / (4 (t1^3 - t0^3)), E[t^2] = 3 (t1^5 - t0^5) / (5 (t1^3 - t0^3)),
+    # sigma_r^2 = r^2 E[t^2] / 4 = 3 r^2 (t1^5 - t0^5) / (20 (t1^3 - t0^3))
     cube = t1**3 - t0**3
     mean = Fraction(3, 4) * (t1**4 - t0**4) / cube
     second = Fraction(3, 5) * (t1**5 - t0**5) / cube

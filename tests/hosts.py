@@ -31,13 +31,17 @@ def _namespaces() -> list[str]:
 
 def _delete(namespace: str) -> None:
     """Kill what runs in the namespace, then delete it (its interfaces go with it)."""
-    pids = _ip("netns", "pids", namespace, check=False).stdout.split()
-    for pid in pids:
+    _kill_all(namespace)
+    _ip("netns", "del", namespace, check=False)
+
+
+def _kill_all(namespace: str) -> None:
+    """SIGKILL every process in the namespace."""
+    for pid in _ip("netns", "pids", namespace, check=False).stdout.split():
         try:
             os.kill(int(pid), signal.SIGKILL)
         except (ProcessLookupError, ValueError):
             pass
-    _ip("netns", "del", namespace, check=False)
 
 
 def sweep_leftovers() -> None:
@@ -81,6 +85,10 @@ class Hosts:
     def command(self, host: int, argv: list[str]) -> list[str]:
         """``argv`` run inside ``host``."""
         return ["ip", "netns", "exec", self.names[host], *argv]
+
+    def kill(self, host: int) -> None:
+        """SIGKILL every process on ``host``, as if the machine went down."""
+        _kill_all(self.names[host])
 
     def __enter__(self) -> Hosts:
         sweep_leftovers()

@@ -48,3 +48,42 @@ def test_torchrun_cli(atlas_scene: Path, tmp_path: Path, quick_args: list[str]) 
     assert result.stdout.count("test PSNR") == 1  # rank 1 keeps quiet
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 30
+
+
+def test_lost_rank_saves_and_says_how_to_resume(
+    atlas_scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed collective becomes RankLost; fit saves the last step and names --resume."""
+    from atlas_core.config import RunConfig
+    from atlas_core.engine import distributed
+    from atlas_core.engine.checkpoints import checkpoint_paths
+    from atlas_core.engine.trainer import Trainer
+    from atlas_core.errors import AtlasError
+    from atlas_core.plugins import load
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("[pair.cc:537] Read error [10.0.0.2]:1: Connection reset by peer")
+
+    with pytest.raises(
+        distributed.RankLost, match=r"^RuntimeError: Read error \[10.0.0.2\]:1: Connection"
+    ):
+        distributed._collective(broken)  # noqa: SLF001
+    config = RunConfig()
+    config.data.path = str(atlas_scene)
+    for key, value in {"train.max_steps": 10, "field.width": 8, "sampler.samples": 8}.items():
+        config.set(key, value)
+    trainer = Trainer(config, load(), tmp_path / "run")
+    step = trainer.train_step
+
+    def dies_at_four() -> dict:
+        if trainer.step == 4:
+            distributed._collective(broken)  # noqa: SLF001
+        return step()
+
+    monkeypatch.setattr(trainer, "train_step", dies_at_four)
+    with pytest.raises(AtlasError, match="step 4: lost contact with another rank") as caught:
+        trainer.fit()
+    assert "resume with: atlas run --resume --out" in str(caught.value)
+    assert [p.name for p in checkpoint_paths(tmp_path / "run" / "checkpoints")][-1].endswith(
+        "0000004.pt"
+    )

@@ -8,12 +8,17 @@ all-reduce, the synchronisation that DistributedDataParallel performs. It is don
 hand because plugins may replace parameters mid-run (grid upscaling) and some
 parameters get no gradient on a step. The backend is gloo on CPU and nccl on CUDA;
 rank 0 alone writes checkpoints, metrics, images and logs.
+
+A collective that fails (a rank's process or machine died, its connection reset) raises
+``RankLost``; the trainer then saves a checkpoint on rank 0 and stops with one line
+saying how to resume, instead of a traceback or a hang.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -21,10 +26,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from atlas_core.errors import AtlasError
+from atlas_core.errors import AtlasError, first_line
 
 __all__ = [
     "TIMEOUT",
+    "RankLost",
     "World",
     "average_gradients",
     "current",
@@ -37,6 +43,19 @@ __all__ = [
     "skipped_eval",
     "total",
 ]
+
+
+class RankLost(AtlasError):
+    """A collective failed: another rank of the run is gone."""
+
+
+def _collective(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Run a torch.distributed collective; a failed one raises RankLost."""
+    try:
+        operation(*args, **kwargs)
+    except RuntimeError as exc:  # gloo and nccl report a vanished peer as RuntimeError
+        text = re.sub(r"\[[^\]]*\.(cc|cpp):\d+\] ", "", first_line(exc))  # C++ source line
+        raise RankLost(text.split(". This is typically")[0]) from exc
 
 
 @dataclass(frozen=True)
@@ -116,14 +135,14 @@ def average_gradients(world: World | None, params: Iterable[torch.nn.Parameter])
             param.grad = torch.zeros_like(param)
         elif param.grad.is_sparse:
             param.grad = param.grad.to_dense()
-        dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+        _collective(dist.all_reduce, param.grad, op=dist.ReduceOp.SUM)
         param.grad.div_(world.size)
 
 
 def _reduce(value: float, dtype: torch.dtype) -> float:
     device = "cuda" if dist.get_backend() == "nccl" else "cpu"
     tensor = torch.tensor([value], dtype=dtype, device=device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    _collective(dist.all_reduce, tensor, op=dist.ReduceOp.SUM)
     return tensor.item()
 
 
@@ -157,5 +176,5 @@ def skipped_eval() -> dict[str, Any]:
 def finish(world: World | None) -> None:
     """Wait for every rank, then leave the process group."""
     if world is not None and dist.is_initialized():
-        dist.barrier()
+        _collective(dist.barrier)
         dist.destroy_process_group()

@@ -348,7 +348,8 @@ class Trainer:
         """Train until done, saving and (optionally) evaluating along the way.
 
         The first Ctrl-C stops after the current step, saves a checkpoint and raises
-        Interrupted; too many non-finite steps in a row raise an AtlasError.
+        Interrupted; too many non-finite steps in a row raise an AtlasError, and so does
+        a data-parallel rank that vanished (after rank 0 saved a checkpoint).
         """
         self.plugins.call("atlas_train_start", run=self.run)
         self.pipeline.train()
@@ -363,6 +364,8 @@ class Trainer:
             try:
                 while not self.done() and not interrupt.requested:
                     self.fit_step(bar)
+            except distributed.RankLost as exc:
+                raise self.lost_rank(exc) from exc
             finally:
                 bar.close()
             self.save()
@@ -397,6 +400,20 @@ class Trainer:
             self.save()  # never during a run of bad steps: the last good one stays
         if train.eval_every and self.step % train.eval_every == 0:
             self.evaluate(write_images=False)
+
+    def lost_rank(self, exc: distributed.RankLost) -> AtlasError:
+        """Save the last completed step (rank 0) and say how to resume.
+
+        Collectives all run before the optimizer step, so the parameters are still those
+        of step ``self.step`` when one fails.
+        """
+        saved = self.save()
+        kept = f"checkpoint saved: {saved}" if saved else "rank 0 saves the checkpoints"
+        return AtlasError(
+            f"step {self.step}: lost contact with another rank ({exc}); {kept}; resume with: "
+            f"atlas run --resume --out {shlex.quote(str(self.out))} (alone, or under "
+            "torchrun on every node)"
+        )
 
     def numeric_failure(self) -> AtlasError:
         """The error that stops a run after ``train.max_bad_steps`` bad steps in a row."""

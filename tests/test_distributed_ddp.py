@@ -87,3 +87,21 @@ def test_lost_rank_saves_and_says_how_to_resume(
     assert [p.name for p in checkpoint_paths(tmp_path / "run" / "checkpoints")][-1].endswith(
         "0000004.pt"
     )
+
+
+@pytest.mark.slow
+def test_torchrun_time_budget_ends_every_rank(
+    atlas_scene: Path, tmp_path: Path, quick_args: list[str]
+) -> None:
+    """Under --time-budget the ranks' clocks differ, yet they stop at the same step."""
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "atlas_core", "run", "--data", str(atlas_scene), "--out", str(out),
+        "--device", "cpu", *quick_args, "--max-steps", "1000000", "--time-budget", "3",
+    ]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 3 <= metrics["train_seconds"] < 10 and metrics["steps"] < 1000000

@@ -27,7 +27,7 @@ from atlas_core.sweep.objective import (
 )
 from atlas_core.sweep.results import importances, markdown_table, table_rows, write_best
 from atlas_core.sweep.space import plugin_set_name, read_study_file
-from atlas_core.sweep.worker import MAX_FAILURES, needed, work
+from atlas_core.sweep.worker import MAX_FAILURES, needed, work, worker_threads
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 TINY_STUDY = """from atlas_core.sweep import set_param
@@ -113,6 +113,15 @@ def test_grace_sets_the_heartbeat(tmp_path: Path) -> None:
     assert (short.grace_period, short.heartbeat_interval) == (6, 2)
     study = storage.create_study(url, "g", "none", grace=9)
     assert study._storage.get_heartbeat_interval() == 3  # noqa: SLF001
+
+
+def test_worker_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers share the cores, unless OMP_NUM_THREADS says how many threads each gets."""
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert [worker_threads(k) for k in (1, 2, 3, 16)] == [8, 4, 2, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert worker_threads(1) == 1
 
 
 def test_creation_lock_serialises(tmp_path: Path) -> None:

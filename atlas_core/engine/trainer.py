@@ -138,6 +138,7 @@ class Trainer:
         self.rays_seen = 0
         self.step = 0
         self.train_seconds = 0.0
+        self.eval_seconds = 0.0  # evaluations started from a step hook are not training
         self.faults = BadSteps(config.train.max_bad_steps)
         self.history: list[dict[str, Any]] = []
         self.growing = [m for m in self.pipeline.modules() if isinstance(m, Grows)]
@@ -344,6 +345,12 @@ class Trainer:
             return True
         return train.time_budget > 0 and self.train_seconds >= train.time_budget
 
+    def keep_training(self) -> bool:
+        """True while no rank is done: ranks' clocks differ, yet they must stop together."""
+        if self.world is None or self.config.train.time_budget <= 0:
+            return not self.done()
+        return distributed.everywhere(self.world, not self.done())
+
     def fit(self) -> None:
         """Train until done, saving and (optionally) evaluating along the way.
 
@@ -362,7 +369,7 @@ class Trainer:
         )
         with InterruptRequest() as interrupt:
             try:
-                while not self.done() and not interrupt.requested:
+                while self.keep_training() and not interrupt.requested:
                     self.fit_step(bar)
             except distributed.RankLost as exc:
                 raise self.lost_rank(exc) from exc
@@ -384,12 +391,18 @@ class Trainer:
         self.rays_seen += metrics["rays"]
         if any([module.grow(self.step) for module in self.growing]):
             self.rebuild_optimizer()  # grids grew (DVGO's progressive scaling)
-        self.train_seconds += time.perf_counter() - start
+        hook_start = time.perf_counter()
+        self.train_seconds += hook_start - start
         self.run._collect(metrics)
+        evaluated = self.eval_seconds
         try:
             self.plugins.call("atlas_train_step_end", run=self.run, step=self.step, metrics=metrics)
         finally:
             self.run._collect(None)
+        # the hook's work is training too (a voxel field's box fit and upscaling, an SDF
+        # conversion); an evaluation it starts (a sweep's intermediate rungs) is not
+        hook = time.perf_counter() - hook_start
+        self.train_seconds += hook - (self.eval_seconds - evaluated)
         if self.faults.exhausted:
             raise self.numeric_failure()
         if self.step % train.log_every == 0:
@@ -428,6 +441,7 @@ class Trainer:
         """Evaluate on the test split and call ``atlas_eval_end`` (rank 0 only)."""
         if not self.main:
             return distributed.skipped_eval()
+        start = time.perf_counter()
         result = evaluate(
             self.view_pipeline(),
             self.scene,
@@ -436,7 +450,10 @@ class Trainer:
             self.config.eval.chunk,
             out_dir=self.out / "test" if write_images else None,
         )
-        self.plugins.call("atlas_eval_end", run=self.run, step=self.step, metrics=result)
+        try:
+            self.plugins.call("atlas_eval_end", run=self.run, step=self.step, metrics=result)
+        finally:
+            self.eval_seconds += time.perf_counter() - start  # the hook's logging included
         return result
 
     def render_video(self, path: Path, frames: int, camera_path: str = "turntable") -> Path:

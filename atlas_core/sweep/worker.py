@@ -38,6 +38,7 @@ __all__ = [
     "report_line",
     "run_workers",
     "work",
+    "worker_threads",
 ]
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -75,14 +76,21 @@ def report_line(trial: optuna.trial.FrozenTrial) -> str:
     return f"trial {trial.number}: {trial.state.name} {shown} ({plugins}, {seconds:.0f} s)"
 
 
+def worker_threads(workers: int) -> int:
+    """Torch threads per worker: OMP_NUM_THREADS when set, else the cores shared out."""
+    explicit = os.environ.get("OMP_NUM_THREADS", "")
+    if explicit.isdigit() and int(explicit) > 0:
+        return int(explicit)
+    return max(1, (os.cpu_count() or 1) // max(workers, 1))
+
+
 def work(settings: Settings, worker: int = 0) -> int:
     """Run trials until the study has ``settings.trials`` finished ones; 0 on success.
 
     ``MAX_FAILURES`` failed trials in a row (a broken study or plugin) raise an AtlasError.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    threads = max(1, (os.cpu_count() or 1) // max(settings.workers, 1))
-    torch.set_num_threads(threads)
+    torch.set_num_threads(worker_threads(settings.workers))
     study_file = read_study_file(settings.study_path)
     study = storage.load_study(
         settings.storage, settings.study_name, settings.pruner, settings.grace

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from atlas_core import __version__
+from atlas_core.commands.camera_paths import read_camera_path
 from atlas_core.commands.video import PATHS
 from atlas_core.config import RunConfig, apply_overrides, load_toml
 from atlas_core.engine.trainer import Trainer, load_trained
@@ -83,8 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = command("render", help="render a video from a trained run")
     render.add_argument("run_dir")
-    render.add_argument("--path", choices=PATHS, default="spiral")
-    render.add_argument("--frames", type=int, default=48)
+    path_help = "orbit, turntable, spiral, interpolate (through the training cameras) or a "
+    path_help += "nerfstudio camera_path.json (its cameras, size and fps)"
+    render.add_argument(
+        "--path", default="spiral", metavar="|".join(PATHS) + "|FILE.json", help=path_help
+    )
+    render.add_argument("--frames", type=int, help="frames of a generated path (default 48)")
     render.add_argument("--output", help="video file (.mp4 or .gif); default RUN_DIR/<path>.mp4")
     render.add_argument("--device", choices=("auto", "cpu", "cuda"))
     render.add_argument(
@@ -228,11 +233,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Render a camera path to a video file."""
+    from_file = args.path.endswith(".json")
+    if from_file and args.frames is not None:
+        raise AtlasError(f"--frames does not apply to {args.path}: it renders one frame a camera")
+    if not from_file and args.path not in PATHS:
+        raise AtlasError(f"--path {args.path}: choose {', '.join(PATHS)} or a FILE.json")
+    args.frames = 48 if args.frames is None else args.frames
     if args.frames < 1:
         raise AtlasError(f"--frames must be >= 1, got {args.frames}")
     if args.over_time or args.camera is not None:
         return _render_over_time(args)
-    output = Path(args.output) if args.output else Path(args.run_dir) / f"{args.path}.mp4"
+    if from_file:
+        read_camera_path(Path(args.path))  # a bad file fails before the run loads
+    stem = Path(args.path).stem
+    output = Path(args.output) if args.output else Path(args.run_dir) / f"{stem}.mp4"
     if output.suffix.lower() not in (".mp4", ".gif"):
         raise AtlasError(f"{output}: video must end in .mp4 or .gif")
     trainer = load_trained(args.run_dir, args.device)

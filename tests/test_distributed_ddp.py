@@ -104,4 +104,5 @@ def test_torchrun_time_budget_ends_every_rank(
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert 3 <= metrics["train_seconds"] < 10 and metrics["steps"] < 1000000
+    # rank 0 stops when any rank reaches the budget: its own clock may be a step short
+    assert 2.5 <= metrics["train_seconds"] < 10 and metrics["steps"] < 1000000

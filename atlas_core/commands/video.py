@@ -21,12 +21,13 @@ if TYPE_CHECKING:
 
 __all__ = ["PATHS", "orbit", "render_over_time", "write_video"]
 
-PATHS = ("turntable", "spiral")
+PATHS = ("orbit", "turntable", "spiral", "interpolate")  # or a camera_path.json file
 
 
 def orbit(c2w: Tensor, frames: int, path: str = "turntable") -> Tensor:
     """Camera-to-world matrices [F, 4, 4] circling the origin at the cameras' mean
-    radius and elevation; ``spiral`` also swings the elevation up and down."""
+    radius and elevation (``orbit`` or ``turntable``); ``spiral`` also swings the
+    elevation up and down."""
     eyes = c2w[:, :3, 3].double()
     radius = float(eyes.norm(dim=-1).mean())
     elevation = float(torch.asin((eyes[:, 2] / eyes.norm(dim=-1)).clamp(-1, 1)).mean())

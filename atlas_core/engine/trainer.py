@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from atlas_core.build import call_factory, configure
 from atlas_core.capabilities import Grows, NeedsCrops, RendersViews
+from atlas_core.commands.camera_paths import CameraPath, interpolate, read_camera_path
 from atlas_core.commands.video import orbit, write_video
 from atlas_core.config import RunConfig, load_toml, save_toml
 from atlas_core.data.images import to_uint8
@@ -30,6 +31,7 @@ from atlas_core.engine.checkpoints import (
 from atlas_core.engine.evaluate import evaluate
 from atlas_core.engine.faults import BadSteps, InterruptRequest, finite_gradients
 from atlas_core.engine.optimizers.choice import clip_gradients, make_optimizer
+from atlas_core.engine.progress import TrainProgress
 from atlas_core.engine.run import Run
 from atlas_core.errors import AtlasError, ConfigError, Interrupted, PluginError, first_line
 from atlas_core.io import atomic_write_json
@@ -139,6 +141,7 @@ class Trainer:
         self.step = 0
         self.train_seconds = 0.0
         self.eval_seconds = 0.0  # evaluations started from a step hook are not training
+        self.progress: TrainProgress | None = None  # the bar, while fit runs
         self.faults = BadSteps(config.train.max_bad_steps)
         self.history: list[dict[str, Any]] = []
         self.growing = [m for m in self.pipeline.modules() if isinstance(m, Grows)]
@@ -360,21 +363,19 @@ class Trainer:
         """
         self.plugins.call("atlas_train_start", run=self.run)
         self.pipeline.train()
-        bar = tqdm(
-            total=self.config.train.max_steps,
-            initial=self.step,
-            desc="train",
-            unit="step",
-            mininterval=2.0,
+        train = self.config.train
+        self.progress = TrainProgress(
+            train.max_steps, train.time_budget, self.step, self.train_seconds, quiet=not self.main
         )
         with InterruptRequest() as interrupt:
             try:
                 while self.keep_training() and not interrupt.requested:
-                    self.fit_step(bar)
+                    self.fit_step(self.progress)
             except distributed.RankLost as exc:
                 raise self.lost_rank(exc) from exc
             finally:
-                bar.close()
+                self.progress.close()
+                self.progress = None
             self.save()
         if interrupt.requested:
             raise Interrupted(
@@ -382,7 +383,7 @@ class Trainer:
                 f"atlas run --resume --out {shlex.quote(str(self.out))}"
             )
 
-    def fit_step(self, bar: tqdm) -> None:
+    def fit_step(self, progress: TrainProgress) -> None:
         """One training step with its hook call, logging, checkpoint and evaluation."""
         train = self.config.train
         start = time.perf_counter()
@@ -406,9 +407,8 @@ class Trainer:
         if self.faults.exhausted:
             raise self.numeric_failure()
         if self.step % train.log_every == 0:
-            bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.1e}")
             self.history.append({"step": self.step, **metrics})
-        bar.update(1)
+        progress.update(self.step, self.train_seconds, metrics["loss"])
         if self.step % train.save_every == 0 and self.faults.in_row == 0:
             self.save()  # never during a run of bad steps: the last good one stays
         if train.eval_every and self.step % train.eval_every == 0:
@@ -450,6 +450,8 @@ class Trainer:
             self.config.eval.chunk,
             out_dir=self.out / "test" if write_images else None,
         )
+        if self.progress is not None:
+            self.progress.evaluated(result["psnr"])
         try:
             self.plugins.call("atlas_eval_end", run=self.run, step=self.step, metrics=result)
         finally:
@@ -457,17 +459,31 @@ class Trainer:
         return result
 
     def render_video(self, path: Path, frames: int, camera_path: str = "turntable") -> Path:
-        """Render an orbit around the scene to ``path`` (mp4 or gif)."""
+        """Render a camera path to ``path`` (mp4 or gif).
+
+        ``camera_path``: ``orbit``/``turntable`` or ``spiral`` around the scene,
+        ``interpolate`` through the training cameras, or a nerfstudio camera_path.json.
+        """
         views = self.scene.split("train")
-        poses = orbit(views.c2w, frames, camera_path).to(self.device)
+        if camera_path.endswith(".json"):
+            cameras = read_camera_path(Path(camera_path))
+        else:
+            if camera_path == "interpolate":
+                poses = interpolate(views.c2w, frames)
+            else:
+                poses = orbit(views.c2w, frames, camera_path)
+            focals = [views.focal] * len(poses)
+            cameras = CameraPath(poses, focals, views.width, views.height, self.config.eval.fps)
         self.pipeline.eval()
         images = []
         renderer = self.view_pipeline()
-        for pose in tqdm(poses, desc=f"render {camera_path}", leave=False):
-            rays = camera_rays(pose, views.focal, views.width, views.height, self.scene)
+        shown = Path(camera_path).name
+        steps = zip(cameras.poses.to(self.device), cameras.focals, strict=True)
+        for pose, focal in tqdm(list(steps), desc=f"render {shown}", leave=False):
+            rays = camera_rays(pose, focal, cameras.width, cameras.height, self.scene)
             rgb = renderer.render(rays, self.config.eval.chunk)["rgb"]
-            images.append(to_uint8(rgb.view(views.height, views.width, 3)))
-        return write_video(path, images, self.config.eval.fps)
+            images.append(to_uint8(rgb.view(cameras.height, cameras.width, 3)))
+        return write_video(path, images, cameras.fps)
 
     def metrics(self, test: dict[str, Any]) -> dict[str, Any]:
         """The run's metrics.json content."""

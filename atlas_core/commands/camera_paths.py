@@ -1,0 +1,173 @@
+"""Camera paths to render: through the training cameras, or from nerfstudio's camera_path.json.
+
+``interpolate`` runs smoothly through the cameras in their order (positions on a
+Catmull-Rom spline, rotations by quaternion slerp), the path a forward-facing capture
+(LLFF) is best seen along. A ``camera_path.json`` is the file nerfstudio's viewer
+writes: ``render_width``, ``render_height``, ``fps`` and ``camera_path``, a list of
+``{"camera_to_world": 16 numbers, row-major, "fov": vertical degrees}``, in the
+scene's world frame with the OpenGL camera convention used here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from atlas_core.errors import AtlasError
+from atlas_core.io import atomic_write_json
+
+__all__ = ["CameraPath", "interpolate", "read_camera_path", "write_camera_path"]
+
+
+@dataclass
+class CameraPath:
+    """Poses [F, 4, 4] and per-frame focal lengths (pixels) at one image size."""
+
+    poses: Tensor
+    focals: list[float]
+    width: int
+    height: int
+    fps: float
+
+
+def _quaternion(rotation: Tensor) -> Tensor:
+    """Unit quaternion (w, x, y, z) of a 3x3 rotation (Shepperd's method)."""
+    m = rotation.double()
+    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    if trace > 0:
+        s = 2 * torch.sqrt(trace + 1)
+        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
+    else:
+        i = int(torch.argmax(torch.diagonal(m)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2 * torch.sqrt(1 + m[i, i] - m[j, j] - m[k, k])
+        q = [0.0] * 4
+        q[0] = (m[k, j] - m[j, k]) / s
+        q[1 + i] = 0.25 * s
+        q[1 + j] = (m[j, i] + m[i, j]) / s
+        q[1 + k] = (m[k, i] + m[i, k]) / s
+    quat = torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in q])
+    return quat / quat.norm()
+
+
+def _rotation(q: Tensor) -> Tensor:
+    """3x3 rotation of a unit quaternion (w, x, y, z)."""
+    w, x, y, z = q.tolist()
+    return torch.tensor(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ],
+        dtype=torch.float64,
+    )
+
+
+def _slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
+    """Spherical linear interpolation of unit quaternions (Shoemake 1985), shortest arc."""
+    dot = float(torch.dot(a, b))
+    if dot < 0:
+        b, dot = -b, -dot
+    if dot > 0.9995:  # nearly equal: linear, renormalised
+        q = a + t * (b - a)
+        return q / q.norm()
+    angle = math.acos(dot)
+    return (math.sin((1 - t) * angle) * a + math.sin(t * angle) * b) / math.sin(angle)
+
+
+def _catmull_rom(p0: Tensor, p1: Tensor, p2: Tensor, p3: Tensor, t: float) -> Tensor:
+    """Uniform Catmull-Rom spline between p1 (t=0) and p2 (t=1)."""
+    t2, t3 = t * t, t * t * t
+    return 0.5 * (
+        2 * p1
+        + (p2 - p0) * t
+        + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t2
+        + (3 * p1 - p0 - 3 * p2 + p3) * t3
+    )
+
+
+def interpolate(c2w: Tensor, frames: int) -> Tensor:
+    """``frames`` poses [F, 4, 4] running smoothly through every camera in ``c2w`` in order.
+
+    The path passes through camera ``i`` at frame ``i * (frames - 1) / (N - 1)``.
+    """
+    poses = c2w.double()
+    count = len(poses)
+    if count == 1 or frames == 1:
+        return poses[:1].expand(frames, 4, 4).float().clone()
+    eyes = poses[:, :3, 3]
+    quats = [_quaternion(pose[:3, :3]) for pose in poses]
+    out = []
+    for f in range(frames):
+        u = f * (count - 1) / (frames - 1)
+        i = min(int(u), count - 2)
+        t = u - i
+        ends = [max(i - 1, 0), i, i + 1, min(i + 2, count - 1)]
+        eye = _catmull_rom(*(eyes[k] for k in ends), t)
+        pose = torch.eye(4, dtype=torch.float64)
+        pose[:3, :3] = _rotation(_slerp(quats[i], quats[i + 1], t))
+        pose[:3, 3] = eye
+        out.append(pose)
+    return torch.stack(out).float()
+
+
+def read_camera_path(path: Path) -> CameraPath:
+    """Read nerfstudio's camera_path.json; a malformed file is an AtlasError naming it."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise AtlasError(f"{path}: camera path file not found") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AtlasError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("camera_path"), list):
+        raise AtlasError(f"{path}: no 'camera_path' list (nerfstudio's camera_path.json)")
+    kind = raw.get("camera_type", "perspective")
+    if kind != "perspective":
+        raise AtlasError(f"{path}: camera_type '{kind}' is not supported; use perspective")
+    try:
+        width, height = int(raw["render_width"]), int(raw["render_height"])
+        fps = float(raw.get("fps", 24))
+        poses, focals = [], []
+        for k, camera in enumerate(raw["camera_path"]):
+            matrix = torch.tensor(camera["camera_to_world"], dtype=torch.float64).reshape(4, 4)
+            fov = math.radians(float(camera["fov"]))
+            if not 0 < fov < math.pi:
+                raise ValueError(f"camera {k}: fov {camera['fov']} is not in (0, 180) degrees")
+            poses.append(matrix)
+            focals.append(0.5 * height / math.tan(0.5 * fov))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise AtlasError(f"{path}: bad camera path: {exc}") from exc
+    if not poses:
+        raise AtlasError(f"{path}: the camera path has no cameras")
+    if width < 1 or height < 1:
+        raise AtlasError(f"{path}: render size {width}x{height} must be positive")
+    return CameraPath(torch.stack(poses).float(), focals, width, height, fps)
+
+
+def write_camera_path(path: Path, camera: CameraPath) -> Path:
+    """Write a camera path in nerfstudio's camera_path.json format."""
+    frames = [
+        {
+            "camera_to_world": pose.double().reshape(-1).tolist(),
+            "fov": math.degrees(2 * math.atan(0.5 * camera.height / focal)),
+            "aspect": camera.width / camera.height,
+        }
+        for pose, focal in zip(camera.poses, camera.focals, strict=True)
+    ]
+    atomic_write_json(
+        Path(path),
+        {
+            "camera_type": "perspective",
+            "render_width": camera.width,
+            "render_height": camera.height,
+            "fps": camera.fps,
+            "seconds": len(frames) / camera.fps,
+            "camera_path": frames,
+        },
+    )
+    return Path(path)

@@ -1,4 +1,4 @@
-"""The ``atlas`` command: run | eval | render | export | plugins | sweep | data."""
+"""The ``atlas`` command: run | eval | render | export | report | plugins | sweep | data."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ __all__ = [
     "cmd_export",
     "cmd_plugins",
     "cmd_render",
+    "cmd_report",
     "cmd_run",
     "cmd_sweep",
     "culprit",
@@ -109,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop components with fewer faces than this fraction of the largest's (0: keep all)",
     )
     export.add_argument("--device", choices=("auto", "cpu", "cuda"))
+
+    report = command("report", help="write a run's report.html (curves, test views, config)")
+    report.add_argument("run_dir")
+    report.add_argument("--output", help="HTML file (default RUN_DIR/report.html)")
 
     plugins = command("plugins", help="list, or install, plugins")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
@@ -222,10 +227,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Recompute test metrics and rewrite metrics.json."""
+    """Recompute test metrics and rewrite metrics.json and report.html."""
+    from atlas_core.commands.report import write_report
+
     trainer = load_trained(args.run_dir, args.device, args.eval_views)
     metrics = trainer.metrics(trainer.evaluate())
     atomic_write_json(trainer.out / "metrics.json", metrics)
+    write_report(trainer.out)
     test = metrics["test"]
     print(f"{trainer.out}: test PSNR {test['psnr']:.2f} dB, SSIM {test['ssim']:.3f}")
     return 0
@@ -252,6 +260,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     trainer = load_trained(args.run_dir, args.device)
     path = trainer.render_video(output, args.frames, args.path)
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write a run's report.html."""
+    from atlas_core.commands.report import write_report
+
+    print(f"wrote {write_report(Path(args.run_dir), args.output)}")
     return 0
 
 
@@ -361,6 +377,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "render": cmd_render,
     "export": cmd_export,
+    "report": cmd_report,
     "plugins": cmd_plugins,
     "sweep": cmd_sweep,
     "data": cmd_data,

@@ -170,7 +170,10 @@ def everywhere(world: World | None, flag: bool) -> bool:
 def skipped_eval() -> dict[str, Any]:
     """What ranks other than 0 return from evaluation: they render nothing."""
     nan = float("nan")
-    return {"psnr": nan, "ssim": nan, "views": 0, "seconds_per_view": 0.0, "per_view_psnr": []}
+    return {
+        "psnr": nan, "ssim": nan, "views": 0, "seconds_per_view": 0.0,
+        "per_view_psnr": [], "per_view_ssim": [], "per_view_names": [],
+    }  # fmt: skip
 
 
 def finish(world: World | None) -> None:

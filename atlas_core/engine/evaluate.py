@@ -46,7 +46,7 @@ def evaluate(
     indices = eval_indices(len(data), views)
     was_training = pipeline.training
     pipeline.eval()
-    psnrs, ssims = [], []
+    psnrs, ssims, names = [], [], []
     render_seconds = 0.0
     shape = (data.height, data.width)
     if out_dir is not None:
@@ -60,8 +60,9 @@ def evaluate(
         target = out["target_rgb"].view(*shape, 3)
         psnrs.append(psnr(pred, target))
         ssims.append(ssim(pred, target))
+        name = data.names[index] if data.names else f"{index:03d}"
+        names.append(name)
         if out_dir is not None:
-            name = data.names[index] if data.names else f"{index:03d}"
             depth = depth_image(
                 out["depth"].view(*shape, 1), out["acc"].view(*shape, 1), scene.near, scene.far
             )
@@ -78,4 +79,6 @@ def evaluate(
         "views": len(indices),
         "seconds_per_view": render_seconds / len(indices),
         "per_view_psnr": psnrs,
+        "per_view_ssim": ssims,
+        "per_view_names": names,
     }

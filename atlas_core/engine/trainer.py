@@ -5,6 +5,7 @@ Plugins never see the Trainer: lifecycle hooks get its ``Run`` handle (``engine/
 
 from __future__ import annotations
 
+import json
 import math
 import shlex
 import time
@@ -17,6 +18,7 @@ from tqdm import tqdm
 from atlas_core.build import call_factory, configure
 from atlas_core.capabilities import Grows, NeedsCrops, RendersViews
 from atlas_core.commands.camera_paths import CameraPath, interpolate, read_camera_path
+from atlas_core.commands.report import write_report
 from atlas_core.commands.video import orbit, write_video
 from atlas_core.config import RunConfig, load_toml, save_toml
 from atlas_core.data.images import to_uint8
@@ -34,7 +36,7 @@ from atlas_core.engine.optimizers.choice import clip_gradients, make_optimizer
 from atlas_core.engine.progress import TrainProgress
 from atlas_core.engine.run import Run
 from atlas_core.errors import AtlasError, ConfigError, Interrupted, PluginError, first_line
-from atlas_core.io import atomic_write_json
+from atlas_core.io import atomic_write_bytes, atomic_write_json
 from atlas_core.nerf.crops import crop_rays, decimate, ray_stride
 from atlas_core.nerf.pipeline import assemble, protocol_background
 from atlas_core.plugins import AtlasPlugins, load
@@ -214,7 +216,34 @@ class Trainer:
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.batch_rays = int(state.get("batch_rays", self.batch_rays))
         self.rays_seen = int(state.get("rays_seen", 0))
+        self.trim_history()
         return True
+
+    @property
+    def history_path(self) -> Path:
+        """history.jsonl: a line per logged step and per evaluation (rank 0 writes it)."""
+        return self.out / "history.jsonl"
+
+    def log_history(self, entry: dict[str, Any]) -> None:
+        """Append one line to history.jsonl (rank 0)."""
+        if not self.main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.history_path, "a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+    def trim_history(self) -> None:
+        """Drop history lines past the restored step: they belong to a lost future."""
+        if not self.main or not self.history_path.is_file():
+            return
+        kept = []
+        for line in self.history_path.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= self.step:
+                    kept.append(line + "\n")
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut short by a crash
+        atomic_write_bytes(self.history_path, "".join(kept).encode())
 
     def learning_rate(self) -> float:
         """``train.schedule`` from ``lr`` to ``lr_final`` over steps or time budget.
@@ -408,6 +437,7 @@ class Trainer:
             raise self.numeric_failure()
         if self.step % train.log_every == 0:
             self.history.append({"step": self.step, **metrics})
+            self.log_history({"step": self.step, "seconds": self.train_seconds, **metrics})
         progress.update(self.step, self.train_seconds, metrics["loss"])
         if self.step % train.save_every == 0 and self.faults.in_row == 0:
             self.save()  # never during a run of bad steps: the last good one stays
@@ -452,6 +482,8 @@ class Trainer:
         )
         if self.progress is not None:
             self.progress.evaluated(result["psnr"])
+        scores = {key: result[key] for key in ("psnr", "ssim", "views")}
+        self.log_history({"step": self.step, "seconds": self.train_seconds, "eval": scores})
         try:
             self.plugins.call("atlas_eval_end", run=self.run, step=self.step, metrics=result)
         finally:
@@ -490,7 +522,16 @@ class Trainer:
         views = self.scene.split("test")
         return {
             "test": {
-                k: test[k] for k in ("psnr", "ssim", "views", "seconds_per_view", "per_view_psnr")
+                k: test[k]
+                for k in (
+                    "psnr",
+                    "ssim",
+                    "views",
+                    "seconds_per_view",
+                    "per_view_psnr",
+                    "per_view_ssim",
+                    "per_view_names",
+                )
             },
             "steps": self.step,
             "skipped_steps": self.faults.skipped,
@@ -509,7 +550,7 @@ class Trainer:
         }
 
     def finish(self, video: bool = True) -> dict[str, Any]:
-        """Final evaluation, video and metrics.json; calls ``atlas_train_end``."""
+        """Final evaluation, video, metrics.json and report.html; calls ``atlas_train_end``."""
         test = self.evaluate()
         if not self.main:
             return self.metrics(test)
@@ -517,6 +558,7 @@ class Trainer:
             self.render_video(self.out / "video.mp4", self.config.eval.video_frames)
         metrics = self.metrics(test)
         atomic_write_json(self.out / "metrics.json", metrics)
+        write_report(self.out)
         self.plugins.call("atlas_train_end", run=self.run, metrics=metrics)
         return metrics
 

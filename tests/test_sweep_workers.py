@@ -79,6 +79,13 @@ def test_two_workers_journal_wandb(
     assert summary in text
     assert summary.count("\n| ") == 1 + 4  # header and one row per trial
     assert "Parameter importances" in summary
+    report = (out / "report.html").read_text()
+    complete = [t for t in done if t.state == TrialState.COMPLETE]  # pruned ones stop early
+    assert report.count('<a href="trials/trial-') == len(complete) > 0  # their own reports
+    for trial in complete:
+        assert (Path(trial.user_attrs["run_dir"]) / "report.html").is_file()
+    assert report.count("<svg") == 2 and "optimisation history" in report
+    assert "by plugin set" in report and "<circle" in report
     assert len(list((out / "workers").glob("worker-*.log"))) == 2
     best = load_toml(out / "best.toml")
     assert best.field.options["width"] in (8, 16) and best.logger == "none"

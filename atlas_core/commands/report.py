@@ -24,7 +24,7 @@ from atlas_core.io import atomic_write_bytes
 __all__ = ["line_chart", "read_history", "write_report"]
 
 WIDTH, HEIGHT, MARGIN = 460, 260, 48
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 STYLE = """body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
 .charts svg{margin:0 1em 1em 0}img{image-rendering:pixelated;width:160px}
@@ -58,9 +58,13 @@ def _ticks(low: float, high: float) -> list[float]:
 
 
 def line_chart(
-    title: str, xlabel: str, series: dict[str, list[tuple[float, float]]], log_y: bool = False
+    title: str,
+    xlabel: str,
+    series: dict[str, list[tuple[float, float]]],
+    log_y: bool = False,
+    lines: bool = True,
 ) -> str:
-    """An SVG line chart of named (x, y) series; empty series are left out."""
+    """An SVG chart of named (x, y) series, as lines or (``lines=False``) points only."""
     series = {name: points for name, points in series.items() if points}
     if not series:
         return ""
@@ -94,8 +98,9 @@ def line_chart(
         colour = COLOURS[k % len(COLOURS)]
         line = " ".join(f"{px},{py}" for px, py in (at(x, y) for x, y in values))
         style = f'fill="none" stroke="{colour}" stroke-width="1.5"'
-        parts.append(f'<polyline {style} points="{line}"/>')
-        if len(values) < 30:  # few points (evaluations): mark them
+        if lines:
+            parts.append(f'<polyline {style} points="{line}"/>')
+        if len(values) < 30 or not lines:  # few points (evaluations): mark them
             marks = (at(x, y) for x, y in values)
             parts += [f'<circle cx="{px}" cy="{py}" r="2.5" fill="{colour}"/>' for px, py in marks]
         parts.append(_text(WIDTH - 12, 30 + 14 * k, name, "end", 11, colour))

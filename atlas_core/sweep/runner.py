@@ -11,6 +11,7 @@ from atlas_core.config import RunConfig, apply_overrides
 from atlas_core.errors import AtlasError
 from atlas_core.sweep import storage
 from atlas_core.sweep.objective import Settings
+from atlas_core.sweep.report import write_sweep_report
 from atlas_core.sweep.results import summarize
 from atlas_core.sweep.space import read_study_file
 from atlas_core.sweep.worker import run_workers
@@ -72,4 +73,6 @@ def sweep(args: argparse.Namespace) -> int:
         print(f"atlas: error: {exc}", file=sys.stderr, flush=True)
         code = 2
     print(summarize(study, Path(settings.sweep_dir), settings.objective))
+    report = write_sweep_report(study, Path(settings.sweep_dir), settings.objective)
+    print(f"report: {report}")
     return code

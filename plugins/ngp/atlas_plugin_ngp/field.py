@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from atlas_core.api import Field, RaySamples, trunc_exp
-from atlas_plugin_ngp.hash_encoding import HashEncoding
+from atlas_plugin_ngp.hash_encoding import HashEncoding, Kernel
 from atlas_plugin_ngp.mlp import FusedMLP
 from atlas_plugin_ngp.spherical_harmonics import SphericalHarmonics
 
@@ -33,6 +33,8 @@ class NGPField(Field):
     vertex, ``2**log2_table`` rows per hashed level), the MLPs' ``hidden`` width and
     the colour MLP's ``precision``: ``bfloat16`` computes it in bf16 (the paper's MLPs
     run in half precision), twice as fast on CPUs with native bf16 (AVX512-BF16, AMX).
+    ``kernel`` chooses the hash encoding's implementation (``auto``, ``cpp``, ``torch``;
+    see ``HashEncoding``).
     The density MLP stays in float32: exp() amplifies rounding, and occupancy grids
     compare densities that start out nearly equal.
     """
@@ -47,12 +49,13 @@ class NGPField(Field):
         finest_resolution: int = 1024,
         hidden: int = 64,
         precision: Literal["float32", "bfloat16"] = "float32",
+        kernel: Kernel = "auto",
     ):
         super().__init__()
         if hidden < 1:
             raise ValueError("hidden must be >= 1")
         self.encoding = HashEncoding(
-            3, levels, features, log2_table, base_resolution, finest_resolution
+            3, levels, features, log2_table, base_resolution, finest_resolution, kernel
         )
         self.view_encoding = SphericalHarmonics(3, degree=4)
         self.density_mlp = FusedMLP(self.encoding.out_dim, hidden, 1, 1 + GEOMETRY_FEATURES)

@@ -10,7 +10,10 @@ corner rows, concatenated over levels: [N, L * F]. All levels live in one parame
 the hashed levels first, each at a multiple of ``2**log2_table`` (so a level's offset
 is or-ed into its hash), then the dense levels.
 
-The lookup and its gradient are one custom autograd function, vectorised over points,
+On CPU the encoding runs by default as one fused C++ pass per direction (``fused.py``,
+``csrc/hash_encoding.cpp``, built on first use); the code below is the reference and
+the fallback (``kernel="torch"``, CUDA tensors, or no compiler). In it, the lookup and
+its gradient are one custom autograd function, vectorised over points,
 levels and corners at once, with no Python loop over points. Points go in chunks so the
 temporaries stay in cache, and within a chunk the rows are read level by level, so one
 level's part of the table stays in cache too. On CPU a row of two features moves as one
@@ -23,14 +26,16 @@ table per chunk.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from atlas_core.api import Encoding
+from atlas_plugin_ngp import fused
 
 if TYPE_CHECKING:
     from atlas_core.api import BuildContext
@@ -40,6 +45,9 @@ PRIMES = (1, 2654435761, 805459861)
 INIT_SCALE = 1e-4  # sec. 4: table entries start uniform in [-1e-4, 1e-4]
 CHUNK_CPU = 1 << 14  # points per chunk on CPU: [levels, corners, points] fits in cache
 CHUNK_GPU = 1 << 19  # on GPUs: few, large kernels
+KERNELS = ("auto", "cpp", "torch")
+KERNEL_ENV = "ATLAS_NGP_KERNEL"  # overrides kernel="auto" (e.g. torch, to force the reference)
+Kernel = Literal["auto", "cpp", "torch"]
 
 
 def level_resolutions(levels: int, base: int, finest: int) -> list[int]:
@@ -243,7 +251,10 @@ class HashEncoding(Encoding):
     Built with a context (as the run's ``encoding``), it maps world positions to the unit
     cube by the scene box; otherwise it expects points in [0, 1]^d. Inputs are clamped to
     the unit cube. ``levels`` grids from ``base_resolution`` to ``finest_resolution``,
-    ``features`` per vertex, ``2**log2_table`` rows per hashed level.
+    ``features`` per vertex, ``2**log2_table`` rows per hashed level. ``kernel``: ``auto``
+    uses the fused C++ kernel on CPU when it builds (else the reference, with a warning),
+    ``cpp`` requires it, ``torch`` forces the pure-PyTorch reference; with ``auto`` the
+    environment variable ``ATLAS_NGP_KERNEL`` may choose instead.
     """
 
     def __init__(
@@ -254,9 +265,12 @@ class HashEncoding(Encoding):
         log2_table: int = 17,
         base_resolution: int = 16,
         finest_resolution: int = 1024,
+        kernel: Kernel = "auto",
         context: BuildContext | None = None,
     ):
         super().__init__()
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
         if not 1 <= in_dim <= len(PRIMES):
             raise ValueError(f"in_dim must be 1..{len(PRIMES)}, got {in_dim}")
         if levels < 1 or features < 1:
@@ -286,6 +300,17 @@ class HashEncoding(Encoding):
         self._add_group("dense", slice(0, dense), hashed=False)
         self._add_group("hashed", slice(dense, levels), hashed=True)
         self._set_box(context)
+        self.kernel = kernel
+        self.last_kernel = ""  # "cpp" or "torch": the path the last lookup took
+        strides = [list(PRIMES[:in_dim]) if hashed else [(r + 1) ** k for k in range(in_dim)]
+                   for r, hashed in zip(self.resolutions, self.hashed, strict=True)]  # fmt: skip
+        # per level: N_l, first row, strides (dense or eq. 4's primes), hashed (for fused.py)
+        self._levels = (
+            torch.tensor(self.resolutions),
+            torch.tensor(self.offsets),
+            torch.tensor(strides),
+            torch.tensor(self.hashed),
+        )
 
     def _add_group(self, name: str, levels: slice, hashed: bool) -> None:
         """Register the buffers of one level group (if it has levels)."""
@@ -330,9 +355,34 @@ class HashEncoding(Encoding):
             for name, levels, hashed in self._groups
         ]
 
+    def chosen_kernel(self) -> str:
+        """``auto``, ``cpp`` or ``torch``: the option, or ``ATLAS_NGP_KERNEL`` under auto."""
+        if self.kernel != "auto":
+            return self.kernel
+        chosen = os.environ.get(KERNEL_ENV, "auto").strip().lower() or "auto"
+        if chosen not in KERNELS:
+            raise ValueError(f"{KERNEL_ENV} must be one of {', '.join(KERNELS)}, got {chosen!r}")
+        return chosen
+
+    def use_fused(self, points: Tensor) -> bool:
+        """True when this lookup runs the fused C++ kernel."""
+        kernel = self.chosen_kernel()
+        if kernel == "torch" or not fused.supports(points, self.table):
+            return False
+        if fused.extension() is not None:
+            return True
+        if kernel == "cpp":
+            raise RuntimeError("ngp: kernel=cpp but the fused hash encoding could not be built")
+        return False
+
     def encode_unit(self, x: Tensor) -> Tensor:
         """Encode points in [0, 1]^d (clamped) to [N, levels * features]."""
         points = x.clamp(0.0, 1.0).to(self.table.dtype).t().contiguous()
+        if self.use_fused(points):
+            self.last_kernel = "cpp"
+            features = fused.fused_lookup(points, self.table, self._levels, self.table_size)
+            return features.view(x.shape[0], self.out_dim)
+        self.last_kernel = "torch"
         if torch.is_grad_enabled() and (points.requires_grad or self.table.requires_grad):
             features = _HashLookup.apply(points, self.table, self.groups())  # [N, L, F]
         else:  # inference: nothing to keep for a backward pass

@@ -7,11 +7,19 @@ from types import SimpleNamespace
 import pytest
 import torch
 from atlas_plugin_ngp.hash_encoding import (
+    KERNEL_ENV,
     PRIMES,
     HashEncoding,
     level_resolutions,
     spread,
 )
+
+
+@pytest.fixture(autouse=True, params=["auto", "torch"])
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on the fused C++ kernel (auto) and on the pure-PyTorch reference."""
+    monkeypatch.setenv(KERNEL_ENV, request.param)
+    return request.param
 
 
 def row_numbers(encoding: HashEncoding) -> HashEncoding:

@@ -7,9 +7,16 @@ from decimal import ROUND_FLOOR, Decimal, localcontext
 import numpy as np
 import pytest
 import torch
-from atlas_plugin_ngp.hash_encoding import PRIMES, HashEncoding, level_resolutions
+from atlas_plugin_ngp.hash_encoding import KERNEL_ENV, PRIMES, HashEncoding, level_resolutions
 
 PAPER_PRIMES = (1, 2654435761, 805459861)  # Instant-NGP, sec. 3, after eq. 4
+
+
+@pytest.fixture(params=["auto", "torch"])
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fused C++ kernel (auto) and the pure-PyTorch reference."""
+    monkeypatch.setenv(KERNEL_ENV, request.param)
+    return request.param
 
 
 def exact_resolutions(levels: int, base: int, finest: int) -> list[int]:
@@ -59,6 +66,7 @@ def rows_read(encoding: HashEncoding, vertices: torch.Tensor, level: int) -> tor
 
 
 @pytest.mark.parametrize("in_dim", [2, 3])
+@pytest.mark.usefixtures("kernel")
 def test_hashed_levels_read_the_eq4_row(in_dim: int) -> None:
     """Hashed levels read row (xor_i x_i pi_i) mod T (Instant-NGP eq. 4, its primes)."""
     # resolutions up to 4096 make x_i pi_i overflow 32 bits, where the paper's uint32
@@ -79,6 +87,7 @@ def test_hashed_levels_read_the_eq4_row(in_dim: int) -> None:
         assert np.array_equal(got.numpy(), want)
 
 
+@pytest.mark.usefixtures("kernel")
 def test_dense_levels_are_one_to_one() -> None:
     """Levels with (N_l + 1)^d <= T index vertices 1:1, x + (N+1) y + (N+1)^2 z (sec. 3)."""
     encoding = HashEncoding(levels=4, log2_table=14, base_resolution=4, finest_resolution=24)

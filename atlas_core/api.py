@@ -31,6 +31,8 @@ Building blocks
 The blender reader
     ``load_blender``, ``load_split``, ``read_json``, ``read_images``, ``parse_pose``,
     ``parse_fov``, ``parse_frames``, ``image_file``, ``short``, ``SPLITS``.
+The live viewer
+    ``ViewerHandle`` (what ``atlas_viewer_setup`` gets).
 Errors
     ``AtlasError``, ``ConfigError``, ``DataError``, ``PluginError``, ``first_line``.
 """
@@ -94,6 +96,7 @@ from atlas_core.nerf.samplers import (
     sample_pdf,
     stratified_edges,
 )
+from atlas_core.viewer.handle import ViewerHandle
 
 __all__ = [
     "BLOCK_KEY",
@@ -135,6 +138,7 @@ __all__ = [
     "SceneData",
     "Slot",
     "ViewRenderer",
+    "ViewerHandle",
     "Views",
     "VolumeRenderer",
     "__version__",

@@ -1,8 +1,9 @@
-"""The ``atlas`` command: run | eval | render | export | report | plugins | sweep | data."""
+"""The ``atlas`` command: run | eval | render | export | report | view | plugins | sweep | data."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -38,6 +39,7 @@ __all__ = [
     "cmd_report",
     "cmd_run",
     "cmd_sweep",
+    "cmd_view",
     "culprit",
     "debugging",
     "main",
@@ -77,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("auto", "cpu", "cuda"))
     run.add_argument("--seed", type=int)
     run.add_argument("--logger", choices=("none", "wandb"))
+    run.add_argument("--viewer", action="store_true", help="watch training in a browser (viser)")
+    run.add_argument(
+        "--viewer-port", type=int, default=7007, metavar="PORT", help="viewer port (7007)"
+    )
 
     ev = command("eval", help="recompute a run's test metrics from its last checkpoint")
     ev.add_argument("run_dir")
@@ -114,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = command("report", help="write a run's report.html (curves, test views, config)")
     report.add_argument("run_dir")
     report.add_argument("--output", help="HTML file (default RUN_DIR/report.html)")
+
+    view = command("view", help="look at a trained run in a browser (viser), until Ctrl-C")
+    view.add_argument("run_dir")
+    view.add_argument("--port", type=int, default=7007, help="port on 127.0.0.1 (7007)")
+    view.add_argument("--device", choices=("auto", "cpu", "cuda"))
 
     plugins = command("plugins", help="list, or install, plugins")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
@@ -205,24 +216,62 @@ def _plugins_for(config: RunConfig):  # noqa: ANN202
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Train, evaluate, render and write the run folder."""
+    """Train, evaluate, render and write the run folder (watched in a browser with --viewer)."""
+    if args.viewer:
+        from atlas_core.viewer.server import require_viser
+
+        require_viser()  # fail before training, not after
     config, out = _run_config(args)
     trainer = Trainer(config, _plugins_for(config), out, resume=args.resume)
     out.mkdir(parents=True, exist_ok=True)
     trainer.write_config()
+    viewer = _start_viewer(trainer, args.viewer_port, training=True) if args.viewer else None
     try:
+        trainer.viewer_lock = viewer.lock if viewer else None
         trainer.fit()
-        metrics = trainer.finish()
+        with trainer.viewer_lock or contextlib.nullcontext():  # evaluation toggles eval mode
+            metrics = trainer.finish()
     except KeyboardInterrupt as exc:  # a second Ctrl-C, or one during evaluation
         raise Interrupted(
             f"interrupted at step {trainer.step}; resume with: "
             f"atlas run --resume --out {shlex.quote(str(out))}"
         ) from exc
+    finally:
+        if viewer is not None:
+            viewer.stop()
     test = metrics["test"]
     print(
         f"{out}: test PSNR {test['psnr']:.2f} dB, SSIM {test['ssim']:.3f} "
         f"({test['views']} views), {metrics['steps']} steps in {metrics['train_seconds']:.0f} s"
     )
+    return 0
+
+
+def _start_viewer(trainer: Trainer, port: int, training: bool):  # noqa: ANN202 - a Viewer
+    """Start the live viewer on 127.0.0.1 and say where it is."""
+    from atlas_core.viewer.server import DEFAULT_HOST, Viewer
+
+    viewer = Viewer(trainer, DEFAULT_HOST, port, training=training)
+    print(
+        f"viewer: {viewer.url} (ssh -L {viewer.port}:localhost:{viewer.port} HOST for a remote run)"
+    )
+    return viewer
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    """Serve a trained run in the live viewer until Ctrl-C."""
+    from atlas_core.viewer.server import require_viser
+
+    require_viser()
+    if not (Path(args.run_dir) / "config.toml").is_file():
+        raise AtlasError(f"{args.run_dir}: not a run folder (no config.toml)")
+    viewer = _start_viewer(load_trained(args.run_dir, args.device), args.port, training=False)
+    try:
+        viewer.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        viewer.stop()
     return 0
 
 
@@ -378,6 +427,7 @@ COMMANDS = {
     "render": cmd_render,
     "export": cmd_export,
     "report": cmd_report,
+    "view": cmd_view,
     "plugins": cmd_plugins,
     "sweep": cmd_sweep,
     "data": cmd_data,

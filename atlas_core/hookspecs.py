@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from atlas_core.config import RunConfig
     from atlas_core.data.scene import Views
     from atlas_core.engine.run import Run
+    from atlas_core.viewer.handle import ViewerHandle
 
 __all__ = [
     "Register",
@@ -38,6 +39,7 @@ __all__ = [
     "atlas_train_start",
     "atlas_train_step_end",
     "atlas_train_views",
+    "atlas_viewer_setup",
     "atlas_wrap_field",
     "hookspec",
 ]
@@ -146,3 +148,15 @@ def atlas_eval_end(run: Run, step: int, metrics: dict[str, Any]) -> None:
 @hookspec
 def atlas_train_end(run: Run, metrics: dict[str, Any]) -> None:
     """Called once after training and the final evaluation with the run's metrics."""
+
+
+# -- the live viewer: called when `atlas run --viewer` or `atlas view` starts one ------
+
+
+@hookspec
+def atlas_viewer_setup(viewer: ViewerHandle, run: Run) -> None:
+    """Add outputs (``viewer.add_output(name, fn)``) and controls (``viewer.gui``) to the viewer.
+
+    ``fn(rays, outputs)`` returns per-ray values [N, 3] in [0, 1] or [N, 1] for the
+    output dropdown; a control's callback calls ``viewer.rerender()``.
+    """

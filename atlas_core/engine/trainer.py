@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,7 @@ class Trainer:
         self.train_seconds = 0.0
         self.eval_seconds = 0.0  # evaluations started from a step hook are not training
         self.progress: TrainProgress | None = None  # the bar, while fit runs
+        self.viewer_lock: threading.Lock | None = None  # a live viewer's: held around each step
         self.faults = BadSteps(config.train.max_bad_steps)
         self.history: list[dict[str, Any]] = []
         self.growing = [m for m in self.pipeline.modules() if isinstance(m, Grows)]
@@ -413,6 +415,15 @@ class Trainer:
             )
 
     def fit_step(self, progress: TrainProgress) -> None:
+        """One training step, holding ``viewer_lock`` when a live viewer is attached (so the
+        viewer never renders a half-updated model)."""
+        if self.viewer_lock is None:
+            self.step_once(progress)
+            return
+        with self.viewer_lock:
+            self.step_once(progress)
+
+    def step_once(self, progress: TrainProgress) -> None:
         """One training step with its hook call, logging, checkpoint and evaluation."""
         train = self.config.train
         start = time.perf_counter()

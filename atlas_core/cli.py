@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = command("run", help="train a model and write a run folder")
     run.add_argument("--config", help="TOML config to start from (e.g. a run's config.toml)")
     run.add_argument("--data", help="scene folder")
-    run.add_argument("--data-kind", help="data kind (default: blender)")
+    run.add_argument(
+        "--data-kind", help="data kind (default: auto, found from the folder's files)"
+    )
     run.add_argument("--plugins", help="comma-separated plugins to enable")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--out", help="run folder (default: outputs/<scene>-<time>)")
@@ -225,7 +227,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     trainer = Trainer(config, _plugins_for(config), out, resume=args.resume)
     out.mkdir(parents=True, exist_ok=True)
     trainer.write_config()
-    viewer = _start_viewer(trainer, args.viewer_port, training=True) if args.viewer else None
+    watched = args.viewer and trainer.main  # under torchrun, rank 0 serves it
+    viewer = _start_viewer(trainer, args.viewer_port, training=True) if watched else None
     try:
         trainer.viewer_lock = viewer.lock if viewer else None
         trainer.fit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from atlas_core.data.scene import camera_rays
+from atlas_core.data.scene import SceneData, camera_rays
 from atlas_core.nerf.rays import RayBundle
 from atlas_core.viewer.cameras import focal_from_vertical_fov
 from atlas_core.viewer.handle import OutputFn
@@ -88,6 +89,17 @@ class FrameRenderer:
             if key in self.probe():
                 self.outputs[name] = _pick(key)
 
+    def scene_for(self, c2w: Tensor) -> SceneData:
+        """The scene with near and far scaled by the camera's distance to the scene's centre
+        over the training cameras' (so zooming out or in keeps the content in range)."""
+        scene = self.trainer.scene
+        centre = torch.tensor(scene.bounds, dtype=torch.float64).view(2, 3).mean(0)
+        train = scene.split("train").c2w[:, :3, 3].double()
+        usual = float((train - centre).norm(dim=-1).mean())
+        distance = float((c2w[:3, 3].detach().cpu().double() - centre).norm())
+        scale = max(distance / max(usual, 1e-9), 0.05)
+        return dataclasses.replace(scene, near=scene.near * scale, far=scene.far * scale)
+
     def _held(self) -> contextlib.AbstractContextManager[Any]:
         return self.lock if self.lock is not None else contextlib.nullcontext()
 
@@ -134,7 +146,7 @@ class FrameRenderer:
         """Per-ray values of ``fn`` (or rgb) and the render's output keys; chunk by chunk."""
         trainer = self.trainer
         device = trainer.device
-        rays = camera_rays(c2w.to(device).float(), focal, width, height, trainer.scene)
+        rays = camera_rays(c2w.to(device).float(), focal, width, height, self.scene_for(c2w))
         rays.times = torch.full((len(rays), 1), float(time_value), device=device)
         chunk = trainer.config.eval.chunk
         pipeline = trainer.pipeline

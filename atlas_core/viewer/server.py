@@ -32,6 +32,7 @@ __all__ = [
     "Viewer",
     "plugin_setup",
     "require_viser",
+    "start_position",
     "thumbnails",
 ]
 
@@ -62,6 +63,18 @@ def thumbnails(images: torch.Tensor, side: int = THUMBNAIL_SIDE) -> list[np.ndar
         rgb = small[..., :3] * small[..., 3:] + (1 - small[..., 3:])
         out.append((rgb * 255).round().to(torch.uint8).numpy())
     return out
+
+
+def start_position(eyes: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Where the browser's camera starts: behind and between the first two neighbouring
+    training cameras (not behind one, whose frustum image would hide the scene)."""
+    offsets = eyes - centre
+    first = offsets[0]
+    if len(offsets) > 1:
+        nearest = 1 + int(np.argmin(np.linalg.norm(offsets[1:] - first, axis=1)))
+        first = first + offsets[nearest]
+    direction = first / max(np.linalg.norm(first), 1e-9)
+    return centre + 1.6 * float(np.linalg.norm(offsets, axis=1).mean()) * direction
 
 
 def plugin_setup(
@@ -155,6 +168,7 @@ class Viewer:
                 fov=fov,
                 aspect=aspect,
                 scale=0.08 * radius,
+                thickness=0.004 * radius,
                 image=image,
                 format="jpeg",
                 wxyz=wxyz,
@@ -163,7 +177,7 @@ class Viewer:
             self.frustums.append(frustum)
         bounds = self.trainer.scene.bounds
         centre = np.array([(bounds[i] + bounds[i + 3]) / 2 for i in range(3)])
-        self.server.initial_camera.position = tuple(eyes[0].tolist())
+        self.server.initial_camera.position = tuple(start_position(eyes.numpy(), centre).tolist())
         self.server.initial_camera.look_at = tuple(centre.tolist())
         self.server.initial_camera.up = tuple(float(v) for v in up)
         self.server.initial_camera.fov = fov

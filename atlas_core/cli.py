@@ -67,9 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = command("run", help="train a model and write a run folder")
     run.add_argument("--config", help="TOML config to start from (e.g. a run's config.toml)")
     run.add_argument("--data", help="scene folder")
-    run.add_argument(
-        "--data-kind", help="data kind (default: auto, found from the folder's files)"
-    )
+    run.add_argument("--data-kind", help="data kind (default: auto, found from the folder's files)")
     run.add_argument("--plugins", help="comma-separated plugins to enable")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--out", help="run folder (default: outputs/<scene>-<time>)")

@@ -61,10 +61,14 @@ class Slot:
 
 @dataclass
 class DataConfig:
-    """Where the scene is, its data kind and the data kind's options."""
+    """Where the scene is, its data kind and the data kind's options.
+
+    ``kind = "auto"`` (or empty) picks the kind from the folder's files when the scene is
+    loaded (``atlas_core.data.layout``); the run records the kind it chose.
+    """
 
     path: str = ""
-    kind: str = "blender"
+    kind: str = "auto"
     options: dict[str, Any] = option(default_factory=dict)
 
 

@@ -24,6 +24,7 @@ class Component:
     description: str
     plugin: str
     synth: Callable[..., Any] | None = None  # data kinds: writes a small generated scene
+    detect: Callable[..., Any] | None = None  # data kinds: detect(folder) -> reason or None
 
 
 class Registry:
@@ -40,8 +41,9 @@ class Registry:
             factory: Callable[..., Any],
             description: str = "",
             synth: Callable[..., Any] | None = None,
+            detect: Callable[..., Any] | None = None,
         ) -> None:
-            self.add(Component(kind, name, factory, description, plugin, synth))
+            self.add(Component(kind, name, factory, description, plugin, synth, detect))
 
         return register
 
@@ -65,6 +67,10 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         """Sorted names registered for a kind."""
         return sorted(self._items[kind])
+
+    def components(self, kind: str) -> list[Component]:
+        """Components of a kind in registration order (built-in plugins first)."""
+        return list(self._items[kind].values())
 
     def by_plugin(self, plugin: str) -> dict[str, list[str]]:
         """Component names per kind registered by one plugin."""

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from atlas_core import hookimpl
 from atlas_core.data.blender import load_blender
+from atlas_core.data.colmap import load_colmap
+from atlas_core.data.layout import detect_blender, detect_colmap, detect_llff, detect_nerfstudio
+from atlas_core.data.llff import load_llff
+from atlas_core.data.nerfstudio import load_nerfstudio
 from atlas_core.data.synth import write_blender
 from atlas_core.hookspecs import Register
 from atlas_core.nerf.encodings import IdentityEncoding, PositionalEncoding
@@ -65,6 +69,12 @@ def atlas_register_losses(register: Register) -> None:
 
 @hookimpl
 def atlas_register_datasets(register: Register) -> None:
-    """NeRF-synthetic folders."""
+    """NeRF-synthetic folders and real captures (in data.kind=auto's detection order)."""
     register("blender", load_blender, description="NeRF-synthetic transforms_*.json + PNGs",
-             synth=write_blender)  # fmt: skip
+             synth=write_blender, detect=detect_blender)  # fmt: skip
+    register("nerfstudio", load_nerfstudio, detect=detect_nerfstudio,
+             description="nerfstudio/instant-ngp transforms.json, OPENCV lens")  # fmt: skip
+    register("llff", load_llff, detect=detect_llff,
+             description="LLFF poses_bounds.npy + images/ (forward-facing captures)")  # fmt: skip
+    register("colmap", load_colmap, detect=detect_colmap,
+             description="COLMAP sparse/0 model (binary or text) + images/")  # fmt: skip

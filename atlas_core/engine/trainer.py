@@ -67,6 +67,11 @@ def load_scene(config: RunConfig, plugins: AtlasPlugins) -> SceneData:
     """Load the run's data through its registered data kind."""
     if not config.data.path:
         raise AtlasError("no data: pass --data DIR (make one with `atlas data synth DIR`)")
+    from atlas_core.data.layout import detect_kind, is_auto
+
+    if is_auto(config.data.kind):  # the folder's layout picks the kind; the run records it
+        config.data.kind, why = detect_kind(config.data.path, plugins.registry)
+        print(f"atlas: data kind '{config.data.kind}' ({why})", flush=True)
     component = plugins.registry.get("datasets", config.data.kind)
     what = f"data kind '{config.data.kind}'"
     return call_factory(component.factory, what, "data", config.data.options, path=config.data.path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from atlas_core.api import ConfigError, PluginError, Register, hookimpl, plugin_options
-from atlas_plugin_dnerf.data import load_dnerf
+from atlas_plugin_dnerf.data import detect_dnerf, load_dnerf
 from atlas_plugin_dnerf.deformation import make_deformation
 from atlas_plugin_dnerf.field import DeformedField, deform, passes_position_gradient
 from atlas_plugin_dnerf.losses import (
@@ -47,7 +47,7 @@ def options(config: RunConfig) -> DNeRFOptions:
 def atlas_register_datasets(register: Register) -> None:
     """D-NeRF scenes: blender layout with a time per frame."""
     register(NAME, load_dnerf, description="NeRF-synthetic layout whose frames carry a time",
-             synth=generate)  # fmt: skip
+             synth=generate, detect=detect_dnerf)  # fmt: skip
 
 
 @hookimpl
@@ -62,7 +62,11 @@ def atlas_register_losses(register: Register) -> None:
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
     """Check the ``dnerf.*`` options; load D-NeRF folders unless the user chose a data kind
-    (they are blender folders whose frames carry a time); refuse a static one."""
+    (they are blender folders whose frames carry a time); refuse a static one.
+
+    With ``data.kind = auto`` the folder's layout decides: ``detect_dnerf`` claims blender
+    folders whose frames carry a time, and ``atlas_wrap_field`` refuses a static kind found.
+    """
     options(config)
     if "data.kind" not in config.explicit and config.data.kind == "blender":
         config.data.kind = "dnerf"
@@ -81,6 +85,8 @@ def no_times(config: RunConfig) -> str:
 @hookimpl
 def atlas_wrap_field(field: nn.Module, config: RunConfig) -> nn.Module:
     """Wrap the canonical field in the chosen deformation."""
+    if config.data.kind in STATIC_KINDS:  # detected after configure (data.kind = auto)
+        raise ConfigError(no_times(config))
     if not passes_position_gradient(field):
         raise PluginError(
             f"plugins 'dnerf' and field '{config.field.name}' ({type(field).__name__}) clash: "

@@ -30,6 +30,20 @@ def read_times(path: Path) -> list[float]:
     return times
 
 
+def detect_dnerf(root: Path) -> str | None:
+    """Claims a blender folder whose first training frame carries a ``time``."""
+    path = root / "transforms_train.json"
+    if not path.is_file():
+        return None
+    try:
+        frames = read_json(path).get("frames")
+    except DataError:
+        return None  # the blender loader reports the broken file
+    if isinstance(frames, list) and frames and isinstance(frames[0], dict) and "time" in frames[0]:
+        return "found transforms_train.json whose frames carry a 'time'"
+    return None
+
+
 def normalise(times: dict[str, list[float]]) -> dict[str, list[float]]:
     """Map all times to [0, 1] by one affine map when any lies outside [0, 1]."""
     values = [t for split in times.values() for t in split]

@@ -113,7 +113,12 @@ def test_registration_hooks_fill_registry(atlas_pm) -> None:  # noqa: ANN001
     loaded = atlas_pm(FieldPlugin())
     assert loaded.infos["fieldplugin"].components == {"encodings": ["raw"], "fields": ["mine"]}
     core = loaded.registry.by_plugin("core")
-    assert core["fields"] == ["plain", "tiny"] and core["datasets"] == ["blender"]
+    assert core["fields"] == ["plain", "tiny"] and core["datasets"] == [
+        "blender",
+        "colmap",
+        "llff",
+        "nerfstudio",
+    ]
     assert core["samplers"] == ["hierarchical", "occupancy", "stratified"]
     assert core["renderers"] == ["volume"] and core["losses"] == [
         "fft", "ms_ssim", "rgb_l1", "rgb_l2", "rgb_rmse", "ssim"

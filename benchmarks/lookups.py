@@ -7,6 +7,7 @@ machine. Each measurement keeps the best of several tries (other processes may s
 the cores).
 
     python benchmarks/lookups.py --points 262144
+    python benchmarks/lookups.py --only hash  # the hash encoding: reference and fused
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=128, help="voxel grid vertices/axis")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--budget", type=float, default=20.0, help="seconds per measurement")
+    parser.add_argument("--only", choices=("all", "hash"), default="all")
     args = parser.parse_args()
     n, res = args.points, args.resolution
     torch.manual_seed(0)
@@ -72,6 +74,10 @@ def main() -> None:
     directions = F.normalize(torch.randn(rays, 3), dim=-1) * 0.02
     points = (origins[:, None] + directions[:, None] * torch.arange(64.0)[:, None]).view(-1, 3)
     points = points.clamp(-1, 1)
+
+    if args.only == "hash":
+        hash_encodings(points, args, peak)
+        return
 
     encoding = PositionalEncoding(3, 10)
     x = points.clone().requires_grad_(True)
@@ -99,22 +105,51 @@ def main() -> None:
             name = f"voxel {res}^3 C={channels} ({kind} grad)"
             report(name, n, best_seconds(lookup, args.repeats, args.budget), moved, peak)
 
+    hash_encodings(points, args, peak)
+
+
+def hash_encodings(points: torch.Tensor, args: argparse.Namespace, peak: float) -> None:
+    """Instant-NGP's hash encoding (Mueller et al. 2022): reference and fused kernels."""
     try:
+        from atlas_plugin_ngp import fused
         from atlas_plugin_ngp.hash_encoding import HashEncoding
     except ImportError:
         print("ngp plugin not installed: skipping the hash encoding")
-    else:
-        hashed = HashEncoding()
-        unit = ((points + 1) / 2).clone().requires_grad_(True)
+        return
+    n = points.shape[0]
+    unit = ((points + 1) / 2).clone()  # table gradient only, as in training
+    rates = {}
+    kernels = ["torch"] + (["cpp"] if fused.extension() is not None else [])
+    for kernel in kernels:
+        torch.manual_seed(0)
+        hashed = HashEncoding(kernel=kernel)
+        levels, feats = hashed.out_dim // 2, 2
+        weights = torch.randn(n, hashed.out_dim)  # a gradient that is not all ones
 
-        def hash_lookup() -> None:
-            hashed.encode_unit(unit).sum().backward()
+        def hash_lookup(hashed: HashEncoding = hashed, weights: torch.Tensor = weights) -> None:
+            (hashed.encode_unit(unit) * weights).sum().backward()
             hashed.zero_grad(set_to_none=True)
 
-        levels, feats = hashed.out_dim // 2, 2
+        def hash_forward(hashed: HashEncoding = hashed) -> None:
+            with torch.no_grad():
+                hashed.encode_unit(unit)
+
+        def with_points(hashed: HashEncoding = hashed, weights: torch.Tensor = weights) -> None:
+            x = unit.clone().requires_grad_(True)
+            (hashed.encode_unit(x) * weights).sum().backward()
+            hashed.zero_grad(set_to_none=True)
+
         moved = levels * 8 * feats * 4 * 2  # per level: 8 corner rows read and scattered
-        name = f"hash L={levels} F={feats} T=2^17"
-        report(name, n, best_seconds(hash_lookup, args.repeats, args.budget), moved, peak)
+        name = f"hash L={levels} F={feats} T=2^17 ({kernel})"
+        seconds = best_seconds(hash_lookup, args.repeats, args.budget)
+        report(name, n, seconds, moved, peak)
+        rates[kernel] = n / seconds
+        forward = best_seconds(hash_forward, args.repeats, args.budget)
+        report(f"  forward only ({kernel})", n, forward, moved / 2, peak)
+        points_too = best_seconds(with_points, args.repeats, args.budget)
+        report(f"  + point gradient ({kernel})", n, points_too, moved, peak)
+    if len(rates) == 2:
+        print(f"hash: fused / reference = {rates['cpp'] / rates['torch']:.1f}x")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,16 @@
 encoding in one pass per point, forward and backward, parallel over points with OpenMP;
 the table gradient is accumulated without a global scatter. It is compiled on first use
 with ``torch.utils.cpp_extension.load`` into torch's extensions folder
-(``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), so later processes
-only load it. When there is no compiler or the build fails, :func:`extension` warns once
-and returns None, and the encoding uses the pure-PyTorch reference in
-``hash_encoding.py``.
+(``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) under a name that
+includes a digest of the CPU (it is built with ``-march=native``), so later processes on
+this machine only load it (about 35 s to compile on 2 cores). When there is no compiler
+or the build fails, :func:`extension` warns once and returns None, and the encoding uses
+the pure-PyTorch reference in ``hash_encoding.py``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from importlib import resources
@@ -35,6 +37,16 @@ def source_path() -> str:
     return str(resources.files("atlas_plugin_ngp") / "csrc" / "hash_encoding.cpp")
 
 
+def cpu_tag() -> str:
+    """A short digest of this CPU's model and flags: ``-march=native`` builds are per CPU."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            lines = [line for line in info if line.startswith(("model name", "flags"))][:2]
+    except OSError:
+        lines = [os.uname().machine]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()[:8]
+
+
 def extension() -> Any | None:
     """The compiled module (built on first call, then cached), or None if it cannot build."""
     if "module" in _state:
@@ -47,7 +59,7 @@ def extension() -> Any | None:
         if os.uname().machine in ("x86_64", "AMD64"):
             flags.append("-march=native")
         module = load(
-            name=MODULE,
+            name=f"{MODULE}_{cpu_tag()}",
             sources=[source_path()],
             extra_cflags=flags,
             extra_ldflags=["-fopenmp"],

@@ -125,7 +125,7 @@ void forward_kernel(const scalar_t* xt, const scalar_t* table, scalar_t* out, in
       for (int64_t begin = chunk * kChunk; begin < stop; begin += kBlock) {
         const int64_t count = std::min(kBlock, stop - begin);
         block.locate(xt, n, begin, count, lv, level);
-        block.template prefetch<F>(level_table, count);  // measured ~10% faster forward; not backward
+        block.template prefetch<F>(level_table, count);  // ~10% faster here, not backward
         for (int64_t i = 0; i < count; ++i) {
           scalar_t acc[F] = {};
           for (int c = 0; c < Block<scalar_t, D>::C; ++c) {

@@ -51,8 +51,13 @@ hookspec = pluggy.HookspecMarker("atlas")
 class Register(Protocol):
     """The callback handed to registration hooks."""
 
-    def __call__(self, name: str, factory: Any, description: str = "", synth: Any = None) -> None:
-        """Register ``factory`` under ``name``; a duplicate name raises an error."""
+    def __call__(
+        self, name: str, factory: Any, description: str = "", synth: Any = None, detect: Any = None
+    ) -> None:
+        """Register ``factory`` under ``name``; a duplicate name raises an error.
+
+        Data kinds may pass ``synth`` (a generator) and ``detect`` (folder -> reason or None).
+        """
 
 
 # -- registration: called once per enabled plugin when the manager is built --------

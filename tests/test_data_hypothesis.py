@@ -147,16 +147,16 @@ HOSTILE: dict[str, tuple[Callable[[Path], Any], str]] = {
         lambda r: iio.imwrite(r / "train" / "r_2.png", np.zeros((4, 4, 4), np.uint8)),
         "r_2.png: image size 4x4 differs from 8x8",
     ),
-    "other kind": (
+    "other kind": (  # detected as llff (data.kind=auto), whose file is then refused
         lambda r: (
             [p.unlink() for p in r.glob("transforms_*.json")]
             + [(r / "poses_bounds.npy").write_bytes(b"")]
         ),
-        "looks like an LLFF scene",
+        "poses_bounds.npy: not a readable .npy array",
     ),
     "empty folder": (
         lambda r: [shutil.rmtree(p) if p.is_dir() else p.unlink() for p in r.iterdir()],
-        "no transforms_train.json (the folder is empty)",
+        "no known data layout: looked for transforms_train.json",
     ),
 }
 

@@ -1,5 +1,5 @@
-"""Real-capture data kinds (llff, colmap, nerfstudio) and layout detection, on tiny scenes
-written here from known cameras."""
+"""Real-capture data kinds (llff, colmap, nerfstudio) on tiny scenes written here from known
+cameras; layout detection and contracts are in test_data_layout.py."""
 
 from __future__ import annotations
 
@@ -13,15 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from atlas_core.cli import main
 from atlas_core.data.colmap import load_colmap
-from atlas_core.data.layout import detect_kind
 from atlas_core.data.llff import load_llff
 from atlas_core.data.nerfstudio import load_nerfstudio
 from atlas_core.errors import DataError
-from atlas_core.nerf.cameras import INTRINSICS, look_at
-from atlas_core.plugins import load
-from atlas_core.testing.contracts import DatasetContract
+from atlas_core.nerf.cameras import INTRINSICS, look_at, rotation_to_quaternion
 
 W, H = 16, 12
 
@@ -143,21 +139,6 @@ COLMAP_CAMERAS = {1: ("PINHOLE", [18.0, 20.0, 8.5, 5.5]), 2: ("SIMPLE_PINHOLE", 
 POINTS = np.array([[5.0, -2.0, 1.0], [5.3, -1.8, 0.8], [4.6, -2.2, 1.2], [5.1, -1.5, 1.3]])
 
 
-def rotation_to_qvec(rot: np.ndarray) -> np.ndarray:
-    """A unit quaternion (w, x, y, z) of a rotation matrix (trace method)."""
-    w = math.sqrt(max(0.0, 1 + np.trace(rot))) / 2
-    x = math.copysign(
-        math.sqrt(max(0.0, 1 + rot[0, 0] - rot[1, 1] - rot[2, 2])) / 2, rot[2, 1] - rot[1, 2]
-    )
-    y = math.copysign(
-        math.sqrt(max(0.0, 1 - rot[0, 0] + rot[1, 1] - rot[2, 2])) / 2, rot[0, 2] - rot[2, 0]
-    )
-    z = math.copysign(
-        math.sqrt(max(0.0, 1 - rot[0, 0] - rot[1, 1] + rot[2, 2])) / 2, rot[1, 0] - rot[0, 1]
-    )
-    return np.array([w, x, y, z])
-
-
 def colmap_entries(count: int) -> tuple[np.ndarray, list[tuple]]:
     """Known OpenGL poses and COLMAP image entries (id, qvec, tvec, camera id, name)."""
     c2w = cameras(count)
@@ -165,7 +146,7 @@ def colmap_entries(count: int) -> tuple[np.ndarray, list[tuple]]:
     for i, pose in enumerate(c2w):
         w2c = np.linalg.inv(pose @ np.diag([1.0, -1.0, -1.0, 1.0]))  # OpenCV world-to-camera
         name = f"view{(i * 5) % count:02d}.png"  # listed out of name order
-        entries.append((i + 1, rotation_to_qvec(w2c[:3, :3]), w2c[:3, 3], 1 + i % 2, name))
+        entries.append((i + 1, rotation_to_quaternion(w2c[:3, :3]), w2c[:3, 3], 1 + i % 2, name))
     return c2w, entries
 
 
@@ -433,107 +414,3 @@ def test_nerfstudio_errors(tmp_path: Path) -> None:
 
 
 # -- detection, the command line, options ----------------------------------------------
-
-
-def test_detection_of_every_layout(tmp_path: Path, atlas_scene: Path) -> None:
-    write_llff(tmp_path / "llff")
-    write_colmap(tmp_path / "colmap", binary=True)
-    write_nerfstudio(tmp_path / "ns")
-    assert detect_kind(tmp_path / "llff")[0] == "llff"
-    assert detect_kind(tmp_path / "colmap") == ("colmap", "found a COLMAP model in sparse/0/")
-    assert detect_kind(tmp_path / "ns")[0] == "nerfstudio"
-    assert detect_kind(atlas_scene) == ("blender", "found transforms_train.json")
-    write_llff(tmp_path / "colmap")  # both: poses_bounds.npy wins, the other is named
-    kind, why = detect_kind(tmp_path / "colmap")
-    assert kind == "llff" and "also colmap" in why
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no known data layout.*--data-kind"):
-        detect_kind(tmp_path / "empty")
-
-
-def test_plugins_claim_layouts_through_the_registry(tmp_path: Path, atlas_scene: Path) -> None:
-    """dnerf claims blender folders whose frames carry a time, only when enabled."""
-    dynamic = tmp_path / "dyn"
-    dynamic.mkdir()
-    for split in ("train", "test"):
-        meta = json.loads((atlas_scene / f"transforms_{split}.json").read_text())
-        for i, frame in enumerate(meta["frames"]):
-            frame["time"] = i / len(meta["frames"])
-        (dynamic / f"transforms_{split}.json").write_text(json.dumps(meta))
-    assert detect_kind(dynamic, load([]).registry)[0] == "blender"
-    assert detect_kind(dynamic, load(["dnerf"]).registry)[0] == "dnerf"
-    assert detect_kind(atlas_scene, load(["dnerf"]).registry)[0] == "blender"
-
-
-def test_run_detects_kind_and_explicit_blender_keeps_the_hint(
-    tmp_path: Path, quick_args, capsys
-) -> None:  # noqa: ANN001
-    write_llff(tmp_path / "fern")
-    out = tmp_path / "r"
-    args = ["run", "--data", str(tmp_path / "fern"), "--out", str(out), *quick_args]
-    assert main(args) == 0
-    assert "atlas: data kind 'llff' (found poses_bounds.npy)" in capsys.readouterr().out
-    assert 'kind = "llff"' in (out / "config.toml").read_text()
-    args = [
-        "run",
-        "--data",
-        str(tmp_path / "fern"),
-        "--out",
-        str(tmp_path / "x"),
-        "--data-kind",
-        "blender",
-    ]
-    assert main(args) == 2
-    assert "looks like an LLFF scene (poses_bounds.npy), not a blender" in capsys.readouterr().err
-    np.save(tmp_path / "fern" / "poses_bounds.npy", np.zeros((3, 4)))
-    assert main(["run", "--data", str(tmp_path / "fern"), "--out", str(tmp_path / "y")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "poses_bounds.npy: expected shape (N, 17)" in err[0]
-
-
-@pytest.mark.parametrize("kind", ["llff", "colmap", "nerfstudio"])
-def test_options_through_the_config(tmp_path: Path, kind: str) -> None:
-    """--set data.test_every and data.downscale reach each kind's loader."""
-    from atlas_core.config import RunConfig
-    from atlas_core.engine.trainer import load_scene
-
-    writers = {"llff": write_llff, "colmap": write_colmap, "nerfstudio": write_nerfstudio}
-    writers[kind](tmp_path / "s")
-    config = RunConfig()
-    config.data.path = str(tmp_path / "s")
-    config.set("data.test_every", 2)
-    config.set("data.downscale", 2)
-    scene = load_scene(config, load([]))
-    assert config.data.kind == kind
-    total = sum(len(v) for v in scene.splits.values())
-    assert len(scene.splits["test"]) == (total + 1) // 2
-    assert scene.splits["train"].width == (NS_W if kind == "nerfstudio" else W) // 2
-
-
-class TestLLFFContract(DatasetContract):
-    name = "llff"
-    options = {"test_every": 4}
-
-    @pytest.fixture
-    def contract_data(self, tmp_path: Path) -> Path:
-        write_llff(tmp_path / "s")
-        return tmp_path / "s"
-
-
-class TestColmapContract(DatasetContract):
-    name = "colmap"
-
-    @pytest.fixture
-    def contract_data(self, tmp_path: Path) -> Path:
-        write_colmap(tmp_path / "s", binary=True)
-        return tmp_path / "s"
-
-
-class TestNerfstudioContract(DatasetContract):
-    name = "nerfstudio"
-    options = {"downscale": 2}
-
-    @pytest.fixture
-    def contract_data(self, tmp_path: Path) -> Path:
-        write_nerfstudio(tmp_path / "s")
-        return tmp_path / "s"

@@ -8,7 +8,8 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from atlas_core import plugins
-from atlas_core.cli import culprit, main
+from atlas_core.cli import main
+from atlas_core.failures import culprit
 
 QUICK = ["--max-steps", "2", "--eval-views", "1", "--set", "train.batch_rays=32",
          "--set", "sampler.samples=4", "--set", "field.width=8",

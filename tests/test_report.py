@@ -7,7 +7,8 @@ import re
 from xml.etree import ElementTree
 
 from atlas_core.cli import main
-from atlas_core.commands.report import line_chart, read_history
+from atlas_core.commands.report import line_chart
+from atlas_core.engine.history import read_history
 
 
 def test_line_chart_draws_every_series() -> None:

@@ -33,16 +33,9 @@ from atlas_core.viewer.resolution import Resolution
 
 pytest.importorskip("viser")
 
-from atlas_core.viewer import server  # noqa: E402 - after the skip
+from conftest import QUICK  # noqa: E402
 
-QUICK = [
-    "--max-steps", "30",
-    "--eval-views", "1",
-    "--set", "train.batch_rays=256",
-    "--set", "sampler.samples=16",
-    "--set", "eval.video_frames=2",
-    "--set", "field.width=16",
-]  # fmt: skip
+from atlas_core.viewer import server  # noqa: E402 - after the skip
 
 
 def free_port() -> int:

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from atlas_core.errors import AtlasError
 from atlas_core.io import atomic_write_json
+from atlas_core.nerf.cameras import quaternion_to_rotation, rotation_to_quaternion
 
 __all__ = ["CameraPath", "interpolate", "read_camera_path", "write_camera_path"]
 
@@ -33,39 +34,6 @@ class CameraPath:
     width: int
     height: int
     fps: float
-
-
-def _quaternion(rotation: Tensor) -> Tensor:
-    """Unit quaternion (w, x, y, z) of a 3x3 rotation (Shepperd's method)."""
-    m = rotation.double()
-    trace = m[0, 0] + m[1, 1] + m[2, 2]
-    if trace > 0:
-        s = 2 * torch.sqrt(trace + 1)
-        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-    else:
-        i = int(torch.argmax(torch.diagonal(m)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2 * torch.sqrt(1 + m[i, i] - m[j, j] - m[k, k])
-        q = [0.0] * 4
-        q[0] = (m[k, j] - m[j, k]) / s
-        q[1 + i] = 0.25 * s
-        q[1 + j] = (m[j, i] + m[i, j]) / s
-        q[1 + k] = (m[k, i] + m[i, k]) / s
-    quat = torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in q])
-    return quat / quat.norm()
-
-
-def _rotation(q: Tensor) -> Tensor:
-    """3x3 rotation of a unit quaternion (w, x, y, z)."""
-    w, x, y, z = q.tolist()
-    return torch.tensor(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ],
-        dtype=torch.float64,
-    )
 
 
 def _slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
@@ -101,7 +69,7 @@ def interpolate(c2w: Tensor, frames: int) -> Tensor:
     if count == 1 or frames == 1:
         return poses[:1].expand(frames, 4, 4).float().clone()
     eyes = poses[:, :3, 3]
-    quats = [_quaternion(pose[:3, :3]) for pose in poses]
+    quats = [torch.from_numpy(rotation_to_quaternion(pose[:3, :3].numpy())) for pose in poses]
     out = []
     for f in range(frames):
         u = f * (count - 1) / (frames - 1)
@@ -110,7 +78,9 @@ def interpolate(c2w: Tensor, frames: int) -> Tensor:
         ends = [max(i - 1, 0), i, i + 1, min(i + 2, count - 1)]
         eye = _catmull_rom(*(eyes[k] for k in ends), t)
         pose = torch.eye(4, dtype=torch.float64)
-        pose[:3, :3] = _rotation(_slerp(quats[i], quats[i + 1], t))
+        pose[:3, :3] = torch.from_numpy(
+            quaternion_to_rotation(_slerp(quats[i], quats[i + 1], t).numpy())
+        )
         pose[:3, 3] = eye
         out.append(pose)
     return torch.stack(out).float()

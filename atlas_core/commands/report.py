@@ -18,10 +18,11 @@ from typing import Any
 import imageio.v3 as iio
 import numpy as np
 
+from atlas_core.engine.history import read_history
 from atlas_core.errors import AtlasError
 from atlas_core.io import atomic_write_bytes
 
-__all__ = ["line_chart", "read_history", "write_report"]
+__all__ = ["line_chart", "write_report"]
 
 WIDTH, HEIGHT, MARGIN = 460, 260, 48
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -29,19 +30,6 @@ STYLE = """body{font-family:sans-serif;margin:2em;color:#222}table{border-collap
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
 .charts svg{margin:0 1em 1em 0}img{image-rendering:pixelated;width:160px}
 pre{background:#f6f6f6;padding:1em;overflow:auto}"""
-
-
-def read_history(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Training lines and evaluation lines of a history.jsonl (missing file: none)."""
-    train, evals = [], []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash
-            (evals if "eval" in entry else train).append(entry)
-    return train, evals
 
 
 def _ticks(low: float, high: float) -> list[float]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from atlas_core.data.colmap_model import Camera, Model, find_model, qvec_to_rotation, read_model
+from atlas_core.data.colmap_model import Camera, Model, find_model, read_model
 from atlas_core.data.real import (
     OPENGL_FROM_OPENCV,
     check_folder,
@@ -34,6 +34,7 @@ from atlas_core.data.real import (
 )
 from atlas_core.data.scene import SceneData
 from atlas_core.errors import DataError
+from atlas_core.nerf.cameras import quaternion_to_rotation
 
 __all__ = ["SUPPORTED_MODELS", "camera_intrinsics", "load_colmap", "scene_range"]
 
@@ -104,7 +105,7 @@ def load_colmap(path: str | Path, downscale: int = 1, test_every: int = 8) -> Sc
         coeffs.append(d)
         files.append(image_dir / image.name)
         w2c = np.eye(4)
-        w2c[:3, :3], w2c[:3, 3] = qvec_to_rotation(image.qvec), image.tvec
+        w2c[:3, :3], w2c[:3, 3] = quaternion_to_rotation(image.qvec), image.tvec
         poses.append(np.linalg.inv(w2c) @ OPENGL_FROM_OPENCV)
     images = load_pixels(files, factor)
     height, width = images.shape[1:3]

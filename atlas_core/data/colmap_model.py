@@ -27,7 +27,6 @@ __all__ = [
     "Image",
     "Model",
     "find_model",
-    "qvec_to_rotation",
     "read_model",
 ]
 
@@ -80,18 +79,6 @@ class Model:
     images: dict[int, Image]
     points: np.ndarray
     point_ids: np.ndarray
-
-
-def qvec_to_rotation(q: np.ndarray) -> np.ndarray:
-    """The rotation matrix of a unit quaternion ``(w, x, y, z)`` (normalised first)."""
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
-    )
 
 
 def find_model(root: Path) -> Path | None:

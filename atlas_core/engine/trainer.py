@@ -5,7 +5,6 @@ Plugins never see the Trainer: lifecycle hooks get its ``Run`` handle (``engine/
 
 from __future__ import annotations
 
-import json
 import math
 import shlex
 import threading
@@ -16,15 +15,15 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from atlas_core.build import call_factory, configure
-from atlas_core.capabilities import Grows, NeedsCrops, RendersViews
+from atlas_core.build import configure
+from atlas_core.capabilities import Grows, RendersViews
 from atlas_core.commands.camera_paths import CameraPath, interpolate, read_camera_path
 from atlas_core.commands.report import write_report
 from atlas_core.commands.video import orbit, write_video
 from atlas_core.config import RunConfig, load_toml, save_toml
 from atlas_core.data.images import to_uint8
-from atlas_core.data.scene import SceneData, Views, camera_rays, make_rays
-from atlas_core.engine import distributed
+from atlas_core.data.scene import Views, camera_rays, make_rays
+from atlas_core.engine import distributed, history
 from atlas_core.engine.checkpoints import (
     check_versions,
     latest_checkpoint,
@@ -36,96 +35,14 @@ from atlas_core.engine.faults import BadSteps, InterruptRequest, finite_gradient
 from atlas_core.engine.optimizers.choice import clip_gradients, make_optimizer
 from atlas_core.engine.progress import TrainProgress
 from atlas_core.engine.run import Run
-from atlas_core.errors import AtlasError, ConfigError, Interrupted, PluginError, first_line
-from atlas_core.io import atomic_write_bytes, atomic_write_json
+from atlas_core.engine.setup import check_batch, check_losses, crop_side, load_scene, resolve_device
+from atlas_core.errors import AtlasError, Interrupted, PluginError, first_line
+from atlas_core.io import atomic_write_json
 from atlas_core.nerf.crops import crop_rays, decimate, ray_stride
 from atlas_core.nerf.pipeline import assemble, protocol_background
 from atlas_core.plugins import AtlasPlugins, load
-from atlas_core.registry import unknown_choice
 
-__all__ = [
-    "Trainer",
-    "check_batch",
-    "check_losses",
-    "crop_side",
-    "load_scene",
-    "load_trained",
-    "resolve_device",
-]
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without it is an error."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise AtlasError("--device cuda: no CUDA device is available (use auto or cpu)")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-def load_scene(config: RunConfig, plugins: AtlasPlugins) -> SceneData:
-    """Load the run's data through its registered data kind."""
-    if not config.data.path:
-        raise AtlasError("no data: pass --data DIR (make one with `atlas data synth DIR`)")
-    from atlas_core.data.layout import detect_kind, is_auto
-
-    if is_auto(config.data.kind):  # the folder's layout picks the kind; the run records it
-        config.data.kind, why = detect_kind(config.data.path, plugins.registry)
-        print(f"atlas: data kind '{config.data.kind}' ({why})", flush=True)
-    component = plugins.registry.get("datasets", config.data.kind)
-    what = f"data kind '{config.data.kind}'"
-    return call_factory(component.factory, what, "data", config.data.options, path=config.data.path)
-
-
-def check_losses(config: RunConfig, plugins: AtlasPlugins) -> None:
-    """Every loss term in the config must be a registered loss."""
-    names = plugins.registry.names("losses")
-    for name in config.losses:
-        if name not in names:
-            raise ConfigError(unknown_choice(f"loss 'losses.{name}'", name, names))
-
-
-def check_batch(config: RunConfig, pipeline: torch.nn.Module, views: Any) -> None:
-    """Image losses need crop batches; crops must fit the training images."""
-    train = config.train
-    if train.batch == "rays":
-        needing = [
-            name
-            for name, loss in pipeline.losses.items()
-            if isinstance(loss, NeedsCrops) and loss.needs_crops
-        ]
-        if needing:
-            raise ConfigError(
-                f"losses.{needing[0]} compares image crops, but train.batch=rays draws "
-                "scattered rays: set train.batch=crops (with train.crop_size) or views"
-            )
-    elif "train.crop_size" in config.explicit and train.crop_size > min(views.height, views.width):
-        raise ConfigError(
-            f"train.crop_size={train.crop_size} exceeds the training images "
-            f"({views.height}x{views.width})"
-        )
-    stride = ray_stride(pipeline)
-    if stride > 1:  # the renderer upsamples: whole blocks of stride x stride pixels
-        if train.batch == "rays":
-            raise ConfigError(
-                f"the renderer renders one ray per {stride}x{stride} block and upsamples: "
-                "set train.batch=crops or views"
-            )
-        side = crop_side(config, views, stride)
-        sides = (side,) if train.batch == "crops" else (views.height, views.width)
-        if any(side % stride for side in sides):
-            what = f"train.crop_size={train.crop_size}" if train.batch == "crops" else "image size"
-            raise ConfigError(f"{what} must be a multiple of the renderer's ray stride {stride}")
-
-
-def crop_side(config: RunConfig, views: Any, stride: int = 1) -> int:
-    """``train.crop_size``; left at its default, at most the images' shorter side (rounded
-    down to a multiple of the renderer's ray stride)."""
-    size = config.train.crop_size
-    if "train.crop_size" in config.explicit:
-        return size
-    shortest = min(views.height, views.width)
-    return max(stride, min(size, shortest) // stride * stride)
+__all__ = ["Trainer", "load_scene", "load_trained"]
 
 
 class Trainer:
@@ -223,34 +140,14 @@ class Trainer:
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.batch_rays = int(state.get("batch_rays", self.batch_rays))
         self.rays_seen = int(state.get("rays_seen", 0))
-        self.trim_history()
+        if self.main:
+            history.trim_after(self.out / history.FILE, self.step)
         return True
 
-    @property
-    def history_path(self) -> Path:
-        """history.jsonl: a line per logged step and per evaluation (rank 0 writes it)."""
-        return self.out / "history.jsonl"
-
     def log_history(self, entry: dict[str, Any]) -> None:
-        """Append one line to history.jsonl (rank 0)."""
-        if not self.main:
-            return
-        self.out.mkdir(parents=True, exist_ok=True)
-        with open(self.history_path, "a") as handle:
-            handle.write(json.dumps(entry) + "\n")
-
-    def trim_history(self) -> None:
-        """Drop history lines past the restored step: they belong to a lost future."""
-        if not self.main or not self.history_path.is_file():
-            return
-        kept = []
-        for line in self.history_path.read_text().splitlines():
-            try:
-                if json.loads(line)["step"] <= self.step:
-                    kept.append(line + "\n")
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut short by a crash
-        atomic_write_bytes(self.history_path, "".join(kept).encode())
+        """Append one line to the run's history.jsonl (rank 0)."""
+        if self.main:
+            history.append_entry(self.out / history.FILE, entry)
 
     def learning_rate(self) -> float:
         """``train.schedule`` from ``lr`` to ``lr_final`` over steps or time budget.

@@ -15,7 +15,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from atlas_core.commands.report import STYLE, line_chart, read_history
+from atlas_core.commands.report import STYLE, line_chart
+from atlas_core.engine.history import read_history
 from atlas_core.io import atomic_write_bytes
 from atlas_core.sweep.results import COLUMNS, importances, shown_trials, table_rows
 

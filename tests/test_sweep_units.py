@@ -277,6 +277,38 @@ def test_surplus_rule_ignores_failed_trials() -> None:
     assert needed(trial, 3)
 
 
+def test_surplus_trial_is_dropped_quietly(
+    atlas_scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial dropped as surplus leaves no Optuna failure warning or traceback."""
+    import logging
+
+    from atlas_core.sweep import worker
+
+    verdicts = iter([False])
+    monkeypatch.setattr(worker, "needed", lambda trial, total: next(verdicts, True))
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("optuna.study._optimize").addHandler(handler)
+    study_file = tmp_path / "s.py"
+    study_file.write_text(TINY_STUDY)
+    url = storage.default_url(tmp_path)
+    storage.create_study(url, "quiet", "none")
+    settings = Settings(str(study_file), "quiet", url, str(tmp_path), str(atlas_scene), trials=1)
+    settings.logger = "none"
+    settings.overrides = ["train.max_steps=4", "eval.views=1", "eval.video_frames=0"]
+    settings.overrides += ["train.batch_rays=64", "sampler.samples=8", "field.width=8"]
+    try:
+        assert work(settings) == 0
+    finally:
+        logging.getLogger("optuna.study._optimize").removeHandler(handler)
+    trials = storage.load_study(url, "quiet", "none").trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[0].user_attrs.get("surplus")
+    assert not [m for m in seen if "failed" in m], seen
+
+
 def test_worker_stops_after_failures_in_a_row(
     atlas_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,6 +9,7 @@ worker waits, so it can rerun one that fails or is retried after its worker died
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import sys
@@ -49,6 +50,18 @@ SURPLUS = "surplus"  # user attr of a dropped trial
 
 class Surplus(Exception):  # noqa: N818 - a trial that is not needed
     """Raised by a trial that would take the study past N."""
+
+
+class _QuietSurplus(logging.Filter):
+    """Drops Optuna's failure warnings (and traceback) for trials dropped as surplus."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.numbers: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(message.startswith(f"Trial {n} failed") for n in self.numbers)
 
 
 def counts(study: optuna.Study) -> dict[TrialState, int]:
@@ -98,6 +111,8 @@ def work(settings: Settings, worker: int = 0) -> int:
     callbacks: list[Callable] = [lambda s, t: print(report_line(t), flush=True)]
     if settings.logger == "wandb":
         callbacks.insert(0, WandbTrialCallback())
+    quiet = _QuietSurplus()
+    logging.getLogger("optuna.study._optimize").addFilter(quiet)
     failures = 0
     last: list[int] = []  # the number of the trial this worker ran last
 
@@ -105,6 +120,7 @@ def work(settings: Settings, worker: int = 0) -> int:
         last[:] = [trial.number]
         if not needed(trial, settings.trials):
             trial.set_user_attr(SURPLUS, True)
+            quiet.numbers.add(trial.number)
             raise Surplus(f"trial {trial.number} not needed: {settings.trials} already taken")
         try:
             return run_trial(trial, study_file, settings)

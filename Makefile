@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test,viewer]" $(foreach p,$(PLUGINS),-e ./$(p))
+	$(BIN)/pip install --quiet -e ".[test,viewer,sfm]" $(foreach p,$(PLUGINS),-e ./$(p))
 	$(BIN)/pip install --quiet -e ".[postgres]" || echo "psycopg unavailable: PostgreSQL sweep test will skip"
 	touch $@
 

@@ -8,7 +8,7 @@ PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 PUBLISHED := $(filter-out plugins/_template/,$(PLUGINS))
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-cluster lint dist clean
+.PHONY: install demo test test-cluster test-browser lint dist clean
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test: $(STAMP)
 # (root only; skipped with a message elsewhere): a few minutes, so apart from `test`.
 test-cluster: $(STAMP)
 	WANDB_MODE=disabled OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -m cluster -rs
+
+# The viewer page and the reports in headless Chromium (Debian's package, installed here
+# when missing; `make test` skips these tests without it). ATLAS_SCREENSHOTS=DIR keeps the PNGs.
+test-browser: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	WANDB_MODE=disabled OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -m browser -rs
 
 # Wheels of the core and every plugin (not the template) into dist/, for
 # `pip install --find-links dist atlas-plugin-NAME` or a release.

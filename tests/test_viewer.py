@@ -305,3 +305,18 @@ def test_without_viser_one_line_and_exit_2(
     out = tmp_path / "never"
     assert cli.main(["run", "--data", str(atlas_scene), "--out", str(out), "--viewer"]) == 2
     assert "nerf-atlas[viewer]" in capsys.readouterr().err and not out.exists()
+
+
+def test_start_camera_sees_the_scene_past_no_frustum() -> None:
+    """The browser's first camera sits inside the ring of training cameras, facing the
+    centre, so no training camera lies between it and the scene."""
+    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    eyes = np.stack([4 * np.cos(angles), 4 * np.sin(angles), np.full_like(angles, 1.0)], -1)
+    centre = np.zeros(3)
+    eye = server.start_position(eyes, centre)
+    assert np.linalg.norm(eye - centre) < np.linalg.norm(eyes - centre, axis=1).min()
+    sight = (centre - eye) / np.linalg.norm(centre - eye)
+    along = (eyes - eye) @ sight
+    across = np.linalg.norm(eyes - eye - along[:, None] * sight, axis=1)
+    between = (along > 0) & (along < np.linalg.norm(centre - eye)) & (across < 0.5)
+    assert not between.any()

@@ -42,6 +42,8 @@ DEFAULT_PORT = 7007
 SETTLE_SECONDS = 0.25  # a camera still this long gets a full-resolution frame
 MAX_FRUSTUMS = 300
 THUMBNAIL_SIDE = 64
+FRUSTUM_SCALE = 0.04  # frustum depth, as a fraction of the cameras' mean distance
+START_DEPTH = 0.85  # the start camera's distance, as a fraction of the nearest camera's
 
 
 def require_viser() -> Any:
@@ -66,15 +68,15 @@ def thumbnails(images: torch.Tensor, side: int = THUMBNAIL_SIDE) -> list[np.ndar
 
 
 def start_position(eyes: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """Where the browser's camera starts: behind and between the first two neighbouring
-    training cameras (not behind one, whose frustum image would hide the scene)."""
+    """Where the browser's camera starts: just inside the training cameras, between the
+    first two neighbours, so no frustum stands between it and the scene."""
     offsets = eyes - centre
     first = offsets[0]
     if len(offsets) > 1:
         nearest = 1 + int(np.argmin(np.linalg.norm(offsets[1:] - first, axis=1)))
         first = first + offsets[nearest]
     direction = first / max(np.linalg.norm(first), 1e-9)
-    return centre + 1.6 * float(np.linalg.norm(offsets, axis=1).mean()) * direction
+    return centre + START_DEPTH * float(np.linalg.norm(offsets, axis=1).min()) * direction
 
 
 def plugin_setup(
@@ -167,8 +169,8 @@ class Viewer:
                 f"/cameras/{index}",
                 fov=fov,
                 aspect=aspect,
-                scale=0.08 * radius,
-                thickness=0.004 * radius,
+                scale=FRUSTUM_SCALE * radius,
+                thickness=FRUSTUM_SCALE * radius / 40,
                 image=image,
                 format="jpeg",
                 wxyz=wxyz,

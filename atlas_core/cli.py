@@ -144,6 +144,19 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", type=int, default=64, help="image width and height")
     synth.add_argument("--seed", type=int, default=0, help="random draws of the generator")
     synth.add_argument("--train-views", type=int, help="training views (kind blender; 100)")
+    from atlas_core.data.process import CAMERA_MODELS, DEFAULT_FRAMES, MATCHERS
+
+    process = data_sub.add_parser(
+        "process", parents=[common], help="photos or a video into a scene (SfM with pycolmap)"
+    )
+    process.add_argument("input", help="a folder of photos (.jpg, .png) or a video file")
+    process.add_argument("--out", required=True, help="scene folder to write")
+    process.add_argument("--frames", type=int, help=f"frames kept from a video ({DEFAULT_FRAMES})")
+    process.add_argument(
+        "--matcher", choices=MATCHERS, help="default: exhaustive up to 100 photos, else sequential"
+    )
+    process.add_argument("--camera-model", choices=CAMERA_MODELS, default=CAMERA_MODELS[0])
+    process.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     return parser
 
 
@@ -373,7 +386,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    """Data tools: ``synth`` writes a generated scene of a data kind."""
+    """Data tools: ``synth`` writes a generated scene of a data kind; ``process`` runs
+    structure from motion on photos or a video (atlas_core.commands.process)."""
+    if args.data_command == "process":
+        from atlas_core.commands.process import cmd_process
+
+        return cmd_process(args)
     component = synth_component(args.kind)
     options = {"size": args.size, "seed": args.seed}
     if args.train_views is not None:

@@ -22,6 +22,7 @@ from atlas_plugin_dnerf.losses import (
     SplineLengthLoss,
 )
 from atlas_plugin_dnerf.maps import write_maps
+from atlas_plugin_dnerf.motion_scene import write_motion_scene
 from atlas_plugin_dnerf.options import DNeRFOptions
 from atlas_plugin_dnerf.synth import generate
 
@@ -34,6 +35,7 @@ __all__ = ["DNeRFOptions", "DeformedField", "load_dnerf"]
 __version__ = "1.0.0"
 
 NAME = "dnerf"
+MOTION_KIND = "dnerf_motion"  # same loader; `atlas data synth` makes the large-motion scene
 DEFAULT_BOUND = 1.5  # the blender/dnerf loaders' default data.bound
 STATIC_KINDS = ("blender",)  # data kinds known to carry no times (others checked at start)
 
@@ -48,6 +50,9 @@ def atlas_register_datasets(register: Register) -> None:
     """D-NeRF scenes: blender layout with a time per frame."""
     register(NAME, load_dnerf, description="NeRF-synthetic layout whose frames carry a time",
              synth=generate, detect=detect_dnerf)  # fmt: skip
+    register(MOTION_KIND, load_dnerf, description="the dnerf kind; its generated scene has "
+             "large motion (objects cross the floor, bounce and turn)",
+             synth=write_motion_scene)  # fmt: skip
 
 
 @hookimpl

@@ -230,24 +230,23 @@ def write_video(path: Path, frames: list[np.ndarray]) -> None:
 
 
 def test_video_frames_and_camera_model(quads, tmp_path: Path) -> None:
-    clip = tmp_path / "clip.mp4"
-    write_video(clip, [render(eye, quads) for eye in ring(40)])
+    clip, eyes = tmp_path / "clip.mp4", ring(40)
+    rendered = np.stack([render(eye, quads) for eye in eyes]).astype(np.float32)
+    write_video(clip, list(rendered.astype(np.uint8)))
     out = tmp_path / "scene"
-    args = [
-        "data",
-        "process",
-        clip,
-        "--out",
-        out,
-        "--frames",
-        16,
-        "--camera-model",
-        "SIMPLE_PINHOLE",
-    ]
-    assert run(args) == 0
+    model_args = ["--frames", 16, "--camera-model", "SIMPLE_PINHOLE"]
+    assert run(["data", "process", clip, "--out", out, *model_args]) == 0
     names, found = centres(out)
     assert len(names) >= 14 and all(n.startswith("frame_") for n in names)
     assert len(list((out / "images").iterdir())) == len(names) <= 16
+    # each kept frame's video index: the rendered frame it looks like (after the codec)
+    index = [
+        int(np.abs(rendered - iio.imread(out / "images" / n)[None]).mean(axis=(1, 2, 3)).argmin())
+        for n in names
+    ]
+    assert index == sorted(index) and index[-1] - index[0] >= 30  # spread over the video
+    errors = align_error(found, np.array([eyes[i] for i in index]))
+    assert errors.max() < 0.03 * RING, errors / RING
     meta = json.loads((out / "transforms.json").read_text())
     assert meta["colmap_camera_model"] == "SIMPLE_PINHOLE" and meta["k1"] == 0.0
     assert meta["fl_x"] == meta["fl_y"] and abs(meta["fl_x"] / FOCAL - 1) < 0.05
@@ -338,3 +337,19 @@ def test_missing_pycolmap_says_how_to_install(tmp_path: Path, monkeypatch, capsy
     assert run(["data", "process", tmp_path / "in", "--out", tmp_path / "scene"]) == 2
     assert "pip install 'nerf-atlas[sfm]'" in capsys.readouterr().err
     assert not (tmp_path / "scene").exists()
+
+
+def test_mapping_again_with_a_relaxed_initial_pair(photos, tmp_path: Path, monkeypatch) -> None:
+    from atlas_core.data.process import sfm
+
+    angles, real = [], sfm.map_images
+
+    def first_fails(*args, init_min_tri_angle=None, **kwargs):  # noqa: ANN001, ANN202
+        angles.append(init_min_tri_angle)
+        found = real(*args, init_min_tri_angle=init_min_tri_angle, **kwargs)
+        return None if init_min_tri_angle is None else found
+
+    monkeypatch.setattr(sfm, "map_images", first_fails)
+    assert run(["data", "process", photos[0], "--out", tmp_path / "scene"]) == 0
+    assert angles == [None, 4.0]
+    assert len(centres(tmp_path / "scene")[0]) >= PHOTOS - 2

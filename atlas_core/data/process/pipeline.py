@@ -1,7 +1,9 @@
 """``atlas data process``: photos or a video into a scene the ``nerfstudio`` data kind reads.
 
 Phases: frames (video) or photos, features, matching, mapping, writing; each prints one
-line with its elapsed seconds on stderr. Everything is written into a hidden folder
+line with its elapsed seconds on stderr. When COLMAP's mapper registers fewer than 3/4 of
+the images, it maps again with a smaller initial triangulation angle and keeps the
+better result. Everything is written into a hidden folder
 beside ``out`` and renamed into place at the end, so a failure leaves nothing behind.
 """
 
@@ -28,6 +30,9 @@ __all__ = ["DEFAULT_FRAMES", "EXHAUSTIVE_UP_TO", "MIN_REGISTERED", "Summary", "p
 DEFAULT_FRAMES = 100
 EXHAUSTIVE_UP_TO = 100  # photos; more are matched sequentially (by file name)
 MIN_REGISTERED = 3
+RETRY_BELOW = 0.75  # map again with a relaxed initial pair when fewer are registered
+RELAXED_TRI_ANGLE = 4.0  # degrees; COLMAP's default 16 (8 on its own retry) fails on
+# forward-facing captures such as LLFF's, whose baselines are short next to the depth
 
 
 @dataclass
@@ -122,6 +127,24 @@ def process(
     return summary
 
 
+def _count(solution: sfm.Solution | None) -> int:
+    return 0 if solution is None else len(solution.names)
+
+
+def _map(
+    database: Path, images: Path, scratch: Path, total: int, angle: float | None
+) -> sfm.Solution | None:
+    """One incremental mapping attempt, its scratch output removed afterwards."""
+    scratch.mkdir()
+    try:
+        with _bar(total, "mapping") as bar:
+            return sfm.map_images(
+                database, images, scratch, tick=lambda: bar.update(1), init_min_tri_angle=angle
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def _bar(total: int, name: str) -> tqdm:
     return tqdm(total=total, desc=name, unit="img", leave=False, file=sys.stderr, disable=None)
 
@@ -163,13 +186,18 @@ def _run(
         sfm.match(database, matcher)
         note.append(matcher)
     with _phase(seconds, "mapping", say) as note:
-        scratch = stage / "mapper"
-        scratch.mkdir()
-        with _bar(len(names), "mapping") as bar:
-            solution = sfm.map_images(database, images, scratch, tick=lambda: bar.update(1))
-        shutil.rmtree(scratch)
+        solution = _map(database, images, stage / "mapper", len(names), None)
+        if _count(solution) < RETRY_BELOW * len(names):
+            again = _map(database, images, stage / "mapper", len(names), RELAXED_TRI_ANGLE)
+            say(
+                f"mapping: registered {_count(solution)} of {len(names)} images; again with "
+                f"a {RELAXED_TRI_ANGLE:g} degree initial pair: {_count(again)}"
+            )
+            solution = again if _count(again) > _count(solution) else solution
         found = [] if solution is None else solution.names
         note.append(f"registered {len(found)} of {len(names)} images")
+        if solution is not None and solution.models > 1:
+            note[-1] += f" (the largest of {solution.models} separate models)"
     missing = [name for name in names if name not in set(found)]
     if solution is None or len(found) < MIN_REGISTERED:
         raise DataError(

@@ -63,6 +63,7 @@ class Solution:
     points: np.ndarray  # [P, 3] float64
     colours: np.ndarray  # [P, 3] uint8
     model: Any  # the pycolmap.Reconstruction, written to colmap/sparse/0
+    models: int = 1  # reconstructions the mapper made; the largest is kept
 
 
 def import_pycolmap(quiet: bool = True) -> Any:
@@ -74,7 +75,7 @@ def import_pycolmap(quiet: bool = True) -> Any:
             "atlas data process needs pycolmap: pip install 'nerf-atlas[sfm]'"
         ) from exc
     if quiet:
-        pycolmap.logging.minloglevel = 2  # errors only: no per-image log lines
+        pycolmap.logging.minloglevel = 3  # fatal only: our messages say what failed
     return pycolmap
 
 
@@ -129,11 +130,18 @@ def map_images(
     scratch: Path,
     tick: Callable[[], None] | None = None,
     seed: int = 0,
+    init_min_tri_angle: float | None = None,
 ) -> Solution | None:
-    """Incremental mapping; the reconstruction with the most registered images, or None."""
+    """Incremental mapping; the reconstruction with the most registered images, or None.
+
+    ``init_min_tri_angle`` (degrees) overrides COLMAP's 16 for the initial pair: smaller
+    suits forward-facing captures, whose baselines are short next to the depth.
+    """
     pycolmap = import_pycolmap()
     options = pycolmap.IncrementalPipelineOptions()
     options.random_seed = seed
+    if init_min_tri_angle is not None:
+        options.mapper.init_min_tri_angle = init_min_tri_angle
     models = pycolmap.incremental_mapping(
         database, images, scratch, options=options, next_image_callback=tick
     )
@@ -153,4 +161,4 @@ def map_images(
     points = model.points3D.values()
     xyz = np.array([p.xyz for p in points], dtype=np.float64).reshape(-1, 3)
     rgb = np.array([p.color for p in points], dtype=np.uint8).reshape(-1, 3)
-    return Solution(names, np.stack(poses), ids, camera, xyz, rgb, model)
+    return Solution(names, np.stack(poses), ids, camera, xyz, rgb, model, len(models))

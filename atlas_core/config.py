@@ -64,12 +64,17 @@ class DataConfig:
     """Where the scene is, its data kind and the data kind's options.
 
     ``kind = "auto"`` (or empty) picks the kind from the folder's files when the scene is
-    loaded (``atlas_core.data.layout``); the run records the kind it chose.
+    loaded (``atlas_core.data.layout``); the run records the kind it chose. ``ndc`` and
+    ``contract`` (``"auto"``, true, false) choose the ray space: NDC rays for
+    forward-facing captures, Mip-NeRF 360 contraction for unbounded ones; ``auto`` lets
+    the cameras decide (``atlas_core.data.scene_type``), true or false overrides.
     """
 
     path: str = ""
     kind: str = "auto"
     options: dict[str, Any] = option(default_factory=dict)
+    ndc: typing.Literal["auto"] | bool = "auto"
+    contract: typing.Literal["auto"] | bool = "auto"
 
 
 @dataclass
@@ -139,7 +144,13 @@ class RunConfig:
             "device": self.device,
             "logger": self.logger,
             "plugins": list(self.plugins),
-            "data": {"path": self.data.path, "kind": self.data.kind, **self.data.options},
+            "data": {
+                "path": self.data.path,
+                "kind": self.data.kind,
+                "ndc": self.data.ndc,
+                "contract": self.data.contract,
+                **self.data.options,
+            },
         }
         for slot in SLOTS:
             chosen: Slot = getattr(self, slot)
@@ -181,7 +192,7 @@ class RunConfig:
                     self.explicit.add(section)
             else:
                 slot.options[sub] = value
-        elif section == "data" and sub and sub not in ("path", "kind"):
+        elif section == "data" and sub and sub not in DATA_KEYS:
             self.data.options[sub] = value
         elif section == "losses" and sub:
             self.losses[sub] = _coerce(key, value, float, source)
@@ -202,6 +213,7 @@ class RunConfig:
 
 
 SECTIONS = ("data", "losses", "versions", "train", "eval", *SLOTS)
+DATA_KEYS = ("path", "kind", "ndc", "contract")  # DataConfig's own keys; the rest are options
 
 
 def _unknown_key(key: str, source: str, config: RunConfig) -> str:
@@ -211,7 +223,7 @@ def _unknown_key(key: str, source: str, config: RunConfig) -> str:
 
 def known_keys(config: RunConfig) -> list[str]:
     """Every fixed dotted key, for error messages."""
-    keys = ["name", "seed", "device", "logger", "plugins", "data.path", "data.kind"]
+    keys = ["name", "seed", "device", "logger", "plugins", *(f"data.{k}" for k in DATA_KEYS)]
     keys += [f"{slot}.name" for slot in SLOTS]
     for section in ("train", "eval"):
         keys += [f"{section}.{f.name}" for f in dataclasses.fields(getattr(config, section))]

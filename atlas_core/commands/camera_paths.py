@@ -2,10 +2,12 @@
 
 ``interpolate`` runs smoothly through the cameras in their order (positions on a
 Catmull-Rom spline, rotations by quaternion slerp), the path a forward-facing capture
-(LLFF) is best seen along. A ``camera_path.json`` is the file nerfstudio's viewer
-writes: ``render_width``, ``render_height``, ``fps`` and ``camera_path``, a list of
-``{"camera_to_world": 16 numbers, row-major, "fov": vertical degrees}``, in the
-scene's world frame with the OpenGL camera convention used here.
+(LLFF) is best seen along; ``forward_spiral`` circles twice around the mean camera in
+the cameras' own plane, as NeRF's ``render_path_spiral`` shows forward-facing scenes.
+A ``camera_path.json`` is the file nerfstudio's viewer writes: ``render_width``,
+``render_height``, ``fps`` and ``camera_path``, a list of ``{"camera_to_world": 16
+numbers, row-major, "fov": vertical degrees}``, in the scene's world frame with the
+OpenGL camera convention used here.
 """
 
 from __future__ import annotations
@@ -18,11 +20,18 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from atlas_core.data.llff import average_pose
 from atlas_core.errors import AtlasError
 from atlas_core.io import atomic_write_json
 from atlas_core.nerf.cameras import quaternion_to_rotation, rotation_to_quaternion
 
-__all__ = ["CameraPath", "interpolate", "read_camera_path", "write_camera_path"]
+__all__ = [
+    "CameraPath",
+    "forward_spiral",
+    "interpolate",
+    "read_camera_path",
+    "write_camera_path",
+]
 
 
 @dataclass
@@ -84,6 +93,31 @@ def interpolate(c2w: Tensor, frames: int) -> Tensor:
         pose[:3, 3] = eye
         out.append(pose)
     return torch.stack(out).float()
+
+
+def forward_spiral(c2w: Tensor, frames: int, turns: int = 2) -> Tensor:
+    """``frames`` poses [F, 4, 4] on a closed spiral around the mean camera of a
+    forward-facing capture, all facing the mean direction.
+
+    Offsets in the mean camera's axes are ``(r_x cos a, r_y sin a, r_z sin(a / turns))``
+    for ``a`` over ``turns`` full circles, with ``r`` the 90th percentile of the cameras'
+    offsets per axis (the radii of NeRF's ``render_path_spiral``, Mildenhall et al. 2020;
+    without a focus depth the orientation stays the mean camera's).
+    """
+    poses = c2w.double()
+    mean = torch.from_numpy(average_pose(poses.cpu().numpy()))
+    local = (poses[:, :3, 3] - mean[:3, 3]) @ mean[:3, :3]
+    radii = torch.quantile(local.abs(), 0.9, dim=0)
+    out = []
+    for f in range(frames):
+        angle = 2.0 * math.pi * turns * f / max(frames, 1)
+        wave = torch.tensor(
+            [math.cos(angle), math.sin(angle), math.sin(angle / turns)], dtype=torch.float64
+        )
+        pose = mean.clone()
+        pose[:3, 3] = mean[:3, 3] + mean[:3, :3] @ (radii * wave)
+        out.append(pose)
+    return torch.stack(out).float() if out else torch.zeros(0, 4, 4)
 
 
 def read_camera_path(path: Path) -> CameraPath:

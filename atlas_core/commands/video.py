@@ -11,23 +11,34 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from atlas_core.commands.camera_paths import forward_spiral
 from atlas_core.data.images import to_uint8
 from atlas_core.data.scene import SceneData, camera_rays
+from atlas_core.data.scene_type import FORWARD_DEGREES, camera_stats
 from atlas_core.errors import AtlasError
 from atlas_core.nerf.cameras import look_at
 
 if TYPE_CHECKING:
     from atlas_core.nerf.pipeline import Pipeline
 
-__all__ = ["PATHS", "orbit", "render_over_time", "write_video"]
+__all__ = ["PATHS", "looks_one_way", "orbit", "render_over_time", "write_video"]
 
 PATHS = ("orbit", "turntable", "spiral", "interpolate")  # or a camera_path.json file
+
+
+def looks_one_way(c2w: Tensor) -> bool:
+    """True when every camera looks within ``FORWARD_DEGREES`` of the mean direction (a
+    forward-facing capture: circling the origin would show what no camera saw)."""
+    return len(c2w) > 1 and camera_stats(c2w.double().cpu().numpy()).max_angle <= FORWARD_DEGREES
 
 
 def orbit(c2w: Tensor, frames: int, path: str = "turntable") -> Tensor:
     """Camera-to-world matrices [F, 4, 4] circling the origin at the cameras' mean
     radius and elevation (``orbit`` or ``turntable``); ``spiral`` also swings the
-    elevation up and down."""
+    elevation up and down. Cameras that all look one way (forward-facing) get
+    ``forward_spiral`` around their mean camera instead."""
+    if looks_one_way(c2w):
+        return forward_spiral(c2w, frames)
     eyes = c2w[:, :3, 3].double()
     radius = float(eyes.norm(dim=-1).mean())
     elevation = float(torch.asin((eyes[:, 2] / eyes.norm(dim=-1)).clamp(-1, 1)).mean())

@@ -125,5 +125,15 @@ def load_colmap(path: str | Path, downscale: int = 1, test_every: int = 8) -> Sc
     focal = float(np.sqrt(intrinsics[0, 0] * intrinsics[0, 1]))
     bounds = (*low.tolist(), *high.tolist())
     return make_scene(
-        images, c2w, intrinsics, focal, names, test_every, near, far, bounds, root.name
+        images,
+        c2w,
+        intrinsics,
+        focal,
+        names,
+        test_every,
+        near,
+        far,
+        bounds,
+        root.name,
+        measured=found is not None,
     )

@@ -98,4 +98,6 @@ def load_llff(path: str | Path, downscale: int = 1, test_every: int = 8) -> Scen
     intrinsics = np.tile([focal, focal, width / 2, height / 2], (len(c2w), 1))
     box = frustum_box(c2w, intrinsics, width, height, near, far)
     names = [f.stem for f in files]
-    return make_scene(images, c2w, None, focal, names, test_every, near, far, box, root.name)
+    return make_scene(
+        images, c2w, None, focal, names, test_every, near, far, box, root.name, measured=True
+    )

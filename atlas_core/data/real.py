@@ -216,8 +216,10 @@ def make_scene(
     bounds: tuple[float, ...],
     name: str,
     split: tuple[list[int], list[int]] | None = None,
+    measured: bool = False,
 ) -> SceneData:
-    """A SceneData with ``train`` and (when any view is held out) ``test`` splits."""
+    """A SceneData with ``train`` and (when any view is held out) ``test`` splits;
+    ``measured``: near and far were measured on the content."""
     train, test = split if split is not None else hold_out(len(names), test_every)
     poses = torch.from_numpy(c2w).float()
     splits = {}
@@ -238,4 +240,11 @@ def make_scene(
     if not math.isfinite(near) or not math.isfinite(far) or not 0 < near < far:
         raise DataError(f"{name}: could not find a valid near/far range ({near}, {far})")
     box = tuple(float(b) for b in bounds)
-    return SceneData(splits, near=float(near), far=float(far), bounds=box, name=name)  # type: ignore[arg-type]
+    return SceneData(
+        splits,
+        near=float(near),
+        far=float(far),
+        bounds=box,
+        name=name,  # type: ignore[arg-type]
+        measured_depths=measured,
+    )

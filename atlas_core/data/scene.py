@@ -1,4 +1,11 @@
-"""In-memory scenes: posed images per split, and rays drawn from them."""
+"""In-memory scenes: posed images per split, and rays drawn from them.
+
+A scene's ``space`` says where its rays live (``atlas_core.data.scene_type`` picks it):
+``box``, world rays clipped to the scene box; ``ndc``, forward-facing rays in NeRF's
+normalised device coordinates (``t`` 0..1, box about ``[-1, 1]^3``); ``contract``,
+unbounded rays out to ``far`` whose sample positions are contracted into ``[-2, 2]^3``
+(Mip-NeRF 360), the box being that contracted cube.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,12 @@ import torch
 from torch import Tensor
 
 from atlas_core.nerf.cameras import INTRINSICS, pixel_rays
+from atlas_core.nerf.ndc import NDCFrame, ndc_rays
 from atlas_core.nerf.rays import RayBundle, clip_to_box
 
-__all__ = ["SceneData", "Views", "camera_rays", "image_rays", "make_rays"]
+__all__ = ["SPACES", "SceneData", "Views", "camera_rays", "image_rays", "make_rays"]
+
+SPACES = ("box", "ndc", "contract")
 
 
 @dataclass
@@ -49,13 +59,22 @@ class Views:
 
 @dataclass
 class SceneData:
-    """A scene's splits plus the ray range and bounding box of its content."""
+    """A scene's splits plus the ray range and bounding box of its content.
+
+    ``space`` (one of ``SPACES``) is where rays and the box live; in ``ndc`` ``near``/``far``
+    are NDC ``t`` (0 and 1) and ``ndc_frame`` the reference camera that defines NDC.
+    ``measured_depths``: near/far were measured on the content (LLFF bounds, sparse
+    points), so they tell an unbounded scene from an object.
+    """
 
     splits: dict[str, Views]
     near: float = 2.0
     far: float = 6.0
     bounds: tuple[float, float, float, float, float, float] = (-1.5, -1.5, -1.5, 1.5, 1.5, 1.5)
     name: str = "scene"
+    space: str = "box"
+    ndc_frame: NDCFrame | None = None
+    measured_depths: bool = False
 
     def split(self, name: str) -> Views:
         """A split by name; falls back to train for missing val/test splits."""
@@ -70,8 +89,10 @@ def make_rays(
     scene: SceneData,
     with_targets: bool = True,
 ) -> RayBundle:
-    """Rays through pixels ``(rows, cols)`` of images ``image_indices``, clipped to the
-    scene's box; per-view ``extras[INTRINSICS]``, when present, replace ``views.focal``."""
+    """Rays through pixels ``(rows, cols)`` of images ``image_indices`` in the scene's
+    ``space``: clipped to the scene's box (world or NDC), or unclipped out to ``far`` for
+    contracted scenes; per-view ``extras[INTRINSICS]``, when present, replace
+    ``views.focal``."""
     c2w = views.c2w[image_indices]
     intrinsics = views.extras.get(INTRINSICS)
     intrinsics = None if intrinsics is None else intrinsics[image_indices]
@@ -79,7 +100,19 @@ def make_rays(
         c2w, cols, rows, views.focal, views.width, views.height, intrinsics
     )
     ones = torch.ones_like(radii)
-    near, far = clip_to_box(origins, dirs, ones * scene.near, ones * scene.far, scene.bounds)
+    viewdirs = None
+    if scene.space == "ndc":  # NeRF appendix C: t' from 0 (near plane) to 1 (infinity)
+        if scene.ndc_frame is None:
+            raise ValueError(f"{scene.name}: an NDC scene needs its ndc_frame")
+        viewdirs = dirs
+        origins, dirs = ndc_rays(origins, dirs, scene.ndc_frame)
+        near = ones * min(max(scene.near, 0.0), 1.0)
+        far = ones * min(max(scene.far, 0.0), 1.0)
+        near, far = clip_to_box(origins, dirs, near, far, scene.bounds)
+    elif scene.space == "contract":  # the contracted box holds all of space
+        near, far = ones * scene.near, ones * scene.far
+    else:
+        near, far = clip_to_box(origins, dirs, ones * scene.near, ones * scene.far, scene.bounds)
     times = None if views.times is None else views.times[image_indices][:, None]
     rgba = None
     if with_targets:
@@ -95,6 +128,8 @@ def make_rays(
         times=times,
         rgba=rgba,
         extras=extras,
+        viewdirs=viewdirs,
+        contracted=scene.space == "contract",
     )
 
 

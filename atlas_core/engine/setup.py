@@ -38,7 +38,14 @@ def load_scene(config: RunConfig, plugins: AtlasPlugins) -> SceneData:
         print(f"atlas: data kind '{config.data.kind}' ({why})", flush=True)
     component = plugins.registry.get("datasets", config.data.kind)
     what = f"data kind '{config.data.kind}'"
-    return call_factory(component.factory, what, "data", config.data.options, path=config.data.path)
+    options, path = config.data.options, config.data.path
+    scene = call_factory(component.factory, what, "data", options, path=path)
+    from atlas_core.data.scene_type import configure_space
+
+    scene, why = configure_space(scene, config.data.ndc, config.data.contract)
+    print(f"atlas: {why}", flush=True)  # the run records the space it chose
+    config.data.ndc, config.data.contract = scene.space == "ndc", scene.space == "contract"
+    return scene
 
 
 def check_losses(config: RunConfig, plugins: AtlasPlugins) -> None:

@@ -5,6 +5,11 @@ A binary grid over the scene box marks cells whose density is above a threshold.
 march in fixed steps tied to the grid; samples in empty cells are dropped, and so are
 samples behind the point where the transmittance falls below ``early_stop``. The grid
 is refreshed from the field's ``density()`` every ``update_every`` training steps.
+
+The grid lives where the fields' positions do: world space, NDC (forward-facing scenes),
+or Mip-NeRF 360's contracted ``[-2, 2]^3`` (unbounded scenes). Contracted rays march in
+equal steps of the warped distance ``s`` (``atlas_core.nerf.contraction``), so samples
+thin out with distance as the contracted cells do (as NerfAcc marches contracted grids).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from torch import Tensor
 
 from atlas_core.capabilities import HasSampleStep, first_with, has_density
 from atlas_core.nerf.compositing import segment_exclusive_cumsum
+from atlas_core.nerf.contraction import LINEAR_REACH, distance_to_s, s_to_distance, uncontract
 from atlas_core.nerf.rays import RayBundle, RaySamples, clip_to_box
 from atlas_core.nerf.samplers import Sampler
 
@@ -136,9 +142,11 @@ class OccupancySampler(Sampler):
 
     ``step_size`` 0 means the field's ``sample_step`` (world units) when it, or a field it
     wraps, declares one (``HasSampleStep``),
-    else a third of a cell's diagonal. ``warmup_steps``: updates
-    before then visit every cell. ``threshold``: a cell is occupied when its opacity
-    (density times step) exceeds it (or the mean opacity, whichever is smaller).
+    else a third of a cell's diagonal (a sixth in NDC, where ``t`` 0..1 crosses the
+    box's depth of 2). In contracted scenes the step is in the warped distance ``s``.
+    ``warmup_steps``: updates before then visit every cell. ``threshold``: a cell is
+    occupied when its opacity (density times step) exceeds it (or the mean opacity,
+    whichever is smaller).
     ``early_stop``, ``alpha_threshold``, ``weight_threshold``: samples behind a
     transmittance of ``early_stop``, with an opacity or a weight (transmittance times
     opacity, as DVGO's ``fast_color_thres``) below these are dropped before the field
@@ -169,6 +177,10 @@ class OccupancySampler(Sampler):
             )
         self.grid = OccupancyGrid(context.scene.bounds, resolution)
         cell = float(self.grid.cell_size.norm())
+        space = getattr(context.scene, "space", "box")
+        self.contracted = space == "contract"
+        if space == "ndc":
+            cell /= 2.0  # an NDC ray crosses z in [-1, 1] while t runs 0..1
         declared = first_with(field, HasSampleStep)  # the field's, or a wrapped field's
         self.step_size = step_size or (declared and float(declared.sample_step)) or cell / 3
         self.update_every, self.warmup_steps = update_every, warmup_steps
@@ -185,8 +197,9 @@ class OccupancySampler(Sampler):
             return
         was_training = field.training
         field.eval()
+        density = self.contracted_density(field) if self.contracted else field.density
         self.grid.update(
-            field.density,
+            density,
             self.step_size,
             self.decay,
             self.threshold,
@@ -194,51 +207,72 @@ class OccupancySampler(Sampler):
         )
         field.train(was_training)
 
+    def contracted_density(self, field: torch.nn.Module) -> Callable[[Tensor], Tensor]:
+        """Density scaled by how much longer than ``s``-steps a march's world steps are
+        at contracted positions (``dt/ds = (t / T)^2`` past ``T``, with ``t`` about the
+        point's uncontracted radius), so far cells are judged by the opacity of a step."""
+
+        def density(positions: Tensor) -> Tensor:
+            radius = uncontract(positions).norm(dim=-1, keepdim=True)
+            scale = (radius / LINEAR_REACH).clamp(min=1.0, max=1e4).square()
+            return field.density(positions) * scale
+
+        return density
+
     def march(self, rays: RayBundle) -> tuple[Tensor, Tensor]:
-        """Interval starts (ray index [M], t [M]) in occupied cells, ordered by ray.
+        """Interval starts (ray index [M], s [M]) in occupied cells, ordered by ray; ``s``
+        is the distance ``t``, or its warp for contracted rays (``distance_to_s``).
 
         Two levels, with no padding: rays are clipped to the occupied cells' bounding
-        box; coarse steps of ``COARSE`` fine steps are kept when they lie within one
-        coarse cell of an occupied cell; their fine steps are kept when in an occupied
-        cell.
+        box (world or NDC); coarse steps of ``COARSE`` fine steps are kept when they lie
+        within one coarse cell of an occupied cell; their fine steps are kept when in an
+        occupied cell.
         """
         dt, grid = self.step_size, self.grid
-        bounds = (*grid.occupied_low.tolist(), *grid.occupied_high.tolist())
-        near, far = clip_to_box(rays.origins, rays.directions, rays.near, rays.far, bounds)
+        if rays.contracted:  # the box is in contracted space: no clipping in world space
+            near, far = distance_to_s(rays.near), distance_to_s(rays.far)
+        else:
+            bounds = (*grid.occupied_low.tolist(), *grid.occupied_high.tolist())
+            near, far = clip_to_box(rays.origins, rays.directions, rays.near, rays.far, bounds)
         start = near + (torch.rand_like(near) if self.training else 0.0) * dt  # [R, 1]
-        lines = torch.cat([rays.origins + rays.directions * start, rays.directions], dim=1)
+        start, length = start.view(-1), (far - start).view(-1)
         device = start.device
         # coarse steps: one test per COARSE fine steps, against the dilated coarse mask
-        counts = torch.ceil((far - start).view(-1) / (dt * COARSE)).long().clamp_min(0)
+        counts = torch.ceil(length / (dt * COARSE)).long().clamp_min(0)
         ray = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
         k = torch.arange(ray.numel(), device=device) - (torch.cumsum(counts, 0) - counts)[ray]
-        line = lines[ray]
-        centre = (k * COARSE + 0.5 * COARSE).to(line.dtype) * dt
-        live = grid.coarse_occupied(line[:, :3] + line[:, 3:] * centre[:, None])
+        centre = (k * COARSE + 0.5 * COARSE).to(start.dtype) * dt
+        live = grid.coarse_occupied(self.points(rays, ray, start[ray] + centre))
         # fine steps of the live coarse steps, against the fine mask
         ray = ray[live].repeat_interleave(COARSE)
         step = k[live].repeat_interleave(COARSE) * COARSE
         step += torch.arange(ray.numel(), device=device) % COARSE
-        rel = step.to(line.dtype) * dt  # interval start relative to ``start``
-        line = lines[ray]
-        keep = rel + 0.5 * dt <= (far - start).view(-1)[ray]
-        keep &= grid.occupied(line[:, :3] + line[:, 3:] * (rel + 0.5 * dt)[:, None])
+        rel = step.to(start.dtype) * dt  # interval start relative to ``start``
+        keep = rel + 0.5 * dt <= length[ray]
+        keep &= grid.occupied(self.points(rays, ray, start[ray] + rel + 0.5 * dt))
         ray = ray[keep]
-        return ray, start.view(-1)[ray] + rel[keep]
+        return ray, start[ray] + rel[keep]
+
+    @staticmethod
+    def points(rays: RayBundle, index: Tensor, s: Tensor) -> Tensor:
+        """Grid-space positions at marching parameter ``s`` along rays ``index``."""
+        return rays.points(index, s_to_distance(s) if rays.contracted else s)
 
     def forward(self, rays: RayBundle, field: Field) -> tuple[RaySamples, dict[str, Tensor]]:
         """Occupied, not-yet-opaque intervals along each ray."""
         if self.training:
             self.maybe_update(field)
-        ray_index, t = self.march(rays)
-        dt = self.step_size
+        ray_index, s = self.march(rays)
+        if rays.contracted:
+            starts, ends = s_to_distance(s), s_to_distance(s + self.step_size)
+        else:
+            starts, ends = s, s + self.step_size
         culling = self.early_stop > 0 or self.alpha_threshold > 0 or self.weight_threshold > 0
         if culling and ray_index.numel():
             with torch.no_grad():
-                mid = t + 0.5 * dt
-                positions = rays.origins[ray_index] + rays.directions[ray_index] * mid[:, None]
+                positions = rays.points(ray_index, 0.5 * (starts + ends))
                 times = None if rays.times is None else rays.times[ray_index]
-                tau = field.density(positions, times).view(-1) * dt
+                tau = field.density(positions, times).view(-1) * (ends - starts)
                 before = segment_exclusive_cumsum(tau, ray_index, len(rays))
                 transmittance = torch.exp(-before)
                 alpha = -torch.expm1(-tau)
@@ -247,9 +281,8 @@ class OccupancySampler(Sampler):
                     keep &= alpha > self.alpha_threshold
                 if self.weight_threshold > 0:  # DVGO's fast_color_thres (Sun et al. 2022)
                     keep &= transmittance * alpha > self.weight_threshold
-            ray_index, t = ray_index[keep], t[keep]
-        starts = t[:, None]
-        samples = RaySamples(rays, starts, starts + dt, ray_index)
+            ray_index, starts, ends = ray_index[keep], starts[keep], ends[keep]
+        samples = RaySamples(rays, starts[:, None], ends[:, None], ray_index)
         return samples, {}
 
 

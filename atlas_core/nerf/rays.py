@@ -8,15 +8,24 @@ from dataclasses import dataclass, field, fields
 import torch
 from torch import Tensor
 
+from atlas_core.nerf.contraction import contract
+
 __all__ = ["DisplacedSamples", "RayBundle", "RaySamples", "clip_to_box", "samples_from_bins"]
 
 
 @dataclass
 class RayBundle:
-    """A batch of R rays in world space; optional fields are None when absent."""
+    """A batch of R rays; optional fields are None when absent.
+
+    In world space ``directions`` are unit length. For forward-facing scenes in NDC
+    (``atlas_core.nerf.ndc``) ``origins``/``directions`` are the NDC ray (``t`` runs 0 at
+    the near plane to 1 at infinity) and ``viewdirs`` holds the unit world directions for
+    shading. ``contracted``: sample positions are contracted (Mip-NeRF 360, see
+    ``atlas_core.nerf.contraction``) into ``[-2, 2]^3`` before any field sees them.
+    """
 
     origins: Tensor  # [R, 3]
-    directions: Tensor  # [R, 3], unit length
+    directions: Tensor  # [R, 3], unit length in world space
     near: Tensor  # [R, 1]
     far: Tensor  # [R, 1]
     radii: Tensor  # [R, 1], pixel-footprint radius at unit distance (for cones)
@@ -25,9 +34,22 @@ class RayBundle:
     rgba: Tensor | None = None  # [R, 4] target, straight alpha
     # per-ray values a plugin's data kind adds (e.g. a light position), each [R, ...]
     extras: dict[str, Tensor] = field(default_factory=dict)
+    viewdirs: Tensor | None = None  # [R, 3] unit world directions when ``directions`` are NDC
+    contracted: bool = False
 
     def __len__(self) -> int:
         return self.origins.shape[0]
+
+    @property
+    def view_directions(self) -> Tensor:
+        """Unit world directions [R, 3] for shading (``viewdirs`` in NDC)."""
+        return self.directions if self.viewdirs is None else self.viewdirs
+
+    def points(self, index: Tensor, t: Tensor) -> Tensor:
+        """Sample positions [N, 3] at distances ``t`` [N] along rays ``index`` [N], in the
+        space fields see (contracted when ``contracted``)."""
+        points = self.origins[index] + self.directions[index] * t[:, None]
+        return contract(points) if self.contracted else points
 
     def _map(self, apply: Callable[[Tensor], Tensor]) -> RayBundle:
         values = {}
@@ -35,6 +57,8 @@ class RayBundle:
             value = getattr(self, f.name)
             if isinstance(value, dict):
                 values[f.name] = {key: apply(item) for key, item in value.items()}
+            elif not isinstance(value, Tensor):  # flags such as ``contracted``
+                values[f.name] = value
             else:
                 values[f.name] = None if value is None else apply(value)
         return RayBundle(**values)
@@ -73,8 +97,8 @@ class RaySamples:
 
     @property
     def directions(self) -> Tensor:
-        """Per-sample unit directions [N, 3]."""
-        return self.rays.directions[self.ray_indices]
+        """Per-sample unit world directions [N, 3] (for shading; NDC rays' ``viewdirs``)."""
+        return self.rays.view_directions[self.ray_indices]
 
     @property
     def times(self) -> Tensor | None:
@@ -89,9 +113,9 @@ class RaySamples:
 
     @property
     def positions(self) -> Tensor:
-        """Interval midpoints in world space [N, 3]."""
+        """Interval midpoints [N, 3] in the fields' space: world, NDC, or contracted."""
         mid = 0.5 * (self.t_starts + self.t_ends)
-        return self.origins + self.directions * mid
+        return self.rays.points(self.ray_indices, mid.view(-1))
 
     def with_positions(self, positions: Tensor) -> RaySamples:
         """A copy whose ``positions`` are replaced (used by deformation wrappers)."""

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from atlas_core.nerf.compositing import render_weights, segment_sum
+from atlas_core.nerf.contraction import distance_to_s, s_to_distance
 from atlas_core.nerf.rays import RayBundle, RaySamples, samples_from_bins
 
 if TYPE_CHECKING:
@@ -56,7 +57,9 @@ class Sampler(nn.Module):
 
 def stratified_edges(rays: RayBundle, count: int, jitter: bool) -> Tensor:
     """Bin edges [R, count+1] between near and far; each edge jittered between the
-    centres of its neighbouring bins while training (as in nerfstudio)."""
+    centres of its neighbouring bins while training (as in nerfstudio). Contracted rays
+    are binned evenly in the warped distance ``s`` (linear near, disparity far; Mip-NeRF
+    360), so rays out to a far distance keep their samples near the content."""
     u = torch.linspace(0.0, 1.0, count + 1, device=rays.origins.device)
     u = u.expand(len(rays), count + 1)
     if jitter:
@@ -64,6 +67,9 @@ def stratified_edges(rays: RayBundle, count: int, jitter: bool) -> Tensor:
         upper = torch.cat([centres, u[:, -1:]], dim=1)
         lower = torch.cat([u[:, :1], centres], dim=1)
         u = lower + (upper - lower) * torch.rand_like(u)
+    if rays.contracted:
+        near, far = distance_to_s(rays.near), distance_to_s(rays.far)
+        return s_to_distance(near + (far - near) * u)
     return rays.near + (rays.far - rays.near) * u
 
 

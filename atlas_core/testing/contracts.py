@@ -321,6 +321,7 @@ class DatasetContract:
         config.plugins = list(self.plugins)
         config.data.path = str(path)
         config.set("data.kind", self.name)
+        config.data.ndc = config.data.contract = False  # the kind's own world-space scene
         for key, value in self.options.items():
             config.set(f"data.{key}", value)
         return config

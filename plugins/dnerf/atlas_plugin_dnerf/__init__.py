@@ -11,10 +11,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from atlas_core.api import ConfigError, PluginError, Register, hookimpl, plugin_options
+from atlas_core.api import (
+    ConfigError,
+    PluginError,
+    Register,
+    hookimpl,
+    plugin_options,
+    prefer_occupancy,
+)
 from atlas_plugin_dnerf.data import detect_dnerf, load_dnerf
-from atlas_plugin_dnerf.deformation import make_deformation
+from atlas_plugin_dnerf.deformation import Deformation, make_deformation
 from atlas_plugin_dnerf.field import DeformedField, deform, passes_position_gradient
+from atlas_plugin_dnerf.kplanes import KPlanesField
 from atlas_plugin_dnerf.losses import (
     DisplacementLoss,
     DivergenceLoss,
@@ -24,6 +32,7 @@ from atlas_plugin_dnerf.losses import (
 from atlas_plugin_dnerf.maps import write_maps
 from atlas_plugin_dnerf.motion_scene import write_motion_scene
 from atlas_plugin_dnerf.options import DNeRFOptions
+from atlas_plugin_dnerf.plane_losses import PlaneTVLoss, StaticTimeLoss, TimeSmoothnessLoss
 from atlas_plugin_dnerf.synth import generate
 
 if TYPE_CHECKING:
@@ -31,12 +40,17 @@ if TYPE_CHECKING:
 
     from atlas_core.api import Run, RunConfig
 
-__all__ = ["DNeRFOptions", "DeformedField", "load_dnerf"]
+__all__ = ["DNeRFOptions", "DeformedField", "KPlanesField", "load_dnerf"]
 __version__ = "1.0.0"
 
 NAME = "dnerf"
 MOTION_KIND = "dnerf_motion"  # same loader; `atlas data synth` makes the large-motion scene
 DEFAULT_BOUND = 1.5  # the blender/dnerf loaders' default data.bound
+KPLANES = "kplanes"  # the space-time field (needs no deformation)
+KPLANES_TARGET_SAMPLES = 1 << 16  # samples per step, as the voxel field's
+# a coarser occupancy grid, refreshed less often, for kplanes: each refresh reads 4 times
+# (the march keeps the step of a 128^3 grid: KPlanesField.sample_step)
+KPLANES_SAMPLER = {"resolution": 64, "warmup_steps": 64, "update_every": 32}
 STATIC_KINDS = ("blender",)  # data kinds known to carry no times (others checked at start)
 
 
@@ -56,8 +70,19 @@ def atlas_register_datasets(register: Register) -> None:
 
 
 @hookimpl
+def atlas_register_fields(register: Register) -> None:
+    """The space-time K-Planes field."""
+    register(KPLANES, KPlanesField, description="K-Planes: six multiplied planes over (x, y, z, t)")
+
+
+@hookimpl
 def atlas_register_losses(register: Register) -> None:
-    """Motion regularisers."""
+    """Motion regularisers and the K-Planes field's plane regularisers."""
+    register("plane_tv", PlaneTVLoss, description="K-Planes: total variation of the planes")
+    register("time_smooth", TimeSmoothnessLoss,
+             description="K-Planes: squared time Laplacian of the space-time planes")  # fmt: skip
+    register("static_time", StaticTimeLoss,
+             description="K-Planes: mean |1 - p| of the space-time planes")  # fmt: skip
     register("displacement", DisplacementLoss, description="mean squared displacement")
     register("divergence", DivergenceLoss, description="squared divergence of the motion")
     register("spline_length", SplineLengthLoss, description="Bezier control-polygon length")
@@ -72,7 +97,20 @@ def atlas_configure(config: RunConfig) -> None:
     With ``data.kind = auto`` the folder's layout decides: ``detect_dnerf`` claims blender
     folders whose frames carry a time, and ``atlas_wrap_field`` refuses a static kind found.
     """
-    options(config)
+    chosen = config.plugin_options.get(NAME, {})
+    if config.field.name == KPLANES:
+        if "deformation" not in chosen:
+            chosen = config.plugin_options.setdefault(NAME, {})
+            chosen["deformation"] = "none"  # the field models time itself
+        prefer_occupancy(config, KPLANES_TARGET_SAMPLES)
+        if config.sampler.name == "occupancy":  # max over time: 4 lookups a cell
+            for key, value in KPLANES_SAMPLER.items():
+                config.sampler.options.setdefault(key, value)
+    if options(config).deformation == "none" and config.field.name != KPLANES:
+        raise ConfigError(
+            f"plugin 'dnerf': dnerf.deformation=none needs a field that models time; "
+            f"field '{config.field.name}' does not (use --set field={KPLANES})"
+        )
     if "data.kind" not in config.explicit and config.data.kind == "blender":
         config.data.kind = "dnerf"
     if config.data.kind in STATIC_KINDS:
@@ -88,10 +126,12 @@ def no_times(config: RunConfig) -> str:
 
 
 @hookimpl
-def atlas_wrap_field(field: nn.Module, config: RunConfig) -> nn.Module:
+def atlas_wrap_field(field: nn.Module, config: RunConfig) -> nn.Module | None:
     """Wrap the canonical field in the chosen deformation."""
     if config.data.kind in STATIC_KINDS:  # detected after configure (data.kind = auto)
         raise ConfigError(no_times(config))
+    if options(config).deformation == "none":
+        return None  # a space-time field (kplanes) sees the rays' times itself
     if not passes_position_gradient(field):
         raise PluginError(
             f"plugins 'dnerf' and field '{config.field.name}' ({type(field).__name__}) clash: "
@@ -99,7 +139,8 @@ def atlas_wrap_field(field: nn.Module, config: RunConfig) -> nn.Module:
             "learn; choose another field with --set field=NAME"
         )
     bound = float(config.data.options.get("bound", DEFAULT_BOUND))
-    return deform(field, make_deformation(bound, options(config)))
+    chosen = options(config)
+    return deform(field, make_deformation(bound, chosen), chosen.occupancy_times)
 
 
 @hookimpl
@@ -110,10 +151,21 @@ def atlas_train_start(run: Run) -> None:
 
 
 @hookimpl
+def atlas_train_step_end(run: Run, step: int, metrics: dict[str, float]) -> None:
+    """Advance the deformation's coarse-to-fine window (``dnerf.anneal_steps``)."""
+    for module in run.pipeline.field.modules():
+        if isinstance(module, Deformation):
+            module.set_progress(step + 1)
+
+
+@hookimpl
 def atlas_train_end(run: Run, metrics: dict[str, Any]) -> None:
     """Flow maps (and rigidity maps for the spline) next to the test images."""
     count = options(run.config).maps
-    if count and run.main:
+    if count and run.main and options(run.config).deformation == "none":
+        print(f"dnerf: no flow maps: field '{run.config.field.name}' models time without a "
+              "deformation, so there is no motion field to draw")  # fmt: skip
+    elif count and run.main:
         config = run.config
         write_maps(run.pipeline, run.scene, run.device, config.eval.views, count,
                    config.eval.chunk, run.out / "test")  # fmt: skip

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from atlas_core.api import Field, RayBundle, RaySamples, has_density
 from atlas_plugin_dnerf.deformation import Deformation
+from atlas_plugin_dnerf.kplanes import max_over_time
 
 
 def sample_times(samples: RaySamples) -> Tensor:
@@ -63,9 +64,14 @@ class DeformedField(Field):
 class DeformedDensityField(DeformedField):
     """A DeformedField whose canonical field has ``density()`` (for occupancy grids)."""
 
+    occupancy_times = 1  # set by deform(): times at which density(x) takes its maximum
+
     def density(self, positions: Tensor, times: Tensor | None = None) -> Tensor:
-        """Density at world positions and times; without times, at random times in
-        [0, 1], so occupancy grids refreshed over many steps cover the whole motion."""
+        """Density at world positions and times; without times, at one random time in
+        [0, 1] (occupancy grids refreshed over many steps then cover the whole motion),
+        or the maximum over ``occupancy_times`` stratified times when that is above 1."""
+        if times is None and self.occupancy_times > 1:
+            return max_over_time(self.density, positions, self.occupancy_times)
         if times is None:
             times = torch.rand(positions.shape[0], 1, device=positions.device)
         moved = positions + self.deformation(positions, times)["deformation"]
@@ -95,7 +101,12 @@ def passes_position_gradient(canonical: nn.Module) -> bool:
     return grad is not None
 
 
-def deform(canonical: nn.Module, deformation: Deformation) -> DeformedField:
+def deform(
+    canonical: nn.Module, deformation: Deformation, occupancy_times: int = 1
+) -> DeformedField:
     """Wrap ``canonical``, keeping ``density()`` only when the canonical field has it."""
-    wrapper = DeformedDensityField if has_density(canonical) else DeformedField
-    return wrapper(canonical, deformation)
+    if not has_density(canonical):
+        return DeformedField(canonical, deformation)
+    wrapped = DeformedDensityField(canonical, deformation)
+    wrapped.occupancy_times = occupancy_times
+    return wrapped

@@ -183,22 +183,17 @@ def test_stratified_and_occupancy_samples_follow_the_space(tmp_path: Path) -> No
     )
 
 
-def write_forward_llff(root: Path, count: int = 9, size: tuple[int, int] = (24, 18)) -> Path:
-    """A small forward-facing LLFF scene: a textured plane at depth ~3 seen by a 3x3 grid."""
-    width, height = size
-    focal = 20.0
-    rows = []
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "images").mkdir(exist_ok=True)
+def write_forward_facing(root: Path, count: int = 9, width: int = 24, height: int = 18) -> Path:
+    """An LLFF folder: a 3x3 grid of cameras looking down -Z at a colour pattern on z = -3."""
+    focal, rows = 20.0, []
+    (root / "images").mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        eye = np.array([0.15 * (i % 3) - 0.15, 0.15 * (i // 3) - 0.15, 0.0])
-        c2w = np.eye(4)
-        c2w[:3, 3] = eye
-        llff = np.stack([-c2w[:3, 1], c2w[:3, 0], c2w[:3, 2], c2w[:3, 3]], axis=1)  # DRB
+        eye = np.array([0.15 * (i % 3) - 0.15, 0.15 * (i // 3 % 3) - 0.15, 0.0])
+        drb = np.stack([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], eye], axis=1)
         hwf = np.array([[height], [width], [focal]])
-        rows.append(np.concatenate([np.concatenate([llff, hwf], 1).ravel(), [2.0, 4.0]]))
+        rows.append(np.concatenate([np.concatenate([drb, hwf], 1).ravel(), [2.0, 4.0]]))
         cols, lines = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
-        x = eye[0] + (cols - width / 2) / focal * 3.0  # where the pixel's ray meets z = -3
+        x = eye[0] + (cols - width / 2) / focal * 3.0  # where each pixel's ray meets z = -3
         y = eye[1] - (lines - height / 2) / focal * 3.0
         image = np.stack([(np.sin(2 * x) + 1) / 2, (np.cos(2 * y) + 1) / 2, 0.5 + 0 * x], -1)
         iio.imwrite(root / "images" / f"img{i:02d}.png", (image * 255).astype(np.uint8))
@@ -218,7 +213,7 @@ def config_for(path: Path, **sets: object) -> RunConfig:
 def test_config_options_reach_the_scene(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """data.ndc=false keeps the box on a forward-facing capture; data.contract=true
     contracts it; auto picks NDC and says why; the run records its choice."""
-    data = write_forward_llff(tmp_path / "ff")
+    data = write_forward_facing(tmp_path / "ff")
     plugins = load()
     config = config_for(data)
     scene = load_scene(config, plugins)
@@ -239,7 +234,7 @@ def test_ndc_training_smoke(tmp_path: Path) -> None:
     evaluation above chance and a video along the forward-facing path."""
     from atlas_core.testing.fixtures import quick_trainer
 
-    data = write_forward_llff(tmp_path / "ff")
+    data = write_forward_facing(tmp_path / "ff")
     trainer = quick_trainer(
         data,
         tmp_path / "run",

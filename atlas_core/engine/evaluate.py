@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from atlas_core.data.images import to_uint8
 from atlas_core.data.scene import SceneData, image_rays
+from atlas_core.nerf.contraction import distance_to_s
 from atlas_core.nerf.metrics import psnr, ssim
 from atlas_core.nerf.pipeline import Pipeline
 
@@ -63,9 +64,12 @@ def evaluate(
         name = data.names[index] if data.names else f"{index:03d}"
         names.append(name)
         if out_dir is not None:
-            depth = depth_image(
-                out["depth"].view(*shape, 1), out["acc"].view(*shape, 1), scene.near, scene.far
-            )
+            depth, acc = out["depth"].view(*shape, 1), out["acc"].view(*shape, 1)
+            near, far = scene.near, scene.far
+            if scene.space == "contract":  # rays reach 1e3: show the warped distance s instead
+                depth = distance_to_s(depth)
+                near, far = distance_to_s(torch.tensor([near, far], dtype=depth.dtype)).tolist()
+            depth = depth_image(depth, acc, near, far)  # NDC scenes: NDC t, 0 near to 1 far
             iio.imwrite(out_dir / f"{name}_pred.png", to_uint8(pred))
             iio.imwrite(out_dir / f"{name}_gt.png", to_uint8(target))
             iio.imwrite(out_dir / f"{name}_depth.png", to_uint8(depth))

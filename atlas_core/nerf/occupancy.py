@@ -263,8 +263,10 @@ class OccupancySampler(Sampler):
         if self.training:
             self.maybe_update(field)
         ray_index, s = self.march(rays)
-        if rays.contracted:
-            starts, ends = s_to_distance(s), s_to_distance(s + self.step_size)
+        if rays.contracted:  # the last step may pass far by half a step: end it at far
+            far = rays.far.view(-1)[ray_index]
+            starts = torch.minimum(s_to_distance(s), far)
+            ends = torch.minimum(s_to_distance(s + self.step_size), far)
         else:
             starts, ends = s, s + self.step_size
         culling = self.early_stop > 0 or self.alpha_threshold > 0 or self.weight_threshold > 0

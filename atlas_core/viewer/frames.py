@@ -93,6 +93,8 @@ class FrameRenderer:
         """The scene with near and far scaled by the camera's distance to the scene's centre
         over the training cameras' (so zooming out or in keeps the content in range)."""
         scene = self.trainer.scene
+        if scene.space == "ndc":  # near/far are NDC t (0..1), the same for every camera
+            return scene
         centre = torch.tensor(scene.bounds, dtype=torch.float64).view(2, 3).mean(0)
         train = scene.split("train").c2w[:, :3, 3].double()
         usual = float((train - centre).norm(dim=-1).mean())

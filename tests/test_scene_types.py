@@ -26,6 +26,7 @@ from atlas_core.errors import ConfigError
 from atlas_core.nerf.cameras import look_at
 from atlas_core.nerf.contraction import CONTRACTED_BOUNDS
 from atlas_core.plugins import load
+from atlas_core.testing import requires_plugins
 
 W, H, FOCAL = 16, 12, 14.0
 
@@ -252,3 +253,19 @@ def test_ndc_training_smoke(tmp_path: Path) -> None:
     metrics = trainer.finish()
     assert metrics["test"]["psnr"] > 20.0
     assert (tmp_path / "run" / "video.mp4").stat().st_size > 0
+
+
+@requires_plugins("mpi")
+def test_mpi_keeps_world_rays_unless_asked(tmp_path: Path) -> None:
+    """The mpi field's planes live in world space: auto keeps the box on forward-facing
+    data; an explicit data.ndc=true still wins."""
+    from atlas_core.build import configure
+
+    data = write_forward_facing(tmp_path / "ff")
+    plugins = load(["mpi"])
+    config = config_for(data, plugins=["mpi"])
+    configure(config, plugins)
+    assert load_scene(config, plugins).space == "box"
+    config = config_for(data, plugins=["mpi"], data__ndc=True)
+    configure(config, plugins)
+    assert config.data.ndc is True

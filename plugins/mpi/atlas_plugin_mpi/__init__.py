@@ -43,3 +43,7 @@ def atlas_configure(config: RunConfig) -> None:
         and not config.sampler.options
     ):
         config.sampler.name = NAME
+    if config.field.name == NAME:  # planes in a world reference camera: world rays, no NDC
+        for key in ("ndc", "contract"):
+            if getattr(config.data, key) == "auto":
+                setattr(config.data, key, False)

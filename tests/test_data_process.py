@@ -324,11 +324,11 @@ def test_bad_input_is_one_line_and_writes_nothing(case: str, tmp_path: Path, cap
 
 def test_too_few_registered_is_an_error(tmp_path: Path, capsys) -> None:
     noise_photos(tmp_path / "in", 4)  # unrelated noise: nothing matches
-    out = tmp_path / "scene"
+    out = tmp_path / "new" / "folders" / "scene"
     assert run(["data", "process", tmp_path / "in", "--out", out]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "registered 0 of 4 images" in err[-1] and err[-1].startswith("atlas: error:")
-    assert not out.exists() and not list(tmp_path.glob(".scene.*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # nor the folders above
 
 
 def test_missing_pycolmap_says_how_to_install(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -9,6 +9,7 @@ beside ``out`` and renamed into place at the end, so a failure leaves nothing be
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -115,6 +116,7 @@ def process(
         )
     _check_out(out, overwrite)
     sfm.import_pycolmap()  # fail before any work when it is missing
+    made = [folder for folder in (out.parent, *out.parent.parents) if not folder.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.process-"))
     try:
@@ -122,6 +124,9 @@ def process(
         _move_into_place(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
+        for folder in made:  # deepest first: the folders made for --out, when still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
     summary.out = out
     return summary

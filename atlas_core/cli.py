@@ -155,7 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument(
         "--matcher", choices=MATCHERS, help="default: exhaustive up to 100 photos, else sequential"
     )
-    process.add_argument("--camera-model", choices=CAMERA_MODELS, default=CAMERA_MODELS[0])
+    process.add_argument(
+        "--camera-model",
+        choices=CAMERA_MODELS,
+        default=CAMERA_MODELS[0],
+        help="COLMAP camera shared by every image (written as OPENCV)",
+    )
     process.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     return parser
 

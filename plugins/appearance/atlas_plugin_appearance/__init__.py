@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from atlas_core.api import ConfigError, Register, hookimpl, plugin_options
+from atlas_core.api import ConfigError, PluginError, Register, hookimpl, plugin_options
 from atlas_plugin_appearance.field import (
     AppearanceField,
     find_appearance,
@@ -30,6 +30,7 @@ __all__ = ["AppearanceField", "AppearanceOptions", "find_appearance", "training_
 __version__ = "1.0.0"
 
 NAME = "appearance"
+PER_STEP_VIEWS = ("pixelnerf",)  # plugins whose atlas_train_views swap the training views
 LOSS = "appearance_l2"
 
 
@@ -48,6 +49,13 @@ def atlas_register_losses(register: Register) -> None:
 def atlas_configure(config: RunConfig) -> None:
     """Check the options; ``appearance.l2 > 0`` adds the ``appearance_l2`` loss term."""
     chosen = options(config)
+    for other in PER_STEP_VIEWS:
+        if other in config.plugins:
+            raise PluginError(
+                f"plugins '{NAME}' and '{other}' clash: '{other}' draws each step's views "
+                "from many scenes, so camera indices name no photo of one scene for "
+                "per-image codes; run without one of them"
+            )
     if chosen.l2 > 0 and LOSS not in config.losses:
         config.losses[LOSS] = chosen.l2
 

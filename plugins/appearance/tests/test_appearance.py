@@ -174,3 +174,14 @@ def test_learns_the_gains_of_the_training_photos(gained_scene, tmp_path) -> None
     correlations = [np.corrcoef(grey[:, c].numpy(), gains[:, c])[0, 1] for c in range(3)]
     print(f"psnr {training_psnr(plain):.2f} -> {training_psnr(corrected):.2f}, r {correlations}")
     assert min(correlations) > 0.3, correlations
+
+
+def test_clashes_with_per_step_views_of_many_scenes() -> None:
+    from atlas_plugin_appearance import atlas_configure
+
+    from atlas_core.api import RunConfig
+
+    config = RunConfig()
+    config.plugins = ["appearance", "pixelnerf"]
+    with pytest.raises(PluginError, match="plugins 'appearance' and 'pixelnerf' clash"):
+        atlas_configure(config)

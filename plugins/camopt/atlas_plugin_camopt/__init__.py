@@ -31,6 +31,7 @@ __all__ = ["CamOptOptions", "PoseCorrection", "exp_so3", "find_camopt", "rotatio
 __version__ = "1.0.0"
 
 NAME = "camopt"
+PER_STEP_VIEWS = ("pixelnerf",)  # plugins whose atlas_train_views swap the training views
 LOSS = "camopt_l2"
 POSES_FILE = "camera_poses.json"
 
@@ -50,6 +51,13 @@ def atlas_register_losses(register: Register) -> None:
 def atlas_configure(config: RunConfig) -> None:
     """Check the options; ``camopt.l2 > 0`` adds the ``camopt_l2`` loss term."""
     chosen = options(config)
+    for other in PER_STEP_VIEWS:
+        if other in config.plugins:
+            raise PluginError(
+                f"plugins '{NAME}' and '{other}' clash: '{other}' draws each step's views "
+                "from many scenes, so camera indices name no photo of one scene for "
+                "per-image pose corrections; run without one of them"
+            )
     if chosen.l2 > 0 and LOSS not in config.losses:
         config.losses[LOSS] = chosen.l2
 

@@ -201,3 +201,12 @@ def test_refines_perturbed_poses(perturbed_scene, tmp_path) -> None:  # noqa: AN
     assert after[0] < 0.85 * before[0]
     assert after[1] < before[1] + 0.01  # the centres barely move in 400 steps
     assert after[2] < 0.7 * before[2]
+
+
+def test_clashes_with_per_step_views_of_many_scenes() -> None:
+    from atlas_plugin_camopt import atlas_configure
+
+    config = RunConfig()
+    config.plugins = ["pixelnerf", "camopt"]
+    with pytest.raises(PluginError, match="plugins 'camopt' and 'pixelnerf' clash"):
+        atlas_configure(config)

@@ -179,6 +179,11 @@ class RunConfig:
                     config.set(f"{key}.{sub}", subvalue, source=source, explicit=explicit)
             else:
                 config.set(key, value, source=source, explicit=False)
+        data = raw.get("data")
+        if raw.get("versions") and isinstance(data, dict):  # a run recorded before ray spaces
+            for key in ("ndc", "contract"):  # ... rendered in the scene box
+                if key not in data:
+                    setattr(config.data, key, False)
         return config
 
     def set(self, key: str, value: Any, source: str = "--set", explicit: bool = True) -> None:

@@ -269,3 +269,14 @@ def test_mpi_keeps_world_rays_unless_asked(tmp_path: Path) -> None:
     config = config_for(data, plugins=["mpi"], data__ndc=True)
     configure(config, plugins)
     assert config.data.ndc is True
+
+
+def test_runs_recorded_before_ray_spaces_keep_the_box() -> None:
+    """A run's config.toml (it records versions) without data.ndc/contract used the box;
+    a hand-written config without them means auto."""
+    old = RunConfig.from_dict({"versions": {"nerf-atlas": "1.0"}, "data": {"path": "x"}})
+    assert (old.data.ndc, old.data.contract) == (False, False)
+    fresh = RunConfig.from_dict({"data": {"path": "x"}})
+    assert (fresh.data.ndc, fresh.data.contract) == ("auto", "auto")
+    recorded = RunConfig.from_dict({"versions": {"a": "1"}, "data": {"path": "x", "ndc": True}})
+    assert (recorded.data.ndc, recorded.data.contract) == (True, False)

@@ -49,7 +49,8 @@ def atlas_register_losses(register: Register) -> None:
 
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
-    """Check the options; ``camopt.l2 > 0`` adds the ``camopt_l2`` loss term."""
+    """Check the options; ``camopt.l2 > 0`` adds the ``camopt_l2`` loss term; rays stay in
+    world space (``data.ndc=false``) unless the user chose NDC."""
     chosen = options(config)
     for other in PER_STEP_VIEWS:
         if other in config.plugins:
@@ -60,6 +61,8 @@ def atlas_configure(config: RunConfig) -> None:
             )
     if chosen.l2 > 0 and LOSS not in config.losses:
         config.losses[LOSS] = chosen.l2
+    if "data.ndc" not in config.explicit:
+        config.data.ndc = False  # a rigid pose change is not a rigid motion of NDC rays
 
 
 @hookimpl(trylast=True)
@@ -86,9 +89,9 @@ def atlas_train_start(run: Run) -> None:
         return
     if getattr(run.scene, "space", "box") == "ndc":
         raise ConfigError(
-            "plugin 'camopt': this scene's rays are in NDC (forward-facing), where a rigid "
-            "pose correction is not a rigid motion of the rays; train it without NDC or "
-            "without camopt"
+            "plugin 'camopt': data.ndc=true puts the rays in NDC, where a rigid pose "
+            "correction is not a rigid motion of the rays; set data.ndc=false (the default "
+            "with camopt) or run without camopt"
         )
     try:
         found.set_num_images(len(run.scene.split("train")))

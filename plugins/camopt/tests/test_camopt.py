@@ -210,3 +210,20 @@ def test_clashes_with_per_step_views_of_many_scenes() -> None:
     config.plugins = ["pixelnerf", "camopt"]
     with pytest.raises(PluginError, match="plugins 'camopt' and 'pixelnerf' clash"):
         atlas_configure(config)
+
+
+def test_rays_stay_in_world_space() -> None:
+    from types import SimpleNamespace
+
+    from atlas_plugin_camopt import atlas_configure, atlas_train_start
+
+    config = RunConfig()
+    config.plugins = ["camopt"]
+    atlas_configure(config)
+    assert config.data.ndc is False  # NDC off unless chosen
+    config.set("data.ndc", True)
+    atlas_configure(config)
+    assert config.data.ndc is True  # the user's choice stays, and training refuses it
+    run = SimpleNamespace(pipeline=refine(Seen(), 4, 1.0), scene=SimpleNamespace(space="ndc"))
+    with pytest.raises(ConfigError, match="data.ndc=true puts the rays in NDC"):
+        atlas_train_start(run)

@@ -280,3 +280,21 @@ def test_runs_recorded_before_ray_spaces_keep_the_box() -> None:
     assert (fresh.data.ndc, fresh.data.contract) == ("auto", "auto")
     recorded = RunConfig.from_dict({"versions": {"a": "1"}, "data": {"path": "x", "ndc": True}})
     assert (recorded.data.ndc, recorded.data.contract) == (True, False)
+
+
+def test_video_path_spirals_around_forward_facing_cameras() -> None:
+    """Cameras that look one way get a closed spiral around the mean camera with its
+    orientation; cameras around an object keep the turntable around the origin."""
+    from atlas_core.commands.video import orbit
+
+    grid = forward_grid().float()
+    poses = orbit(grid, 24)
+    assert poses.shape == (24, 4, 4)
+    mean_rotation = torch.eye(3)  # the grid's cameras all look down -Z with +Y up
+    assert torch.allclose(poses[:, :3, :3], mean_rotation.expand(24, 3, 3), atol=1e-5)
+    offsets = poses[:, :3, 3] - grid[:, :3, 3].mean(0)
+    assert float(offsets[:, :2].abs().max()) <= 0.1 + 1e-5  # within the cameras' spread
+    assert float(offsets[:, :2].norm(dim=-1).min()) > 0.05  # and circling, not standing
+    turntable = orbit(dome().float(), 8)
+    radii = turntable[:, :3, 3].norm(dim=-1)
+    assert torch.allclose(radii, torch.full((8,), 4.0), atol=1e-4)

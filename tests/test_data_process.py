@@ -353,3 +353,19 @@ def test_mapping_again_with_a_relaxed_initial_pair(photos, tmp_path: Path, monke
     assert run(["data", "process", photos[0], "--out", tmp_path / "scene"]) == 0
     assert angles == [None, 4.0]
     assert len(centres(tmp_path / "scene")[0]) >= PHOTOS - 2
+
+
+def test_poses_and_points_share_the_scene_world() -> None:
+    from atlas_core.data.process.writer import APPLIED_TRANSFORM, camera_to_world
+
+    rng = np.random.default_rng(4)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    rotation = q * np.sign(np.linalg.det(q))
+    w2c = np.concatenate([rotation, rng.normal(size=(3, 1))], axis=1)
+    point = rng.normal(size=3)
+    seen = w2c[:, :3] @ point + w2c[:, 3]  # OpenCV camera axes
+    c2w = camera_to_world(w2c[None])[0]
+    scene_point = APPLIED_TRANSFORM[:, :3] @ point
+    local = np.linalg.inv(c2w) @ np.append(scene_point, 1.0)
+    assert np.allclose(local[:3], seen * [1, -1, -1])  # OpenGL camera axes
+    assert np.allclose(APPLIED_TRANSFORM[:, :3] @ [0, -1, 0], [0, 0, 1])  # COLMAP's up -> +Z

@@ -3,8 +3,9 @@ folders and the sparse points as PLY.
 
 Poses are stored as COLMAP found them, as nerfstudio's ``ns-process-data`` writes them
 (nerfstudio/process_data/colmap_utils.py, ``colmap_to_json``): camera-to-world in
-OpenGL camera axes, the world's axes permuted by ``applied_transform`` (x <- y, y <- x,
-z <- -z), and the points in that world too. They are not oriented or scaled here: the
+OpenGL camera axes, the world's axes permuted by ``applied_transform`` (x <- x, y <- z,
+z <- -y: COLMAP's world usually has gravity along +y, as its first camera's image down),
+and the points in that world too. They are not oriented or scaled here: the
 ``nerfstudio`` data kind orients (mean camera up to +Z), centres and scales them when
 it loads the scene (``real.orient_and_scale``), as nerfstudio's loader does.
 """
@@ -35,8 +36,8 @@ __all__ = [
     "write_points",
 ]
 
-# nerfstudio's world from COLMAP's world (rows: new x, y, z)
-APPLIED_TRANSFORM = np.array([[0.0, 1, 0, 0], [1, 0, 0, 0], [0, 0, -1, 0]])
+# nerfstudio's world from COLMAP's world (rows: new x, y, z), as its colmap_to_json
+APPLIED_TRANSFORM = np.array([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0]])
 DOWNSCALES = (2, 4, 8)
 MIN_SIDE = 8  # no images_N folder whose images would be smaller than this
 

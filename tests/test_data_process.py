@@ -369,3 +369,13 @@ def test_poses_and_points_share_the_scene_world() -> None:
     local = np.linalg.inv(c2w) @ np.append(scene_point, 1.0)
     assert np.allclose(local[:3], seen * [1, -1, -1])  # OpenGL camera axes
     assert np.allclose(APPLIED_TRANSFORM[:, :3] @ [0, -1, 0], [0, 0, 1])  # COLMAP's up -> +Z
+
+
+def test_debug_shows_colmaps_log(tmp_path: Path, capfd) -> None:
+    noise_photos(tmp_path / "in", 3)
+    assert run(["data", "process", tmp_path / "in", "--out", tmp_path / "a"]) == 2
+    assert "feature_extraction" not in capfd.readouterr().err
+    assert run(["--debug", "data", "process", tmp_path / "in", "--out", tmp_path / "b"]) == 2
+    assert "feature_extraction" in capfd.readouterr().err
+    assert run(["data", "process", tmp_path / "in", "--out", tmp_path / "c"]) == 2
+    assert "feature_extraction" not in capfd.readouterr().err  # quiet again

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 
 from atlas_core.data.process import process
+from atlas_core.failures import debugging
 
 __all__ = ["cmd_process"]
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    """Process photos or a video into a scene and say what was registered."""
+    """Process photos or a video into a scene and say what was registered; ``--debug``
+    shows COLMAP's own log too."""
     summary = process(
         args.input,
         args.out,
@@ -18,6 +20,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         matcher=args.matcher,
         camera_model=args.camera_model,
         overwrite=args.overwrite,
+        verbose=debugging(args),
     )
     count = len(summary.registered)
     print(f"registered {count} of {summary.total} images ({summary.matcher} matching)")

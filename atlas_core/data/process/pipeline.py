@@ -97,8 +97,10 @@ def process(
     camera_model: str = "SIMPLE_RADIAL",
     overwrite: bool = False,
     say: Callable[[str], None] = _say,
+    verbose: bool = False,
 ) -> Summary:
-    """Run structure from motion on a folder of photos or a video and write the scene."""
+    """Run structure from motion on a folder of photos or a video and write the scene;
+    ``verbose`` shows COLMAP's own log."""
     source, out = Path(source), Path(out)
     if not source.exists():
         raise DataError(f"{source}: input does not exist (a folder of photos or a video)")
@@ -115,7 +117,7 @@ def process(
             f"--camera-model must be one of {', '.join(sfm.CAMERA_MODELS)}, got '{camera_model}'"
         )
     _check_out(out, overwrite)
-    sfm.import_pycolmap()  # fail before any work when it is missing
+    sfm.import_pycolmap(quiet=not verbose)  # fail before any work when it is missing
     made = [folder for folder in (out.parent, *out.parent.parents) if not folder.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.process-"))

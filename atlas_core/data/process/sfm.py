@@ -66,16 +66,18 @@ class Solution:
     models: int = 1  # reconstructions the mapper made; the largest is kept
 
 
-def import_pycolmap(quiet: bool = True) -> Any:
-    """The pycolmap module, or an AtlasError saying how to install it."""
+def import_pycolmap(quiet: bool | None = None) -> Any:
+    """The pycolmap module, or an AtlasError saying how to install it; ``quiet`` True
+    keeps COLMAP's log to fatal errors, False shows all of it on stderr."""
     try:
         import pycolmap
     except ImportError as exc:
         raise AtlasError(
             "atlas data process needs pycolmap: pip install 'nerf-atlas[sfm]'"
         ) from exc
-    if quiet:
-        pycolmap.logging.minloglevel = 3  # fatal only: our messages say what failed
+    if quiet is not None:
+        pycolmap.logging.minloglevel = 3 if quiet else 0  # quiet: our messages say what failed
+        pycolmap.logging.logtostderr = not quiet
     return pycolmap
 
 

@@ -298,3 +298,13 @@ def test_video_path_spirals_around_forward_facing_cameras() -> None:
     turntable = orbit(dome().float(), 8)
     radii = turntable[:, :3, 3].norm(dim=-1)
     assert torch.allclose(radii, torch.full((8,), 4.0), atol=1e-4)
+
+
+def test_turntable_turns_about_the_cameras_up_axis() -> None:
+    """A ring with +Y up (LLFF's recentred frame) orbits about +Y, at the ring's height."""
+    from atlas_core.commands.video import orbit
+
+    poses = orbit(ring(radius=1.0).float(), 12)
+    assert bool((poses[:, 1, 1] > 0.99).all())  # camera up is world +Y
+    assert torch.allclose(poses[:, 1, 3], torch.full((12,), 0.1), atol=1e-3)
+    assert torch.allclose(poses[:, :3, 3].norm(dim=-1), torch.full((12,), 1.005), atol=1e-3)

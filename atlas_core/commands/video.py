@@ -13,6 +13,7 @@ from torch import Tensor
 
 from atlas_core.commands.camera_paths import forward_spiral
 from atlas_core.data.images import to_uint8
+from atlas_core.data.real import rotation_between
 from atlas_core.data.scene import SceneData, camera_rays
 from atlas_core.data.scene_type import FORWARD_DEGREES, camera_stats
 from atlas_core.errors import AtlasError
@@ -21,7 +22,7 @@ from atlas_core.nerf.cameras import look_at
 if TYPE_CHECKING:
     from atlas_core.nerf.pipeline import Pipeline
 
-__all__ = ["PATHS", "looks_one_way", "orbit", "render_over_time", "write_video"]
+__all__ = ["PATHS", "looks_one_way", "orbit", "render_over_time", "up_frame", "write_video"]
 
 PATHS = ("orbit", "turntable", "spiral", "interpolate")  # or a camera_path.json file
 
@@ -32,14 +33,25 @@ def looks_one_way(c2w: Tensor) -> bool:
     return len(c2w) > 1 and camera_stats(c2w.double().cpu().numpy()).max_angle <= FORWARD_DEGREES
 
 
+def up_frame(c2w: Tensor) -> Tensor:
+    """Rotation [3, 3] whose third column is the cameras' mean up vector when that is more
+    than 45 degrees from +Z (e.g. LLFF's recentred frame, +Y up), else the identity."""
+    up = c2w[:, :3, 1].double().mean(dim=0)
+    if float(up.norm()) < 1e-6 or float(up[2] / up.norm()) > math.cos(math.radians(45)):
+        return torch.eye(3, dtype=torch.float64)
+    turn = rotation_between(np.array([0.0, 0.0, 1.0]), up.cpu().numpy())
+    return torch.from_numpy(turn)
+
+
 def orbit(c2w: Tensor, frames: int, path: str = "turntable") -> Tensor:
     """Camera-to-world matrices [F, 4, 4] circling the origin at the cameras' mean
-    radius and elevation (``orbit`` or ``turntable``); ``spiral`` also swings the
-    elevation up and down. Cameras that all look one way (forward-facing) get
-    ``forward_spiral`` around their mean camera instead."""
+    radius and elevation (``orbit`` or ``turntable``) about their up axis (``up_frame``);
+    ``spiral`` also swings the elevation up and down. Cameras that all look one way
+    (forward-facing) get ``forward_spiral`` around their mean camera instead."""
     if looks_one_way(c2w):
         return forward_spiral(c2w, frames)
-    eyes = c2w[:, :3, 3].double()
+    turn = up_frame(c2w)
+    eyes = c2w[:, :3, 3].double() @ turn  # coordinates with the up axis as z
     radius = float(eyes.norm(dim=-1).mean())
     elevation = float(torch.asin((eyes[:, 2] / eyes.norm(dim=-1)).clamp(-1, 1)).mean())
     poses = []
@@ -57,8 +69,7 @@ def orbit(c2w: Tensor, frames: int, path: str = "turntable") -> Tensor:
             ],
             dtype=torch.float64,
         )
-        up = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
-        poses.append(look_at(eye, torch.zeros(3, dtype=torch.float64), up))
+        poses.append(look_at(turn @ eye, torch.zeros(3, dtype=torch.float64), turn[:, 2]))
     return torch.stack(poses).float()
 
 

@@ -61,7 +61,7 @@ class VolumeRenderer(Renderer):
         if kind == "random" and self.training:
             return torch.rand(shape, device=rays.origins.device)
         if kind == "learned":
-            return torch.sigmoid(self.background_mlp(self.dir_encoding(rays.directions)))
+            return torch.sigmoid(self.background_mlp(self.dir_encoding(rays.view_directions)))
         value = 0.0 if kind == "black" else 1.0
         return rays.origins.new_full(shape, value)
 

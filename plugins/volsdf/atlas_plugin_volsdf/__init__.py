@@ -7,10 +7,11 @@ and adds the eikonal term (weight 0.1, as in the paper) unless ``losses.eikonal`
 
 from __future__ import annotations
 
-from atlas_core.api import Register, Run, RunConfig, first_with, hookimpl, prefer_occupancy
+from atlas_core.api import Register, Run, RunConfig, hookimpl, prefer_occupancy
 from atlas_plugin_volsdf.density import LaplaceDensity, laplace_cdf
 from atlas_plugin_volsdf.field import VolSDFField
 from atlas_plugin_volsdf.grid_field import SDFGridField
+from atlas_plugin_volsdf.hash_field import HashSDFField
 from atlas_plugin_volsdf.losses import EikonalLoss
 from atlas_plugin_volsdf.options import VolSDFOptions
 from atlas_plugin_volsdf.sampler import FieldImportanceSampler
@@ -19,6 +20,7 @@ from atlas_plugin_volsdf.sdf_network import SDFNetwork
 __all__ = [
     "EikonalLoss",
     "FieldImportanceSampler",
+    "HashSDFField",
     "LaplaceDensity",
     "SDFGridField",
     "SDFNetwork",
@@ -28,7 +30,9 @@ __all__ = [
 ]
 
 EIKONAL_WEIGHT = 0.1  # VolSDF, appendix (lambda = 0.1)
-SDF_FIELDS = ("volsdf", "volsdf_grid")
+SDF_FIELDS = ("volsdf", "volsdf_grid", "volsdf_hash")
+FAST_FIELDS = ("volsdf_grid", "volsdf_hash")  # occupancy sampling, random background
+SCALED_FIELDS = (VolSDFField, SDFGridField, HashSDFField)  # they report beta
 GRID_SAMPLER_OPTIONS = {"weight_threshold": 1e-4}  # DVGO's fast_color_thres
 GRID_TARGET_SAMPLES = 1 << 16  # samples per step; the ray batch follows (Instant-NGP)
 
@@ -41,6 +45,11 @@ def atlas_register_fields(register: Register) -> None:
         "volsdf_grid",
         SDFGridField,
         description="VolSDF density on a dense SDF grid + colour features (fast on a CPU)",
+    )
+    register(
+        "volsdf_hash",
+        HashSDFField,
+        description="VolSDF density from a hash-encoded SDF MLP (NeuS2/Neuralangelo; needs ngp)",
     )
 
 
@@ -74,7 +83,7 @@ def atlas_configure(config: RunConfig) -> None:
         config.field.name = "volsdf"
     if config.field.name in SDF_FIELDS:
         config.losses.setdefault("eikonal", EIKONAL_WEIGHT)
-    if config.field.name == "volsdf_grid":
+    if config.field.name in FAST_FIELDS:
         prefer_occupancy(config, GRID_TARGET_SAMPLES)
         if config.sampler.name == "occupancy":
             for key, value in GRID_SAMPLER_OPTIONS.items():
@@ -90,8 +99,7 @@ def atlas_train_step_end(run: Run, step: int, metrics: dict[str, float]) -> None
     SDF grids grow on schedule through their ``grow`` (the core then starts a fresh
     optimiser, as DVGO does).
     """
-    field = first_with(run.pipeline.field, VolSDFField) or first_with(
-        run.pipeline.field, SDFGridField
-    )
+    field = run.pipeline.field
+    field = next((f for f in field.modules() if isinstance(f, SCALED_FIELDS)), None)
     if field is not None:
         run.add_metric("beta", field.beta)

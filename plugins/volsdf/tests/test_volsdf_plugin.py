@@ -32,7 +32,7 @@ def test_entry_point_registers_field_and_loss(atlas_pm) -> None:  # noqa: ANN001
     assert loaded.infos["volsdf"].distribution == "atlas-plugin-volsdf"
     assert loaded.registry.get("samplers", "importance").factory is FieldImportanceSampler
     components = {
-        "fields": ["volsdf", "volsdf_grid"],
+        "fields": ["volsdf", "volsdf_grid", "volsdf_hash"],
         "losses": ["eikonal"],
         "samplers": ["importance"],
     }

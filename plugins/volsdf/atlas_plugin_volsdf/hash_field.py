@@ -1,0 +1,240 @@
+"""VolSDF on a multiresolution hash grid (NeuS2 / Neuralangelo style).
+
+Wang et al. 2023, "NeuS2: Fast Learning of Neural Implicit Surfaces", and Li et al.
+2023, "Neuralangelo: High-Fidelity Neural Surface Reconstruction": a multiresolution
+hash encoding (Mueller et al. 2022, the ``ngp`` plugin's ``hash`` encoding, looked up in
+the run's registry) feeds a small SDF MLP, geometrically initialised to a sphere (SAL,
+through :class:`SDFNetwork`). Normals are numerical gradients, central differences
+whose step follows the finest active level (Neuralangelo sec. 3.1-3.2), so the eikonal
+term needs first derivatives of the encoding only; levels are switched on coarse to
+fine (Neuralangelo sec. 3.2). The density is VolSDF's Laplace CDF (Yariv et al. 2021,
+eq. 2-3) with the learned ``beta`` capped by a falling ceiling, as ``volsdf_grid`` does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from atlas_core.api import ConfigError, Field, PositionalEncoding, RaySamples, mlp
+from atlas_plugin_volsdf.density import LaplaceDensity, laplace_cdf
+from atlas_plugin_volsdf.sdf_network import SDFNetwork
+
+if TYPE_CHECKING:
+    from atlas_core.api import BuildContext
+
+__all__ = ["HashSDFField", "hash_encoding"]
+
+ENCODING = "hash"  # the ngp plugin's registered encoding
+STEP_FRACTION = 0.5  # the marching step, in cells of the finest level
+
+
+def hash_encoding(context: BuildContext, **options: object) -> nn.Module:
+    """The registered ``hash`` encoding (from the ``ngp`` plugin) over the scene box.
+
+    Only the public registry is used; without the plugin the run stops with a ConfigError
+    that says how to enable it.
+    """
+    registry = context.plugins.registry
+    if ENCODING not in registry.names("encodings"):
+        raise ConfigError(
+            "field 'volsdf_hash' needs the 'hash' encoding of the ngp plugin, which is not "
+            "enabled: run with --plugins volsdf,ngp --set field=volsdf_hash "
+            "(pip install atlas-plugin-ngp if it is not installed)"
+        )
+    factory = registry.get("encodings", ENCODING).factory
+    return factory(in_dim=3, context=context, **options)
+
+
+class HashSDFField(Field):
+    """Hash-encoded SDF MLP; outputs density, rgb, sdf, normals, sdf_gradients.
+
+    Encoding options (the ngp ``hash`` encoding's): ``levels`` from ``base_resolution``
+    to ``finest_resolution`` over the scene box, ``features`` per level, ``2**log2_table``
+    rows. ``initial_levels`` levels (at most ``levels``) are active at the start, one more every
+    ``level_steps`` steps (0: all from the start). The SDF MLP has ``width`` x ``depth``
+    softplus layers and ``geometry_features`` outputs besides the SDF; it starts as the
+    sphere of ``radius`` around the box's centre (0: half the box's smallest half-size).
+    ``gradient_step``: the central-difference step in world units (0: one cell of the
+    finest active level, Neuralangelo). ``detach_normals``: the colour loss does not
+    reach the SDF through the colour MLP's normal input. ``beta`` as in ``volsdf_grid``:
+    learned, capped by a ceiling from ``beta_init`` to ``beta_final`` over
+    ``anneal_steps``. ``step_size``: the occupancy sampler's march step (0: half a cell
+    of the finest level).
+    """
+
+    def __init__(
+        self,
+        context: BuildContext,
+        levels: int = 16,
+        features: int = 2,
+        log2_table: int = 17,
+        base_resolution: int = 16,
+        finest_resolution: int = 1024,
+        initial_levels: int = 6,
+        level_steps: int = 50,
+        width: int = 64,
+        depth: int = 2,
+        geometry_features: int = 15,
+        radius: float = 0.0,
+        gradient_step: float = 0.0,
+        detach_normals: bool = True,
+        color_width: int = 64,
+        color_depth: int = 2,
+        dir_frequencies: int = 4,
+        beta_init: float = 0.05,
+        beta_final: float = 0.003,
+        anneal_steps: int = 600,
+        beta_min: float = 1e-3,
+        step_size: float = 0.0,
+    ):
+        super().__init__()
+        if initial_levels < 1 or level_steps < 0:
+            raise ValueError("need initial_levels >= 1 and level_steps >= 0")
+        if radius < 0 or gradient_step < 0 or step_size < 0:
+            raise ValueError("radius, gradient_step and step_size must be >= 0")
+        if not beta_min < beta_final <= beta_init or anneal_steps < 0:
+            raise ValueError("need beta_min < beta_final <= beta_init and anneal_steps >= 0")
+        bounds = context.scene.bounds
+        low = torch.tensor(bounds[:3], dtype=torch.float32)
+        high = torch.tensor(bounds[3:], dtype=torch.float32)
+        if float((high - low).min()) <= 0:
+            raise ValueError(f"scene bounds {bounds} enclose no volume")
+        self.register_buffer("centre", 0.5 * (low + high), persistent=False)
+        self.extent = float((high - low).max())
+        self.encoding = hash_encoding(
+            context,
+            levels=levels,
+            features=features,
+            log2_table=log2_table,
+            base_resolution=base_resolution,
+            finest_resolution=finest_resolution,
+        )
+        self.levels, self.level_features = levels, features
+        self.resolutions = [
+            base_resolution * (finest_resolution / base_resolution) ** (i / max(levels - 1, 1))
+            for i in range(levels)
+        ]
+        initial_levels = min(initial_levels, levels)
+        self.initial_levels, self.level_steps = initial_levels, level_steps
+        self.register_buffer("active", torch.tensor(levels if not level_steps else initial_levels))
+        self.radius = radius or 0.25 * float((high - low).min())
+        self.sdf_network = SDFNetwork(
+            self.encoding.out_dim, width, depth, (), geometry_features, self.radius
+        )
+        self.fixed_step, self.detach_normals = gradient_step, detach_normals
+        self.march_step = step_size or STEP_FRACTION * self.extent / finest_resolution
+        self.laplace = LaplaceDensity(beta_init, beta_min)
+        self.beta_init, self.beta_final, self.anneal_steps = beta_init, beta_final, anneal_steps
+        self.register_buffer("beta_ceiling", torch.tensor(float(beta_init)))
+        self.dir_encoding = PositionalEncoding(3, dir_frequencies)
+        colour_in = geometry_features + 3 + self.dir_encoding.out_dim
+        self.color_mlp = mlp(colour_in, color_width, color_depth, 3)
+        self.fit_initial_sphere()
+
+    @torch.no_grad()
+    def fit_initial_sphere(self, count: int = 8192) -> None:
+        """Make the starting SDF the sphere's, refitting SAL's output row (SDFNetwork)."""
+        generator = torch.Generator().manual_seed(0)
+        directions = torch.randn(count, 3, generator=generator)
+        directions = directions / directions.norm(dim=-1, keepdim=True)
+        reach = 0.5 * self.extent * 3**0.5
+        lengths = reach * torch.rand(count, 1, generator=generator) ** (1.0 / 3.0)
+        points = self.centre + directions * lengths
+        self.sdf_network.fit_sphere(self.inputs(points), self.radius, ridge=1e-6)
+
+    @property
+    def sample_step(self) -> float:
+        """The occupancy sampler's march step (world units)."""
+        return self.march_step
+
+    @property
+    def gradient_step(self) -> float:
+        """Central-difference step: one cell of the finest active level, or the fixed one."""
+        if self.fixed_step:
+            return self.fixed_step
+        return self.extent / self.resolutions[int(self.active) - 1]
+
+    @property
+    def beta(self) -> float:
+        """The Laplace scale in use (the learned one, or the ceiling when lower)."""
+        return float(self.scale().detach())
+
+    def scale(self) -> Tensor:
+        """The learned beta, at most the annealed ceiling."""
+        return torch.minimum(self.laplace.beta, self.beta_ceiling)
+
+    def ceiling_at(self, step: int) -> float:
+        """The beta ceiling after ``step`` steps: geometric from beta_init to beta_final."""
+        progress = min(max(step, 0) / self.anneal_steps, 1.0) if self.anneal_steps else 1.0
+        return self.beta_init * (self.beta_final / self.beta_init) ** progress
+
+    def active_at(self, step: int) -> int:
+        """Levels switched on after ``step`` steps (Neuralangelo's coarse-to-fine)."""
+        if not self.level_steps:
+            return self.levels
+        return min(self.levels, self.initial_levels + step // self.level_steps)
+
+    @torch.no_grad()
+    def grow(self, step: int) -> bool:
+        """Switch levels on and lower the beta ceiling; parameters keep their shapes."""
+        self.active.fill_(self.active_at(step))
+        self.beta_ceiling.fill_(self.ceiling_at(step))
+        return False
+
+    def inputs(self, positions: Tensor) -> Tensor:
+        """``[x - centre, hash features]`` with the inactive levels' features zeroed."""
+        encoded = self.encoding(positions)
+        active = int(self.active)
+        if active < self.levels:
+            keep = torch.arange(self.levels, device=encoded.device) < active
+            mask = keep.repeat_interleave(self.level_features).to(encoded.dtype)
+            encoded = encoded * mask
+        return torch.cat([positions - self.centre, encoded], dim=-1)
+
+    def geometry(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """SDF [N, 1] and geometry features [N, geometry_features]."""
+        return self.sdf_network(self.inputs(positions))
+
+    def sdf(self, positions: Tensor) -> Tensor:
+        """Signed distance [N, 1] at world positions [N, 3] (negative inside)."""
+        return self.geometry(positions)[0]
+
+    def sdf_gradient(self, positions: Tensor) -> Tensor:
+        """Central-difference gradient [N, 3] of the SDF (Neuralangelo eq. 4)."""
+        return self.numerical_gradient(positions)
+
+    def numerical_gradient(self, positions: Tensor) -> Tensor:
+        """``(sdf(x + h e_i) - sdf(x - h e_i)) / 2h`` for each axis, all in one batch."""
+        h = self.gradient_step
+        offsets = h * torch.cat([torch.eye(3), -torch.eye(3)]).to(positions)
+        shifted = (positions[None] + offsets[:, None]).reshape(-1, 3)
+        values = self.sdf(shifted).view(6, -1)
+        return ((values[:3] - values[3:]) / (2 * h)).t()
+
+    def laplace_density(self, sdf: Tensor) -> Tensor:
+        """VolSDF eq. 2 with the scale in use."""
+        beta = self.scale()
+        return laplace_cdf(-sdf, beta) / beta
+
+    def density(self, positions: Tensor, times: Tensor | None = None) -> Tensor:
+        """Density [N, 1] at world positions (static scene: ``times`` unused)."""
+        return self.laplace_density(self.sdf(positions))
+
+    def forward(self, samples: RaySamples) -> dict[str, Tensor]:
+        """Density, colour, SDF, unit normals and the numerical SDF gradients per sample."""
+        positions = samples.positions
+        sdf, features = self.geometry(positions)
+        gradients = self.numerical_gradient(positions)
+        normals = gradients / gradients.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        shading = normals.detach() if self.detach_normals else normals
+        colour_in = torch.cat([features, shading, self.dir_encoding(samples.directions)], -1)
+        return {
+            "density": self.laplace_density(sdf),
+            "rgb": torch.sigmoid(self.color_mlp(colour_in)),
+            "sdf": sdf,
+            "normals": normals,
+            "sdf_gradients": gradients,
+        }

@@ -1,0 +1,131 @@
+"""The volsdf_hash field: the ngp hash encoding through the registry, sphere start,
+numerical gradients, coarse-to-fine levels, the beta ceiling, and a short fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from atlas_plugin_volsdf import HashSDFField
+
+from atlas_core.api import ConfigError, RunConfig
+from atlas_core.testing import configure, load_toml, run_cli
+
+BOUNDS = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
+SMALL = {"levels": 4, "log2_table": 12, "base_resolution": 4, "finest_resolution": 32,
+         "width": 32, "geometry_features": 7, "color_width": 16}  # fmt: skip
+
+
+def context(atlas_pm, plugins: tuple[str, ...] = ("volsdf", "ngp")) -> SimpleNamespace:  # noqa: ANN001
+    """What the field's factory uses: the enabled plugins' registry and the scene box."""
+    return SimpleNamespace(plugins=atlas_pm(enable=plugins), scene=SimpleNamespace(bounds=BOUNDS))
+
+
+def make(atlas_pm, **options: object) -> HashSDFField:  # noqa: ANN001
+    """A small hash SDF field over [-1, 1]^3."""
+    return HashSDFField(context(atlas_pm), **{**SMALL, **options})
+
+
+def points(count: int, scale: float = 0.9, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return scale * (2 * torch.rand(count, 3, generator=generator) - 1)
+
+
+def test_without_the_ngp_plugin_the_field_says_how_to_enable_it(atlas_pm) -> None:  # noqa: ANN001
+    with pytest.raises(ConfigError, match=r"--plugins volsdf,ngp"):
+        HashSDFField(context(atlas_pm, ("volsdf",)), **SMALL)
+
+
+def test_starts_as_the_sphere_with_unit_numerical_gradients(atlas_pm) -> None:  # noqa: ANN001
+    field = make(atlas_pm, radius=0.5)
+    x = points(400)
+    x = x[x.norm(dim=-1) > 0.2]
+    with torch.no_grad():
+        error = (field.sdf(x) - (x.norm(dim=-1, keepdim=True) - 0.5)).abs()
+        norms = field.sdf_gradient(x).norm(dim=-1)
+    assert float(error.mean()) < 0.03 and float(error.max()) < 0.15
+    assert abs(float(norms.mean()) - 1.0) < 0.05
+    assert make(atlas_pm).radius == pytest.approx(0.5)  # 0: a quarter of the box's side
+
+
+def test_numerical_gradient_matches_autograd_and_follows_the_step(atlas_pm) -> None:  # noqa: ANN001
+    field = make(atlas_pm, radius=0.5, gradient_step=1e-3)
+    with torch.no_grad():  # give the hash features some weight
+        field.encoding.table.uniform_(-0.05, 0.05)
+        field.sdf_network.layers[0].weight[:, 3:].normal_(0.0, 0.5)
+    x = points(64, 0.8).requires_grad_(True)
+    (exact,) = torch.autograd.grad(field.sdf(x).sum(), x)
+    assert field.gradient_step == 1e-3
+    error = (field.sdf_gradient(x.detach()) - exact).norm(dim=-1)  # kinks at cell faces
+    assert float(error.detach().median()) < 0.01
+    coarse = make(atlas_pm, initial_levels=2, level_steps=10)  # step: one cell of level 2
+    assert coarse.gradient_step == pytest.approx(2.0 / coarse.resolutions[1])
+
+
+def test_levels_switch_on_coarse_to_fine(atlas_pm) -> None:  # noqa: ANN001
+    field = make(atlas_pm, initial_levels=1, level_steps=5)
+    with torch.no_grad():
+        field.sdf_network.layers[0].weight[:, 3:].fill_(1.0)
+        field.encoding.table.uniform_(-1.0, 1.0)
+    x = points(32)
+    first = field.inputs(x)[:, 3:]
+    assert first[:, 2:].abs().max() == 0 and first[:, :2].abs().max() > 0  # one level of 2
+    assert not field.grow(12) and int(field.active) == 3 and field.active_at(100) == 4
+    assert field.inputs(x)[:, 3 + 4 : 3 + 6].abs().max() > 0
+    assert int(make(atlas_pm, level_steps=0).active) == 4  # 0: all levels at once
+    assert int(make(atlas_pm, initial_levels=9).active) == 4  # at most all of them
+
+
+def test_beta_ceiling_falls_and_density_sharpens(atlas_pm) -> None:  # noqa: ANN001
+    field = make(atlas_pm, beta_init=0.05, beta_final=0.005, anneal_steps=10)
+    assert field.beta == pytest.approx(0.05)
+    field.grow(10)
+    assert field.beta == pytest.approx(0.005)
+    with torch.no_grad():
+        assert float(field.density(torch.zeros(1, 3))) == pytest.approx(1 / 0.005, rel=1e-3)
+
+
+def test_options_are_checked(atlas_pm) -> None:  # noqa: ANN001
+    with pytest.raises(ValueError, match="initial_levels"):
+        make(atlas_pm, initial_levels=0)
+    with pytest.raises(ValueError, match="beta"):
+        make(atlas_pm, beta_final=0.1)
+    field = make(atlas_pm, step_size=0.01)
+    assert field.sample_step == 0.01 and make(atlas_pm).sample_step == pytest.approx(1 / 32)
+
+
+def test_configure_chooses_occupancy_and_eikonal(atlas_pm) -> None:  # noqa: ANN001
+    config = RunConfig()
+    config.set("field", "volsdf_hash")
+    configure(config, atlas_pm(enable=("volsdf", "ngp")))
+    assert config.sampler.name == "occupancy" and config.losses["eikonal"] == 0.1
+    assert config.renderer.options["background"] == "random"
+
+
+@pytest.mark.slow
+def test_fits_the_generated_dtu_scan(tmp_path: Path) -> None:
+    """A short fit on the generated scan: the SDF's sign is right where the starting
+    sphere's is wrong (the box's centre inside, a point above the centre sphere outside)."""
+    scan = tmp_path / "scan"
+    assert run_cli(["data", "synth", str(scan), "--kind", "dtu", "--size", "32"]) == 0
+    out = tmp_path / "run"
+    options = [f"field.{k}={v}" for k, v in SMALL.items()] + [
+        "field.level_steps=10", "field.initial_levels=2", "field.anneal_steps=60",
+        "train.target_samples=4096", "losses.mask=0.1", "eval.video_frames=0", "train.lr=0.01",
+    ]  # fmt: skip
+    args = ["run", "--data", str(scan), "--data-kind", "dtu", "--plugins", "dtu,volsdf,ngp",
+            "--set", "field=volsdf_hash", "--max-steps", "120", "--eval-views", "1", "--out",
+            str(out)]  # fmt: skip
+    assert run_cli([*args, *(a for o in options for a in ("--set", o))]) == 0
+    assert load_toml(out / "config.toml").field.name == "volsdf_hash"
+    from atlas_core.engine.trainer import load_trained
+
+    field = load_trained(out, "cpu").pipeline.field
+    inside = torch.tensor([[0.0, 0.0, 0.0], [0.52, -0.37, -0.22]])  # centre sphere, box
+    outside = torch.tensor([[0.0, 0.0, 0.46], [-0.8, -0.8, 0.8]])  # above it, a corner
+    with torch.no_grad():
+        assert (field.sdf(inside) < 0).all() and (field.sdf(outside) > 0).all()
+    norms = field.sdf_gradient(points(256, 0.7)).norm(dim=-1)
+    assert abs(float(norms.detach().mean()) - 1.0) < 0.15

@@ -308,3 +308,15 @@ def test_turntable_turns_about_the_cameras_up_axis() -> None:
     assert bool((poses[:, 1, 1] > 0.99).all())  # camera up is world +Y
     assert torch.allclose(poses[:, 1, 3], torch.full((12,), 0.1), atol=1e-3)
     assert torch.allclose(poses[:, :3, 3].norm(dim=-1), torch.full((12,), 1.005), atol=1e-3)
+
+
+def test_ndc_scale_without_measured_depths() -> None:
+    """Measured near depth 1.2 keeps LLFF's scale; a default near (0.05, nothing measured)
+    is replaced by 3x the cameras' spread, so the cameras spread 1.2 / 3 after scaling."""
+    measured, _ = configure_space(scene_of(forward_grid(), 1.2, 10.0, True))
+    spread = measured.split("train").c2w[:, :3, 3].norm(dim=-1).max()
+    assert float(spread) == pytest.approx(math.sqrt(0.02), rel=1e-4)
+    guessed, line = configure_space(scene_of(forward_grid(), 0.05, 4.0, False))
+    assert guessed.space == "ndc" and "never meet" in line
+    spread = guessed.split("train").c2w[:, :3, 3].norm(dim=-1).max()
+    assert float(spread) == pytest.approx(1.2 / 3.0, rel=1e-4)

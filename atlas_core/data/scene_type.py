@@ -40,6 +40,7 @@ __all__ = [
     "FORWARD_SPREAD",
     "NDC_NEAR",
     "UNBOUNDED_REACH",
+    "UNMEASURED_NEAR",
     "CameraStats",
     "camera_stats",
     "choose_space",
@@ -54,6 +55,7 @@ FORWARD_SPREAD = 0.5
 UNBOUNDED_REACH = 1.25
 NDC_NEAR = 1.0  # NeRF's ndc_rays(near=1.) after the LLFF scaling
 NDC_CONTENT_NEAR = 1.2  # nearest ray depth after LLFF's scaling (0.9 / 0.75)
+UNMEASURED_NEAR = 3.0  # content depth / camera spread assumed without measured depths
 CONTRACT_FAR = 1e3  # rays of contracted scenes end here (scene units, cameras in radius 1)
 SPACE_NAMES = {"box": "scene box", "ndc": "NDC rays", "contract": "contracted space"}
 TYPE_SPACE = {"forward-facing": "ndc", "unbounded 360": "contract", "bounded object": "box"}
@@ -184,11 +186,16 @@ def _move(scene: SceneData, world: np.ndarray, **changes: Any) -> SceneData:
 def to_ndc(scene: SceneData) -> SceneData:
     """World moved into the mean camera's frame and scaled so the nearest ray depth is
     ``NDC_CONTENT_NEAR`` (as the LLFF loader already does), then the NDC scene: ``t``
-    0..1 and the box around every view's NDC frustum."""
+    0..1 and the box around every view's NDC frustum (from the near plane to infinity,
+    as DVGO bounds its NDC grid). Without measured depths the nearest content is taken
+    to lie ``UNMEASURED_NEAR`` times the cameras' spread away (flower: 1.2 / 0.37)."""
     from atlas_core.data.llff import average_pose
 
     frame = ndc_frame(scene)
-    scale = NDC_CONTENT_NEAR / scene.near
+    near = scene.near
+    if not scene.measured_depths:  # a default near says nothing: LLFF's content sits about
+        near = max(near, UNMEASURED_NEAR * camera_stats(all_poses(scene)).spread)  # 3x spread
+    scale = NDC_CONTENT_NEAR / near
     world = np.diag([scale, scale, scale, 1.0]) @ np.linalg.inv(average_pose(all_poses(scene)))
     moved = _move(scene, world)
     points = []

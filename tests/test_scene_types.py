@@ -320,3 +320,16 @@ def test_ndc_scale_without_measured_depths() -> None:
     assert guessed.space == "ndc" and "never meet" in line
     spread = guessed.split("train").c2w[:, :3, 3].norm(dim=-1).max()
     assert float(spread) == pytest.approx(1.2 / 3.0, rel=1e-4)
+
+
+def test_camera_only_rules_are_cautious() -> None:
+    """Without measured depths a cap of cameras converging on an object stays an object
+    (stricter spread rule), and two cameras are too few to call forward-facing."""
+    cap = []
+    for i in range(9):
+        a, e = 2 * math.pi * i / 9, math.radians(70)  # cameras within 20 deg of the pole
+        eye = [3 * math.cos(e) * math.cos(a), 3 * math.cos(e) * math.sin(a), 3 * math.sin(e)]
+        cap.append(pose(eye, [0.0, 0.0, 0.0], (0.0, 1.0, 0.0)))
+    kind, why = detect_scene_type(scene_of(torch.stack(cap), 2.0, 4.0, False))
+    assert kind == "bounded object" and "0.25 x where the optical axes meet" in why
+    assert detect_scene_type(scene_of(forward_grid()[:2], 1.2, 10.0, True))[0] == "bounded object"

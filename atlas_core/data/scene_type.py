@@ -5,8 +5,9 @@ Rules, on every view's camera (train and test):
 
 - forward-facing: every camera looks within ``FORWARD_DEGREES`` of the mean viewing
   direction and the camera centres spread less than ``FORWARD_SPREAD`` times the
-  content's near depth (measured depths), or than the distance at which the optical axes
-  meet (cameras only; axes that never meet count as far). NeRF renders such scenes in
+  content's near depth (measured depths), or than half that times the distance at which
+  the optical axes meet (cameras only; axes that never meet count as far). Fewer than
+  three cameras tell nothing: the box is kept. NeRF renders such scenes in
   normalised device coordinates (Mildenhall et al. 2020, appendix C).
 - unbounded 360: not forward-facing, the cameras surround a centre (their directions
   spread past ``FORWARD_DEGREES``), and the measured content reaches past the far side
@@ -106,17 +107,20 @@ def detect_scene_type(scene: SceneData) -> tuple[str, str]:
     stats = camera_stats(all_poses(scene))
     measured = scene.measured_depths
     n, angle = stats.count, stats.max_angle
+    if n < 3:
+        return "bounded object", f"{n} camera(s): too few to tell the scene type"
     if angle <= FORWARD_DEGREES:
         depth = scene.near if measured else stats.focus_distance
         what = f"near depth {scene.near:.3g}" if measured else "where the optical axes meet"
         if not measured and math.isinf(depth):
             what = "optical axes that never meet"
-        if stats.spread < FORWARD_SPREAD * depth:
+        factor = FORWARD_SPREAD if measured else FORWARD_SPREAD / 2  # stricter on cameras only
+        if stats.spread < factor * depth:
             return "forward-facing", (
                 f"all {n} cameras within {angle:.0f} deg of one direction, centres spread "
-                f"{stats.spread:.3g} < {FORWARD_SPREAD} x {what}"
+                f"{stats.spread:.3g} < {factor} x {what}"
             )
-        reason = f"centres spread {stats.spread:.3g} >= {FORWARD_SPREAD} x {what}"
+        reason = f"centres spread {stats.spread:.3g} >= {factor} x {what}"
         return "bounded object", f"{n} cameras within {angle:.0f} deg of one direction but {reason}"
     ring = 2.0 * stats.ring_radius
     if not measured:

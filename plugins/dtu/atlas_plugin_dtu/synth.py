@@ -39,6 +39,9 @@ CAMERA_DISTANCE = 2.6
 LAYOUT = ("image", "mask", "cameras.npz")
 """What a scan folder holds."""
 
+REALISTIC_SIZE = 128
+"""Image width from which ``atlas data synth --kind dtu`` writes the realistic scene."""
+
 BACKGROUND = np.array([0.3, 0.3, 0.35])
 """Colour behind the object (DTU images have a background; the mask marks the object)."""
 
@@ -61,13 +64,15 @@ def rotation(eye: np.ndarray, target: np.ndarray, roll: float) -> np.ndarray:
     return rolled @ np.stack([right, down, forward])
 
 
-def make_cameras(views: int, size: tuple[int, int], seed: int = 0) -> list[Camera]:
+def make_cameras(
+    views: int, size: tuple[int, int], seed: int = 0, arc: float = 120.0
+) -> list[Camera]:
     """Normalised-frame cameras on a front arc (as DTU's), fx != fy, off-centre principal point."""
     width, height = size
     rng = np.random.default_rng(seed)
     cameras = []
     for i in range(views):
-        azimuth = math.radians(-90.0 + 120.0 * ((i + 0.5) / views - 0.5))
+        azimuth = math.radians(-90.0 + arc * ((i + 0.5) / views - 0.5))
         elevation = math.radians(rng.uniform(15.0, 50.0))
         eye = CAMERA_DISTANCE * np.array(
             [math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth),
@@ -167,5 +172,10 @@ if __name__ == "__main__":
 
 
 def generate(out: str | Path, size: int = 40, seed: int = 0) -> Path:
-    """``atlas data synth --kind dtu``: a scan ``size`` wide and 4/5 as high."""
+    """``atlas data synth --kind dtu``: a scan ``size`` wide and 4/5 as high; from
+    :data:`REALISTIC_SIZE` pixels on, the realistic scene (``realistic_scan``)."""
+    if size >= REALISTIC_SIZE:
+        from atlas_plugin_dtu.realistic_scan import write_realistic_scan
+
+        return write_realistic_scan(out, size=size, seed=seed)
     return write_scene(out, size=(size, max(8, size * 4 // 5)), seed=seed)

@@ -138,6 +138,14 @@ if __name__ == "__main__":
     main()
 
 
+REALISTIC_SIZE = 128  # from this width on, ``atlas data synth`` writes the realistic scene
+
+
 def generate(out: str | Path, size: int = 32, seed: int = 0) -> Path:
-    """``atlas data synth --kind nerv_point``: the sphere under moving point lights."""
+    """``atlas data synth --kind nerv_point``: the sphere under moving point lights; from
+    :data:`REALISTIC_SIZE` pixels on, the realistic scene (``realistic_point``)."""
+    if size >= REALISTIC_SIZE:
+        from atlas_plugin_relight.realistic_point import write_realistic_point
+
+        return write_realistic_point(out, size=size, seed=seed)
     return write_point_scene(out, size=size, seed=seed)

@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop components with fewer faces than this fraction of the largest's (0: keep all)",
     )
     export.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    export.add_argument("--visible-only", action="store_true", help="keep faces training views see")
 
     report = command("report", help="write a run's report.html (curves, test views, config)")
     report.add_argument("run_dir")
@@ -328,24 +329,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Extract the trained field's surface with marching cubes into RUN_DIR/mesh.ply."""
-    from atlas_core.commands.export import connected_components, export_mesh
+    """Extract the trained field's surface into RUN_DIR/mesh.ply (atlas_core.commands.export)."""
+    from atlas_core.commands.export import cmd_export as export
 
-    if args.resolution < 2:
-        raise AtlasError(f"--resolution must be >= 2, got {args.resolution}")
-    if not Path(args.run_dir).is_dir():
-        raise AtlasError(f"{args.run_dir}: not a run folder")
-    trainer = load_trained(args.run_dir, args.device)
-    path = trainer.out / "mesh.ply"
-    field, scene = trainer.pipeline.field, trainer.scene
-    mesh = export_mesh(
-        field, scene.bounds, path, args.resolution, args.level, trainer.device, args.min_component
-    )
-    print(
-        f"wrote {path}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces, "
-        f"{connected_components(mesh)} connected components"
-    )
-    return 0
+    return export(args)
 
 
 def _render_over_time(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ empty space, so surfaces that reach the box are closed there.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,21 +17,26 @@ import torch
 from torch import Tensor, nn
 
 from atlas_core.capabilities import HasDensity, HasSDF, first_with
+from atlas_core.commands.mesh_visibility import visible_faces, world_matrix
+from atlas_core.data.scene import Views
 from atlas_core.errors import AtlasError
 from atlas_core.io import atomic_write_bytes
 
 __all__ = [
     "DENSITY_LEVEL",
     "Mesh",
+    "cmd_export",
     "component_labels",
     "connected_components",
     "drop_small_components",
     "export_mesh",
     "extract_mesh",
+    "keep_faces",
     "occupancy_function",
     "ply_bytes",
     "read_ply",
     "sample_grid",
+    "transform_mesh",
 ]
 
 DENSITY_LEVEL = 25.0  # default iso-level for density fields
@@ -139,12 +145,26 @@ def drop_small_components(mesh: Mesh, fraction: float) -> Mesh:
         return mesh
     face_label = labels[mesh.faces[:, 0]]
     sizes = np.bincount(face_label, minlength=count)
-    keep_face = sizes[face_label] >= fraction * sizes.max()
-    faces = mesh.faces[keep_face]
+    return keep_faces(mesh, sizes[face_label] >= fraction * sizes.max())
+
+
+def keep_faces(mesh: Mesh, keep: np.ndarray) -> Mesh:
+    """``mesh`` with only the faces where ``keep`` [F] is True, and the vertices they use."""
+    faces = mesh.faces[keep]
     used = np.unique(faces)
     remap = np.full(len(mesh.vertices), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
     return Mesh(mesh.vertices[used], remap[faces].astype(np.int32), mesh.normals[used])
+
+
+def transform_mesh(mesh: Mesh, matrix: np.ndarray) -> Mesh:
+    """``mesh`` moved by the 4x4 similarity ``matrix`` (normals by its inverse transpose)."""
+    linear, shift = matrix[:3, :3], matrix[:3, 3]
+    vertices = mesh.vertices.astype(np.float64) @ linear.T + shift
+    normals = mesh.normals.astype(np.float64) @ np.linalg.inv(linear)
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    faces = mesh.faces if np.linalg.det(linear) > 0 else mesh.faces[:, ::-1].copy()
+    return Mesh(vertices.astype(np.float32), faces, normals.astype(np.float32))
 
 
 def ply_bytes(mesh: Mesh) -> bytes:
@@ -188,12 +208,16 @@ def export_mesh(
     level: float | None = None,
     device: torch.device | str = "cpu",
     min_component: float = 0.0,
+    visible_in: Views | None = None,
+    world: np.ndarray | None = None,
 ) -> Mesh:
     """Sample the field on the box, extract its surface and write ``path`` as PLY.
 
     Fields with an ``sdf`` method give the zero level set (``level`` shifts it);
     otherwise the density is thresholded at ``level`` (default 25). ``min_component`` > 0
     drops components with fewer faces than that fraction of the largest one's.
+    ``visible_in``: keep only the faces these views see (``mesh_visibility``); ``world``:
+    a 4x4 matrix the mesh is moved by before it is written.
     """
     if resolution < 2:
         raise AtlasError(f"--resolution must be >= 2, got {resolution}")
@@ -212,5 +236,45 @@ def export_mesh(
         field.train(was_training)
     mesh = extract_mesh(values, bounds, level, inside_above=kind == "density")
     mesh = drop_small_components(mesh, min_component)
+    if visible_in is not None:
+        spacing = float(max(bounds[i + 3] - bounds[i] for i in range(3))) / (resolution - 1)
+        mesh = keep_faces(mesh, visible_faces(mesh.vertices, mesh.faces, visible_in, spacing))
+    if world is not None:
+        mesh = transform_mesh(mesh, world)
     atomic_write_bytes(Path(path), ply_bytes(mesh))
     return mesh
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``atlas export RUN_DIR mesh``: the trained field's surface into RUN_DIR/mesh.ply.
+
+    ``--visible-only`` keeps the faces some training camera sees; when the data kind gives
+    the capture's world frame (``dtu``: ``scale_mat``) the mesh is written in that frame.
+    """
+    from atlas_core.engine.trainer import load_trained
+
+    if args.resolution < 2:
+        raise AtlasError(f"--resolution must be >= 2, got {args.resolution}")
+    if not Path(args.run_dir).is_dir():
+        raise AtlasError(f"{args.run_dir}: not a run folder")
+    trainer = load_trained(args.run_dir, args.device)
+    path = trainer.out / "mesh.ply"
+    field, scene = trainer.pipeline.field, trainer.scene
+    train = scene.split("train")
+    visible = train if getattr(args, "visible_only", False) else None
+    world = world_matrix(train)
+    mesh = export_mesh(
+        field, scene.bounds, path, args.resolution, args.level, trainer.device,
+        args.min_component, visible, world,
+    )  # fmt: skip
+    notes = []
+    if visible is not None:
+        notes.append(f"faces seen by the {len(train)} training cameras only")
+    if world is not None:
+        notes.append("in the capture's world frame (the data's scale_mat)")
+    print(
+        f"wrote {path}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces, "
+        f"{connected_components(mesh)} connected components"
+        + "".join(f"; {note}" for note in notes)
+    )
+    return 0

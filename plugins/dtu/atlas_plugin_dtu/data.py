@@ -35,6 +35,8 @@ from atlas_plugin_dtu.projection import (
 )
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+WORLD_FROM_SCENE = "world_from_scene"
+"""Views.extras key the core's mesh export reads: loaded frame -> the scan's world frame."""
 MAX_SKEW_SHIFT = 0.1
 """Largest pixel shift that ignoring a camera's skew may cause (the core has no skew)."""
 
@@ -185,6 +187,9 @@ def load_dtu(
     images = np.stack(read_images(files))
     height, width = images.shape[1:3]
     views = [view_camera(arrays, camera_path, i, f, height) for i, f in enumerate(files)]
+    scales = np.stack(
+        [matrix(arrays, camera_path, f"scale_mat_{i}", f) for i, f in enumerate(files)]
+    )
     masks = mask_folder(root, use_mask)
     if masks is not None:
         images[..., 3] = np.stack(mask_alpha(masks, files, images.shape[1:]))
@@ -200,18 +205,24 @@ def load_dtu(
         raise ValueError(f"need data.near < data.far, got near={near}, far={far}")
     splits = {}
     for name, indices in split_indices(len(files), test_every, root / "image").items():
-        splits[name] = make_views(stack, c2w, intrinsics, files, indices)
+        splits[name] = make_views(stack, c2w, intrinsics, files, indices, scales)
     b = float(bound)
     return SceneData(splits, near=near, far=far, bounds=(-b, -b, -b, b, b, b), name=root.name)
 
 
 def make_views(
     images: torch.Tensor, c2w: np.ndarray, intrinsics: np.ndarray, files: list[Path],
-    indices: list[int],
+    indices: list[int], scales: np.ndarray | None = None,
 ) -> Views:  # fmt: skip
-    """One split's Views; ``focal`` (for free cameras) is the mean of sqrt(fx * fy)."""
+    """One split's Views; ``focal`` (for free cameras) is the mean of sqrt(fx * fy).
+
+    ``scales`` [N, 4, 4] (the scan's ``scale_mat_i``) go into ``extras`` as
+    ``WORLD_FROM_SCENE``, so ``atlas export`` can write meshes in the scan's world frame.
+    """
     chosen = intrinsics[indices]
     extras: dict[str, Any] = {INTRINSICS: torch.from_numpy(chosen).float()}
+    if scales is not None:
+        extras[WORLD_FROM_SCENE] = torch.from_numpy(scales[indices]).float()
     return Views(
         images=images[indices].contiguous(),
         c2w=torch.from_numpy(c2w[indices]).float(),

@@ -47,6 +47,8 @@ def test_truth_points_lie_on_the_surfaces_above_the_plane(scan: Path) -> None:
     assert len(points) > 50_000 and height.min() > -1e-4  # the plate's top and up
     assert 0.8 < float(truth["size"]) < 2.0
     assert np.allclose(truth["scale_mat"], np.load(scan / "cameras.npz")["scale_mat_0"])
+    extras = load_dtu(scan, test_every=0).splits["train"].extras
+    assert np.allclose(extras["world_from_scene"][0].numpy(), truth["scale_mat"])  # for export
 
 
 def test_shadows_and_a_glossy_highlight() -> None:

@@ -48,9 +48,10 @@ MOTION_KIND = "dnerf_motion"  # same loader; `atlas data synth` makes the large-
 DEFAULT_BOUND = 1.5  # the blender/dnerf loaders' default data.bound
 KPLANES = "kplanes"  # the space-time field (needs no deformation)
 KPLANES_TARGET_SAMPLES = 1 << 16  # samples per step, as the voxel field's
-# a coarser occupancy grid, refreshed less often, for kplanes: each refresh reads 4 times
-# (the march keeps the step of a 128^3 grid: KPlanesField.sample_step)
-KPLANES_SAMPLER = {"resolution": 64, "warmup_steps": 64, "update_every": 32}
+# a coarser occupancy grid, refreshed less often, for kplanes (each refresh reads 4 times;
+# steps of a third of its cells' diagonal), with DVGO's culling of low-weight samples
+KPLANES_SAMPLER = {"resolution": 64, "warmup_steps": 64, "update_every": 32,
+                   "weight_threshold": 1e-4}  # fmt: skip
 STATIC_KINDS = ("blender",)  # data kinds known to carry no times (others checked at start)
 
 
@@ -155,7 +156,7 @@ def atlas_train_step_end(run: Run, step: int, metrics: dict[str, float]) -> None
     """Advance the deformation's coarse-to-fine window (``dnerf.anneal_steps``)."""
     for module in run.pipeline.field.modules():
         if isinstance(module, Deformation):
-            module.set_progress(step + 1)
+            module.set_progress(step)  # steps done
 
 
 @hookimpl

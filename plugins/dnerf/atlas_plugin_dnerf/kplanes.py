@@ -26,7 +26,6 @@ __all__ = ["SPACE_PAIRS", "TIME_PAIRS", "KPlanesField", "max_over_time", "sample
 
 SPACE_PAIRS = ((0, 1), (0, 2), (1, 2))  # xy, xz, yz: (width axis, height axis)
 TIME_PAIRS = (0, 1, 2)  # xt, yt, zt: width = the space axis, height = time
-SAMPLE_GRID = 128  # the marching step is a third of a cell diagonal of a grid this fine
 DENSITY_SHIFT = -1.0  # trunc_exp(raw - 1): a low initial density (K-Planes)
 
 
@@ -86,9 +85,6 @@ class KPlanesField(Field):
         self.register_buffer("low", torch.tensor(bounds[:3], dtype=torch.float32))
         self.register_buffer("high", torch.tensor(bounds[3:], dtype=torch.float32))
         self.occupancy_times = occupancy_times
-        extent = max(b - a for a, b in zip(bounds[:3], bounds[3:], strict=True))
-        # march as the core's 128^3 occupancy grid would, whatever the grid's resolution
-        self.sample_step = extent * 3**0.5 / (3 * SAMPLE_GRID)
         self.space_planes = nn.ParameterList()
         self.time_planes = nn.ParameterList()
         for res in resolutions:

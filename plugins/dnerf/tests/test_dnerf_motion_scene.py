@@ -20,7 +20,8 @@ def test_objects_travel_far_bounce_and_turn() -> None:
     travel = [math.dist(a, b) for a, b in zip(start, end, strict=True)]
     assert travel[0] > 1.3 and travel[1] > 1.2  # box and ball cross the floor
     heights = [mover_centres(t / 60)[1][2] for t in range(61)]
-    lows = sum(1 for a, b, c in zip(heights, heights[1:], heights[2:]) if b < a and b < c)
+    triples = zip(heights, heights[1:], heights[2:], strict=False)
+    lows = sum(1 for a, b, c in triples if b < a and b < c)
     assert lows >= 2  # the ball comes down between its bounces
     assert shapes_at(0.0)[-3].yaw != shapes_at(0.5)[-3].yaw  # the box turns
 

@@ -39,10 +39,13 @@ def run(scene: Path, out: Path, *extra: str, plugins: str = "dnerf") -> int:
 def test_entry_point_registers_data_kind_and_losses(atlas_pm) -> None:  # noqa: ANN001
     loaded = atlas_pm(enable=("dnerf",))
     assert loaded.registry.get("datasets", "dnerf").factory is load_dnerf
+    assert loaded.registry.get("datasets", "dnerf_motion").factory is load_dnerf
     assert loaded.infos["dnerf"].components == {
-        "datasets": ["dnerf"],
-        "losses": ["displacement", "divergence", "rigidity", "spline_length"],
-    }
+        "datasets": ["dnerf", "dnerf_motion"],
+        "fields": ["kplanes"],
+        "losses": ["displacement", "divergence", "plane_tv", "rigidity", "spline_length",
+                   "static_time", "time_smooth"],
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

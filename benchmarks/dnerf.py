@@ -1,12 +1,18 @@
-"""Dynamic scenes: each deformation variant on D-NeRF lego under wall-clock budgets.
+"""Dynamic scenes: each variant on D-NeRF lego and on a generated large-motion scene
+under wall-clock budgets.
 
-Not part of ``make test``. One training process at a time (two cores). Every variant
-wraps the ``voxel`` canonical field (the fast CPU path, with the occupancy sampler it
-chooses) in a deformation; ``static`` (the same field on the same images, times
-ignored) is the baseline. The ``*-ngp`` variants wrap the hash-grid field instead.
-Protocol: 200x200 images, white background, the scene's own test split (20 views).
+Not part of ``make test``. One training process at a time (two cores). Every deformation
+variant wraps the ``voxel`` canonical field (the fast CPU path, with the occupancy
+sampler it chooses); ``static`` (the same field on the same images, times ignored) is
+the baseline. The ``*-ngp`` variants wrap the hash-grid field instead. ``kplanes`` is the
+space-time field with no deformation; ``planes-large`` and ``mlp-large`` are the
+deformation variants for large motion (learned canonical frame, coarse-to-fine,
+time-aware occupancy). Scenes: ``lego`` (D-NeRF lego, 200x200) and ``motion`` (the
+``dnerf_motion`` generated scene, written at ``--motion-size`` px under the output
+folder when missing). Protocol: white background, each scene's own test split (20
+views).
 
-    python benchmarks/dnerf.py --budgets 300 1200 --configs planes mlp spline
+    python benchmarks/dnerf.py --budgets 300 1200 --scenes lego motion
 """
 
 from __future__ import annotations
@@ -22,11 +28,20 @@ import blender  # noqa: E402  (its run_one, markdown and installed_plugins are r
 
 ROOT = blender.ROOT
 DNERF_LEGO = ROOT.parent / "shared" / "data" / "dnerf" / "lego"
+MOTION_SEED = 0
 
 DYNAMIC = ["data.kind=dnerf", "dnerf.maps=3"]
 SPLINE = ["dnerf.deformation=spline", "losses.rigidity=1e-3", "losses.spline_length=1e-4"]
 NGP = ["sampler=occupancy", "sampler.resolution=64", "train.target_samples=131072",
        "train.lr=1e-2", "train.lr_final=1e-3"]  # fmt: skip
+
+KPLANES = [
+    "field=kplanes",
+    "losses.time_smooth=0.1",
+    "losses.plane_tv=1e-4",
+    "losses.static_time=1e-4",
+]  # K-Planes' D-NeRF regulariser weights, roughly
+LARGE = ["dnerf.canonical=learned", "dnerf.occupancy_times=4"]
 
 CONFIGS: dict[str, dict] = {
     "static": {"plugins": ["voxel"], "set": []},
@@ -36,20 +51,41 @@ CONFIGS: dict[str, dict] = {
     "planes-ngp": {"plugins": ["dnerf", "ngp"],
                    "set": [*DYNAMIC, *NGP, "dnerf.deformation=planes"]},
     "spline-ngp": {"plugins": ["dnerf", "ngp"], "set": [*DYNAMIC, *NGP, *SPLINE]},
+    "kplanes": {"plugins": ["dnerf"], "set": [*DYNAMIC, *KPLANES]},
+    "planes-large": {"plugins": ["dnerf", "voxel"],
+                     "set": [*DYNAMIC, "dnerf.deformation=planes", *LARGE,
+                             "dnerf.anneal_steps=500", "dnerf.time_resolution=48"]},
+    "mlp-large": {"plugins": ["dnerf", "voxel"],
+                  "set": [*DYNAMIC, "dnerf.deformation=mlp", *LARGE,
+                          "dnerf.anneal_steps=1000"]},
 }  # fmt: skip
+DEFAULT_CONFIGS = ["planes", "mlp", "spline", "kplanes", "planes-large", "mlp-large"]
 BASELINE = "static"
+
+
+def motion_scene(out: Path, size: int) -> Path:
+    """The generated large-motion scene at ``size`` px, written once under ``out``."""
+    from atlas_plugin_dnerf.motion_scene import write_motion_scene
+
+    path = out / f"scene-dnerf_motion-{size}px-seed{MOTION_SEED}"
+    if not (path / "transforms_test.json").is_file():
+        write_motion_scene(path, size=size, seed=MOTION_SEED)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the grid and write ``results.json`` and ``results.md``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DNERF_LEGO)
+    parser.add_argument("--data", type=Path, default=DNERF_LEGO, help="the lego scene")
+    parser.add_argument("--scenes", nargs="+", default=["lego", "motion"],
+                        choices=["lego", "motion"])  # fmt: skip
+    parser.add_argument("--motion-size", type=int, default=200, help="px of the motion scene")
     parser.add_argument("--budgets", type=float, nargs="+", default=[300, 1200])
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, choices=list(CONFIGS))
     parser.add_argument("--views", type=int, default=20, help="test views (evenly spaced)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench-dnerf")
     args = parser.parse_args(argv)
-    if not args.data.is_dir():
+    if "lego" in args.scenes and not args.data.is_dir():
         parser.error(f"{args.data}: no such scene folder")
     blender.CONFIGS.update(CONFIGS)  # run_one looks configurations up there
     available = blender.installed_plugins()
@@ -61,18 +97,31 @@ def main(argv: list[str] | None = None) -> int:
         configs.insert(0, BASELINE)
     folder = args.out / time.strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True)
+    scenes = {"lego": args.data}
+    if "motion" in args.scenes:
+        scenes["motion"] = motion_scene(args.out, args.motion_size)
     rows = []
-    for budget in args.budgets:
-        for name in configs:
-            if name == BASELINE and budget != min(args.budgets) and BASELINE not in args.configs:
-                continue  # the added baseline runs at the shortest budget only
-            out = folder / f"{name}-{budget:.0f}"
-            row = blender.run_one(name, budget, args.data, args.views, out)
-            rows.append(row)
-            print(blender.markdown([row]).splitlines()[-1], flush=True)
+    for scene in args.scenes:
+        for budget in args.budgets:
+            for name in configs:
+                if (
+                    name == BASELINE
+                    and budget != min(args.budgets)
+                    and BASELINE not in args.configs
+                ):
+                    continue  # the added baseline runs at the shortest budget only
+                out = folder / f"{scene}-{name}-{budget:.0f}"
+                row = {
+                    "scene": scene,
+                    **blender.run_one(name, budget, scenes[scene], args.views, out),
+                }
+                rows.append(row)
+                print(f"{scene}: {blender.markdown([row]).splitlines()[-1]}", flush=True)
     (folder / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (folder / "results.md").write_text(blender.markdown(rows))
-    print(f"\n{blender.markdown(rows)}\nwritten to {folder}")
+    tables = "\n".join(f"## {scene}\n\n{blender.markdown([r for r in rows if r['scene'] == scene])}"
+                       for scene in args.scenes)  # fmt: skip
+    (folder / "results.md").write_text(tables)
+    print(f"\n{tables}\nwritten to {folder}")
     return 0
 
 

@@ -40,9 +40,16 @@ COARSE = 4
 
 
 class OccupancyGrid(torch.nn.Module):
-    """A cubic grid of cell opacities over an axis-aligned box, with its binary mask."""
+    """A cubic grid of cell opacities over an axis-aligned box, with its binary mask.
 
-    def __init__(self, bounds: tuple[float, ...], resolution: int):
+    ``contracted``: the box is Mip-NeRF 360's ``[-2, 2]^3``. Cells outside the radius-2
+    ball hold no point of space and are never occupied; a cell's opacity is that of the
+    world step a march takes there (``dt/ds = (t/T)^2`` past ``T``, ``t`` taken as the
+    cell's uncontracted radius), while the mean that relaxes the threshold uses the plain
+    ``s``-step opacity, so far cells cannot lift it above every near cell.
+    """
+
+    def __init__(self, bounds: tuple[float, ...], resolution: int, contracted: bool = False):
         super().__init__()
         self.resolution = resolution
         self.register_buffer("low", torch.tensor(bounds[:3], dtype=torch.float32))
@@ -50,6 +57,15 @@ class OccupancyGrid(torch.nn.Module):
         cells = resolution**3
         self.register_buffer("opacity", torch.zeros(cells))
         self.register_buffer("mask", torch.ones(cells, dtype=torch.bool))
+        scale, valid = torch.ones(cells), torch.ones(cells, dtype=torch.bool)
+        if contracted:
+            centres = self.cell_centres(torch.arange(cells), jitter=False)
+            valid = centres.norm(dim=-1) < 2.0
+            radius = uncontract(centres).norm(dim=-1)
+            scale = (radius / LINEAR_REACH).clamp(1.0, 1e4).square()
+        self.register_buffer("step_scale", scale, persistent=False)
+        self.register_buffer("valid", valid, persistent=False)
+        self.mask &= valid
         self.refresh_derived()
 
     def refresh_derived(self) -> None:
@@ -128,12 +144,14 @@ class OccupancyGrid(torch.nn.Module):
         for start in range(0, index.numel(), chunk):
             part = index[start : start + chunk]
             density = density_fn(self.cell_centres(part, jitter=True)).view(-1)
-            fresh[start : start + chunk] = density * step_size
+            fresh[start : start + chunk] = density * step_size * self.step_scale[part]
         decayed = self.opacity[index] * decay
         self.opacity[index] = torch.maximum(decayed, fresh)
-        self.mask = self.opacity > min(float(self.opacity.mean()), threshold)
+        mean = float((self.opacity / self.step_scale)[self.valid].mean())
+        cut = min(mean, threshold) * (1.0 - 1e-5)  # a uniform field (ties) is kept whole
+        self.mask = (self.opacity >= cut) & self.valid
         if not self.mask.any():  # a uniform field: keep marching everywhere, never stall
-            self.mask.fill_(True)
+            self.mask = self.valid.clone()
         self.refresh_derived()
 
 
@@ -175,10 +193,9 @@ class OccupancySampler(Sampler):
                 f"field '{context.config.field.name}' ({type(field).__name__}) has no "
                 "density() method, which the occupancy grid needs; use another sampler"
             )
-        self.grid = OccupancyGrid(context.scene.bounds, resolution)
-        cell = float(self.grid.cell_size.norm())
         space = getattr(context.scene, "space", "box")
-        self.contracted = space == "contract"
+        self.grid = OccupancyGrid(context.scene.bounds, resolution, space == "contract")
+        cell = float(self.grid.cell_size.norm())
         if space == "ndc":
             cell /= 2.0  # an NDC ray crosses z in [-1, 1] while t runs 0..1
         declared = first_with(field, HasSampleStep)  # the field's, or a wrapped field's
@@ -197,27 +214,14 @@ class OccupancySampler(Sampler):
             return
         was_training = field.training
         field.eval()
-        density = self.contracted_density(field) if self.contracted else field.density
         self.grid.update(
-            density,
+            field.density,
             self.step_size,
             self.decay,
             self.threshold,
             all_cells=step < self.warmup_steps,
         )
         field.train(was_training)
-
-    def contracted_density(self, field: torch.nn.Module) -> Callable[[Tensor], Tensor]:
-        """Density scaled by how much longer than ``s``-steps a march's world steps are
-        at contracted positions (``dt/ds = (t / T)^2`` past ``T``, with ``t`` about the
-        point's uncontracted radius), so far cells are judged by the opacity of a step."""
-
-        def density(positions: Tensor) -> Tensor:
-            radius = uncontract(positions).norm(dim=-1, keepdim=True)
-            scale = (radius / LINEAR_REACH).clamp(min=1.0, max=1e4).square()
-            return field.density(positions) * scale
-
-        return density
 
     def march(self, rays: RayBundle) -> tuple[Tensor, Tensor]:
         """Interval starts (ray index [M], s [M]) in occupied cells, ordered by ray; ``s``

@@ -55,9 +55,9 @@ def trainer_for(atlas_pm, data: Path, out: Path, **sets: object) -> Trainer:  # 
 
 @pytest.mark.slow
 def test_ndc_hash_grid_spans_the_ndc_box_and_learns(atlas_pm, tmp_path: Path) -> None:  # noqa: ANN001
-    """Forward-facing data picks NDC; the hash grid spans the NDC box; 60 steps learn."""
+    """Forward-facing data picks NDC; the hash grid spans the NDC box; 100 steps learn."""
     data = write_forward_facing(tmp_path / "ff")
-    trainer = trainer_for(atlas_pm, data, tmp_path / "run", train__max_steps=60)
+    trainer = trainer_for(atlas_pm, data, tmp_path / "run", train__max_steps=100)
     scene, field = trainer.scene, trainer.pipeline.field
     assert scene.space == "ndc"
     assert torch.allclose(field.box_low, torch.tensor(scene.bounds[:3]))

@@ -40,3 +40,15 @@ class TestVolSDFGridFieldContract(FieldContract):
     options = GRID
     settings = {"sampler": "stratified", "sampler.samples": 8}
     required = ("density", "rgb", "sdf", "normals", "sdf_gradients")
+
+
+HASH = {"levels": 3, "log2_table": 8, "base_resolution": 4, "finest_resolution": 16, "width": 8,
+        "geometry_features": 4, "color_width": 8}  # fmt: skip
+
+
+class TestVolSDFHashFieldContract(FieldContract):
+    name = "volsdf_hash"
+    plugins = ("volsdf", "ngp")
+    options = HASH
+    settings = {"sampler": "stratified", "sampler.samples": 8}
+    required = ("density", "rgb", "sdf", "normals", "sdf_gradients")

@@ -32,6 +32,7 @@ __all__ = [
 EIKONAL_WEIGHT = 0.1  # VolSDF, appendix (lambda = 0.1)
 SDF_FIELDS = ("volsdf", "volsdf_grid", "volsdf_hash")
 FAST_FIELDS = ("volsdf_grid", "volsdf_hash")  # occupancy sampling, random background
+SURFACE_RENDERING = {"relight"}  # plugins that choose their own sampler and renderer
 SCALED_FIELDS = (VolSDFField, SDFGridField, HashSDFField)  # they report beta
 GRID_SAMPLER_OPTIONS = {"weight_threshold": 1e-4}  # DVGO's fast_color_thres
 GRID_TARGET_SAMPLES = 1 << 16  # samples per step; the ray batch follows (Instant-NGP)
@@ -83,7 +84,10 @@ def atlas_configure(config: RunConfig) -> None:
         config.field.name = "volsdf"
     if config.field.name in SDF_FIELDS:
         config.losses.setdefault("eikonal", EIKONAL_WEIGHT)
-    if config.field.name in FAST_FIELDS:
+    surfaces = bool(SURFACE_RENDERING & set(config.plugins))
+    if config.field.name == "volsdf_grid" and surfaces:  # a surface renderer needs the SDF
+        config.field.options.setdefault("init", "sphere")  # from the start (no density warm-up)
+    if config.field.name in FAST_FIELDS and not surfaces:
         prefer_occupancy(config, GRID_TARGET_SAMPLES)
         if config.sampler.name == "occupancy":
             for key, value in GRID_SAMPLER_OPTIONS.items():

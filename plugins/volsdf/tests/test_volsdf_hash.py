@@ -24,7 +24,8 @@ def context(atlas_pm, plugins: tuple[str, ...] = ("volsdf", "ngp")) -> SimpleNam
 
 
 def make(atlas_pm, **options: object) -> HashSDFField:  # noqa: ANN001
-    """A small hash SDF field over [-1, 1]^3."""
+    """A small hash SDF field over [-1, 1]^3 (seeded: SAL's start is random)."""
+    torch.manual_seed(0)
     return HashSDFField(context(atlas_pm), **{**SMALL, **options})
 
 
@@ -39,7 +40,7 @@ def test_without_the_ngp_plugin_the_field_says_how_to_enable_it(atlas_pm) -> Non
 
 
 def test_starts_as_the_sphere_with_unit_numerical_gradients(atlas_pm) -> None:  # noqa: ANN001
-    field = make(atlas_pm, radius=0.5)
+    field = make(atlas_pm, radius=0.5, width=64)
     x = points(400)
     x = x[x.norm(dim=-1) > 0.2]
     with torch.no_grad():
@@ -129,3 +130,16 @@ def test_fits_the_generated_dtu_scan(tmp_path: Path) -> None:
         assert (field.sdf(inside) < 0).all() and (field.sdf(outside) > 0).all()
     norms = field.sdf_gradient(points(256, 0.7)).norm(dim=-1)
     assert abs(float(norms.detach().mean()) - 1.0) < 0.15
+
+
+@pytest.mark.parametrize("field", ["volsdf_hash", "volsdf_grid"])
+def test_relight_renders_the_fast_sdf_fields(atlas_pm, field: str) -> None:  # noqa: ANN001
+    """With relight enabled the fast fields leave sampler and renderer to it (no clash)."""
+    config = RunConfig()
+    config.set("field", field)
+    config.plugins = ["volsdf", "relight", "ngp"]
+    configure(config, atlas_pm(enable=("volsdf", "relight", "ngp")))
+    assert (config.sampler.name, config.renderer.name) == ("surface", "relight")
+    assert "background" not in config.renderer.options and "eikonal" in config.losses
+    if field == "volsdf_grid":  # the surface renderer needs an SDF from the first step
+        assert config.field.options["init"] == "sphere"

@@ -21,6 +21,8 @@ from atlas_plugin_ngp.spherical_harmonics import SphericalHarmonics
 if TYPE_CHECKING:
     from atlas_core.api import BuildContext
 
+CONTRACTED_LOG2_TABLE = 19  # unbounded scenes: the whole world shares the table
+LOG2_TABLE = 17
 GEOMETRY_FEATURES = 15  # density MLP outputs 1 + 15 values (paper, sec. 5.4)
 DENSITY_SHIFT = -1.0  # initial density e^-1, as in nerfstudio; -3 trained worse on lego
 
@@ -34,7 +36,9 @@ class NGPField(Field):
     the colour MLP's ``precision``: ``bfloat16`` computes it in bf16 (the paper's MLPs
     run in half precision), twice as fast on CPUs with native bf16 (AVX512-BF16, AMX).
     ``kernel`` chooses the hash encoding's implementation (``auto``, ``cpp``, ``torch``;
-    see ``HashEncoding``).
+    see ``HashEncoding``). ``log2_table`` unset is 17, or 19 in a contracted (unbounded
+    360) scene, whose grid holds the whole world out to infinity (Instant-NGP uses 2^19
+    for large scenes; on beer, 170 s: 21.3 dB with 2^19 against 20.5 dB with 2^17).
     The density MLP stays in float32: exp() amplifies rounding, and occupancy grids
     compare densities that start out nearly equal.
     """
@@ -44,7 +48,7 @@ class NGPField(Field):
         context: BuildContext,
         levels: int = 16,
         features: int = 2,
-        log2_table: int = 17,
+        log2_table: int | None = None,
         base_resolution: int = 16,
         finest_resolution: int = 1024,
         hidden: int = 64,
@@ -54,6 +58,9 @@ class NGPField(Field):
         super().__init__()
         if hidden < 1:
             raise ValueError("hidden must be >= 1")
+        if log2_table is None:
+            contracted = getattr(context.scene, "space", "box") == "contract"
+            log2_table = CONTRACTED_LOG2_TABLE if contracted else LOG2_TABLE
         self.encoding = HashEncoding(
             3, levels, features, log2_table, base_resolution, finest_resolution, kernel
         )

@@ -76,6 +76,7 @@ def test_contracted_hash_grid_and_samples(atlas_pm, atlas_scene: Path, tmp_path:
     field, sampler = trainer.pipeline.field, trainer.pipeline.sampler
     assert trainer.scene.space == "contract"
     assert field.box_low.tolist() == [-2.0] * 3 and field.box_size.tolist() == [4.0] * 3
+    assert field.encoding.table_size == 1 << 14  # SMALL sets log2_table
     assert sampler.grid.high.tolist() == [2.0] * 3
     rays = image_rays(trainer.train_views, 0, trainer.scene)[::7]
     samples, _ = sampler(rays, field)
@@ -85,3 +86,22 @@ def test_contracted_hash_grid_and_samples(atlas_pm, atlas_scene: Path, tmp_path:
     trainer.fit()
     after = trainer.evaluate(write_images=False)["psnr"]
     assert after > before + 3.0, (before, after)
+
+
+def test_contracted_scenes_default_to_a_larger_table(
+    atlas_pm, atlas_scene: Path, tmp_path: Path
+) -> None:  # noqa: ANN001, E501
+    """log2_table unset: 2^19 rows in a contracted scene, 2^17 in a box scene."""
+    from atlas_plugin_ngp.field import CONTRACTED_LOG2_TABLE, LOG2_TABLE
+
+    def table(**sets: object) -> int:
+        config = RunConfig()
+        config.data.path = str(atlas_scene)
+        for key, value in {"eval.video_frames": 0, **sets}.items():
+            config.set(key.replace("__", "."), value)
+        trainer = Trainer(config, atlas_pm(enable=("ngp",)), tmp_path / str(len(sets)))
+        return trainer.pipeline.field.encoding.table_size
+
+    assert table(data__contract=True) == 1 << CONTRACTED_LOG2_TABLE == 1 << 19
+    assert table() == 1 << LOG2_TABLE == 1 << 17
+    assert table(data__contract=True, field__log2_table=15) == 1 << 15

@@ -24,7 +24,13 @@ def resolve_device(name: str) -> torch.device:
         raise AtlasError("--device cuda: no CUDA device is available (use auto or cpu)")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cpu" and torch.get_num_threads() == 1:
+        # oneDNN's convolution backward corrupts the heap on one thread in the torch 2.13
+        # CPU wheel (pixelNeRF's encoder under OMP_NUM_THREADS=1 aborted with "double
+        # free"); torch's own convolution is used instead.
+        torch.backends.mkldnn.enabled = False
+    return device
 
 
 def load_scene(config: RunConfig, plugins: AtlasPlugins) -> SceneData:

@@ -172,3 +172,24 @@ def test_occupancy_sampling_is_refused(objects_data, tmp_path, capsys) -> None: 
     args = run_args(objects_data, tmp_path / "run", "--set", "sampler=occupancy", samples=False)
     assert run_cli(args) == 2
     assert "has no density() method" in capsys.readouterr().err
+
+
+def test_one_thread_run_does_not_crash(objects_data: Path, tmp_path: Path) -> None:
+    """Under OMP_NUM_THREADS=1 the encoder's convolution backward must not abort (oneDNN's
+    corrupted the heap there; the core turns it off on one CPU thread)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    code = "import sys; from atlas_core.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled")
+    done = subprocess.run(
+        [sys.executable, "-c", code, *run_args(objects_data, out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert (out / "metrics.json").is_file()

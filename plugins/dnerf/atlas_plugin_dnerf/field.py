@@ -35,6 +35,8 @@ def moved_samples(samples: RaySamples, offsets: Tensor) -> RaySamples:
         radii=rays.radii[index],
         camera_indices=rays.camera_indices[index],
         times=None if rays.times is None else rays.times[index],
+        viewdirs=None if rays.viewdirs is None else rays.viewdirs[index],
+        contracted=rays.contracted,
     )
     arange = torch.arange(index.shape[0], device=index.device)
     return RaySamples(per_sample, samples.t_starts, samples.t_ends, arange)

@@ -139,3 +139,24 @@ def test_kplanes_fits_a_moving_scene_better_than_a_static_field(tmp_path) -> Non
         run.scene.splits["test"] = run.scene.splits["train"]  # how well it fits them
         scores[name] = run.evaluate(write_images=False)["psnr"]
     assert scores["dynamic"] > scores["static"] + 1.0, scores
+
+
+def test_moved_samples_keep_the_ray_space() -> None:
+    """Displaced samples of NDC or contracted rays stay in that space: world view
+    directions for shading and contraction of the positions are kept."""
+    from atlas_plugin_dnerf.field import moved_samples
+
+    from atlas_core.api import RayBundle, RaySamples
+
+    count = 4
+    ones = torch.ones(count, 1)
+    rays = RayBundle(
+        torch.zeros(count, 3), torch.tensor([[0.0, 0.0, 1.0]]).expand(count, 3), ones * 0,
+        ones * 10, ones * 1e-3, torch.zeros(count, dtype=torch.long),
+        viewdirs=torch.tensor([[1.0, 0.0, 0.0]]).expand(count, 3), contracted=True,
+    )  # fmt: skip
+    samples = RaySamples(rays, ones * 3.0, ones * 3.0, torch.arange(count))
+    moved = moved_samples(samples, torch.zeros(count, 3))
+    assert torch.allclose(moved.positions, samples.positions)
+    assert moved.positions.norm(dim=-1).max() < 2.0  # contracted, as before the move
+    assert torch.equal(moved.rays.viewdirs, rays.viewdirs)

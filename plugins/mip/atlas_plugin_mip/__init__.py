@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from torch import nn
 
-from atlas_core.api import Register, RunConfig, hookimpl, require_encoding
+from atlas_core.api import ConfigError, Register, Run, RunConfig, hookimpl, require_encoding
 from atlas_plugin_mip.encoding import IntegratedPositionalEncoding, ipe_encoding
 from atlas_plugin_mip.options import MipOptions
 from atlas_plugin_mip.sampler import MipSampler
 
 __all__ = ["IntegratedPositionalEncoding", "MipOptions", "MipSampler"]
+
+
+WORLD_RAYS = ("data.ndc", "data.contract")
 
 
 @hookimpl
@@ -49,6 +52,22 @@ def atlas_configure(config: RunConfig) -> None:
     config.sampler.name = "mip"
     if "train.coarse_weight" not in config.explicit:
         config.train.coarse_weight = COARSE_WEIGHT
+    for key in WORLD_RAYS:  # frustums are integrated along world rays
+        if key not in config.explicit:
+            setattr(config.data, key.split(".")[1], False)
+
+
+@hookimpl
+def atlas_train_start(run: Run) -> None:
+    """Refuse NDC or contracted rays, where the frustums' Gaussians would be wrong."""
+    space = getattr(run.scene, "space", "box")
+    if space != "box":
+        raise ConfigError(
+            f"plugin 'mip': the rays are in {space} space (data.ndc / data.contract), where "
+            "world frustums do not apply (Mip-NeRF's NDC radii and Mip-NeRF 360's "
+            "contracted Gaussians are not implemented); set data.ndc=false and "
+            "data.contract=false (the defaults with mip)"
+        )
 
 
 @hookimpl

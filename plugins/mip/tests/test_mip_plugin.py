@@ -140,3 +140,18 @@ def test_training_raises_psnr(atlas_pm, atlas_scene: Path, tmp_path: Path) -> No
     trainer.fit()
     after = trainer.evaluate(write_images=False)["psnr"]
     assert after > before + 5.0, (before, after)
+
+
+def test_rays_stay_in_world_space(atlas_pm, atlas_scene: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """mip keeps world rays (data.ndc/contract false) unless set; set, the run stops."""
+    loaded = atlas_pm(enable=("mip",))
+    config = RunConfig(plugins=["mip"])
+    configure(config, loaded)
+    assert config.data.ndc is False and config.data.contract is False
+    chosen = RunConfig(plugins=["mip"])
+    chosen.set("data.contract", True)
+    configure(chosen, loaded)
+    assert chosen.data.contract is True  # the user's choice is kept ...
+    args = ["run", "--data", str(atlas_scene), "--out", str(tmp_path / "r"), "--plugins", "mip"]
+    assert run_cli([*args, "--set", "data.contract=true", *QUICK]) == 2  # ... and refused
+    assert "plugin 'mip'" in capsys.readouterr().err

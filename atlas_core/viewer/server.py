@@ -179,7 +179,12 @@ class Viewer:
             self.frustums.append(frustum)
         bounds = self.trainer.scene.bounds
         centre = np.array([(bounds[i] + bounds[i + 3]) / 2 for i in range(3)])
-        self.server.initial_camera.position = tuple(start_position(eyes.numpy(), centre).tolist())
+        start = start_position(eyes.numpy(), centre)
+        if getattr(self.trainer.scene, "space", "box") == "ndc":  # the box is in NDC: look
+            forward = -views.c2w[:, :3, 2].double().mean(0)  # the way the cameras look
+            start = eyes.mean(0).numpy()
+            centre = start + (forward / forward.norm().clamp_min(1e-9)).numpy()
+        self.server.initial_camera.position = tuple(start.tolist())
         self.server.initial_camera.look_at = tuple(centre.tolist())
         self.server.initial_camera.up = tuple(float(v) for v in up)
         self.server.initial_camera.fov = fov

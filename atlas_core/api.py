@@ -27,7 +27,8 @@ Building blocks
     (``CROP_KEY``, ``BLOCK_KEY``, ``crop_shape``, ``decimate``, ``undo_blocks``), images
     (``read_rgba``, ``downscale_rgba``, ``to_uint8``), evaluation (``eval_indices``,
     ``protocol_background``), meshes (``read_ply``, ``connected_components``), and two
-    namespaces: ``grid`` (dense voxel grids) and ``synth`` (procedural scenes).
+    namespaces: ``grid`` (dense voxel grids), ``synth`` (procedural scenes) and
+    ``realistic`` (textured, glossy objects on a plate under point lights).
 The blender reader
     ``load_blender``, ``load_split``, ``read_json``, ``read_images``, ``parse_pose``,
     ``parse_fov``, ``parse_frames``, ``image_file``, ``short``, ``SPLITS``.
@@ -56,7 +57,7 @@ from atlas_core.capabilities import (
 )
 from atlas_core.commands.export import connected_components, read_ply
 from atlas_core.config import RunConfig, Slot
-from atlas_core.data import synth
+from atlas_core.data import realistic, synth
 from atlas_core.data.blender import (
     SPLITS,
     image_file,
@@ -182,6 +183,7 @@ __all__ = [
     "segment_sum",
     "short",
     "stratified_edges",
+    "realistic",
     "synth",
     "tag_parameter",
     "to_uint8",

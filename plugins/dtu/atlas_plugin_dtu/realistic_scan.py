@@ -1,4 +1,4 @@
-"""The realistic generated DTU-layout scan: :mod:`atlas_plugin_dtu.realistic` on the DTU arc.
+"""The realistic generated DTU-layout scan: :mod:`atlas_core.data.realistic` on the DTU arc.
 
 ``atlas data synth OUT --kind dtu --size 128`` (or more) writes it: images ``size`` wide
 and 3/4 as high (DTU's 4:3), 32 cameras on a 160-degree front arc at 15-50 degrees of
@@ -19,7 +19,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from atlas_plugin_dtu import realistic
+from atlas_core.api import realistic
 from atlas_plugin_dtu.projection import Camera
 from atlas_plugin_dtu.synth import LAYOUT, make_cameras, scale_matrix, world_matrix
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from atlas_plugin_dtu import load_dtu, realistic, realistic_scan
+from atlas_plugin_dtu import load_dtu, realistic_scan
 
+from atlas_core.api import realistic
 from atlas_core.testing import run_cli
 
 

@@ -1,4 +1,4 @@
-"""The realistic generated point-light scene: :mod:`atlas_plugin_relight.realistic` under
+"""The realistic generated point-light scene: :mod:`atlas_core.data.realistic` under
 moving and collocated point lights, in the ``nerv_point`` layout.
 
 ``atlas data synth OUT --kind nerv_point --size 128`` (or more) writes it: training views
@@ -21,8 +21,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from atlas_core.api import focal_from_fov, pixel_rays, synth
-from atlas_plugin_relight import realistic
+from atlas_core.api import focal_from_fov, pixel_rays, realistic, synth
 
 __all__ = ["INTENSITY", "VIEWS", "render_point", "write_realistic_point"]
 

@@ -121,7 +121,7 @@ def test_fits_the_generated_dtu_scan(tmp_path: Path) -> None:
             str(out)]  # fmt: skip
     assert run_cli([*args, *(a for o in options for a in ("--set", o))]) == 0
     assert load_toml(out / "config.toml").field.name == "volsdf_hash"
-    from atlas_core.engine.trainer import load_trained
+    from atlas_core.testing import load_trained
 
     field = load_trained(out, "cpu").pipeline.field
     inside = torch.tensor([[0.0, 0.0, 0.0], [0.52, -0.37, -0.22]])  # centre sphere, box

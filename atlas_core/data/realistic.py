@@ -1,8 +1,8 @@
 """A realistic generated scene: textured and glossy objects on a ground plate, point lights.
 
-The same module ships in the ``dtu`` and ``relight`` plugins (plugins import only the
-core's API, not each other; the two copies are identical). Shapes are the core's analytic
-ones (``atlas_core.api.synth``: spheres, yawed boxes, capped cylinders) in a frame where
+Shared by the ``dtu`` and ``relight`` plugins' generators
+(``atlas_core.api.realistic``). Shapes are the core's analytic ones
+(``atlas_core.data.synth``: spheres, yawed boxes, capped cylinders) in a frame where
 everything lies inside the unit ball, z up: a plate (seen only from above by cameras at
 positive elevations), a sphere with a marble-like texture, a glossy sphere, a box with a
 fine grid texture and a thin pole with a ball on top (thin parts and edges). Albedo is
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from atlas_core.api import synth
+from atlas_core.data import synth
 
 __all__ = [
     "OBJECTS",

@@ -15,6 +15,7 @@ from atlas_core.api import (
     ConfigError,
     PluginError,
     Register,
+    ViewerHandle,
     hookimpl,
     plugin_options,
     prefer_occupancy,
@@ -29,16 +30,16 @@ from atlas_plugin_dnerf.losses import (
     RigidityLoss,
     SplineLengthLoss,
 )
-from atlas_plugin_dnerf.maps import write_maps
+from atlas_plugin_dnerf.maps import flow_image, render_motion, write_maps
 from atlas_plugin_dnerf.motion_scene import write_motion_scene
 from atlas_plugin_dnerf.options import DNeRFOptions
 from atlas_plugin_dnerf.plane_losses import PlaneTVLoss, StaticTimeLoss, TimeSmoothnessLoss
 from atlas_plugin_dnerf.synth import generate
 
 if TYPE_CHECKING:
-    from torch import nn
+    from torch import Tensor, nn
 
-    from atlas_core.api import Run, RunConfig
+    from atlas_core.api import RayBundle, Run, RunConfig
 
 __all__ = ["DNeRFOptions", "DeformedField", "KPlanesField", "load_dnerf"]
 __version__ = "1.0.0"
@@ -170,3 +171,24 @@ def atlas_train_end(run: Run, metrics: dict[str, Any]) -> None:
         config = run.config
         write_maps(run.pipeline, run.scene, run.device, config.eval.views, count,
                    config.eval.chunk, run.out / "test")  # fmt: skip
+
+
+FLOW_SCALE = 0.1  # a displacement of this fraction of the scene box's size is full colour
+
+
+@hookimpl
+def atlas_viewer_setup(viewer: ViewerHandle, run: Run) -> None:
+    """A ``flow`` output in the live viewer: the learned displacement at the time slider's
+    time, composited like colour (deformed fields; K-Planes has no motion field)."""
+    if options(run.config).deformation == "none":
+        return
+    bounds = run.scene.bounds
+    scale = FLOW_SCALE * max(bounds[i + 3] - bounds[i] for i in range(3))
+
+    def flow(rays: RayBundle, outputs: dict[str, Tensor]) -> Tensor:
+        moved = render_motion(run.pipeline, rays, len(rays)).get("flow")
+        if moved is None:
+            return outputs["rgb"].new_full((len(rays), 3), 0.5)
+        return flow_image(moved, scale)
+
+    viewer.add_output("flow", flow)

@@ -251,3 +251,29 @@ class Smooth(torch.nn.Module):
 def test_position_gradient_probe() -> None:
     assert passes_position_gradient(Smooth())
     assert not passes_position_gradient(Frozen())
+
+
+def test_viewer_gets_a_flow_output(dynamic_scene, tmp_path) -> None:  # noqa: ANN001
+    """``atlas_viewer_setup`` adds ``flow``: per-ray colours of the learned motion at the
+    rays' time, grey where nothing moves; K-Planes (no deformation) adds none."""
+    import atlas_plugin_dnerf
+
+    from atlas_core.api import ViewerHandle, image_rays
+    from atlas_core.testing import load_trained
+
+    out = tmp_path / "run"
+    assert run(dynamic_scene, out, "--set", "dnerf.deformation=mlp", *SAMPLES) == 0
+    trainer = load_trained(out, "cpu")
+    outputs: dict = {}
+    atlas_plugin_dnerf.atlas_viewer_setup(viewer=ViewerHandle(outputs), run=trainer.run)
+    assert list(outputs) == ["flow"]
+    views = trainer.scene.split("test")
+    rays = image_rays(views, 0, trainer.scene)
+    rays.times = torch.ones(len(rays), 1)  # the time slider at the end (t = 0 is canonical)
+    trainer.pipeline.eval()
+    with torch.no_grad():
+        rendered = trainer.pipeline.render(rays, 4096)
+        colours = outputs["flow"](rays, rendered)
+    assert colours.shape == (len(rays), 3)
+    assert 0 <= float(colours.min()) and float(colours.max()) <= 1
+    assert float((colours - 0.5).abs().max()) > 1e-4  # the learned motion shows

@@ -55,8 +55,8 @@ def atlas_configure(config: RunConfig) -> None:
     for other in PER_STEP_VIEWS:
         if other in config.plugins:
             raise PluginError(
-                f"plugins '{NAME}' and '{other}' clash: '{other}' draws each step's views "
-                "from many scenes, so camera indices name no photo of one scene for "
+                f"plugins '{NAME}' and '{other}' clash: '{other}' (its data kind) draws each "
+                "step's views from many scenes, so camera indices name no photo of one scene for "
                 "per-image pose corrections; run without one of them"
             )
     if chosen.l2 > 0 and LOSS not in config.losses:

@@ -8,7 +8,6 @@ import json
 import math
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
@@ -26,7 +25,7 @@ from atlas_core.errors import ConfigError
 from atlas_core.nerf.cameras import look_at
 from atlas_core.nerf.contraction import CONTRACTED_BOUNDS
 from atlas_core.plugins import load
-from atlas_core.testing import requires_plugins
+from atlas_core.testing import forward_facing_scene, requires_plugins
 
 W, H, FOCAL = 16, 12, 14.0
 
@@ -184,24 +183,6 @@ def test_stratified_bins_of_contracted_rays_are_even_in_s() -> None:
     )
 
 
-def write_forward_facing(root: Path, count: int = 9, width: int = 24, height: int = 18) -> Path:
-    """An LLFF folder: a 3x3 grid of cameras looking down -Z at a colour pattern on z = -3."""
-    focal, rows = 20.0, []
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        eye = np.array([0.15 * (i % 3) - 0.15, 0.15 * (i // 3 % 3) - 0.15, 0.0])
-        drb = np.stack([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], eye], axis=1)
-        hwf = np.array([[height], [width], [focal]])
-        rows.append(np.concatenate([np.concatenate([drb, hwf], 1).ravel(), [2.0, 4.0]]))
-        cols, lines = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
-        x = eye[0] + (cols - width / 2) / focal * 3.0  # where each pixel's ray meets z = -3
-        y = eye[1] - (lines - height / 2) / focal * 3.0
-        image = np.stack([(np.sin(2 * x) + 1) / 2, (np.cos(2 * y) + 1) / 2, 0.5 + 0 * x], -1)
-        iio.imwrite(root / "images" / f"img{i:02d}.png", (image * 255).astype(np.uint8))
-    np.save(root / "poses_bounds.npy", np.array(rows))
-    return root
-
-
 def config_for(path: Path, **sets: object) -> RunConfig:
     """A run config on ``path`` with ``--set`` style overrides."""
     config = RunConfig()
@@ -214,7 +195,7 @@ def config_for(path: Path, **sets: object) -> RunConfig:
 def test_config_options_reach_the_scene(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """data.ndc=false keeps the box on a forward-facing capture; data.contract=true
     contracts it; auto picks NDC and says why; the run records its choice."""
-    data = write_forward_facing(tmp_path / "ff")
+    data = forward_facing_scene(tmp_path / "ff")
     plugins = load()
     config = config_for(data)
     scene = load_scene(config, plugins)
@@ -235,7 +216,7 @@ def test_ndc_training_smoke(tmp_path: Path) -> None:
     evaluation above chance and a video along the forward-facing path."""
     from atlas_core.testing.fixtures import quick_trainer
 
-    data = write_forward_facing(tmp_path / "ff")
+    data = forward_facing_scene(tmp_path / "ff")
     trainer = quick_trainer(
         data,
         tmp_path / "run",
@@ -261,7 +242,7 @@ def test_mpi_keeps_world_rays_unless_asked(tmp_path: Path) -> None:
     data; an explicit data.ndc=true still wins."""
     from atlas_core.build import configure
 
-    data = write_forward_facing(tmp_path / "ff")
+    data = forward_facing_scene(tmp_path / "ff")
     plugins = load(["mpi"])
     config = config_for(data, plugins=["mpi"])
     configure(config, plugins)

@@ -26,6 +26,7 @@ from atlas_core.testing.contracts import (
     WrapperContract,
 )
 from atlas_core.testing.fixtures import QUICK_SETTINGS, quick_trainer, requires_plugins
+from atlas_core.testing.scenes import forward_facing_scene
 from atlas_core.testing.surface import import_violations
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "configure",
     "contract_scene",
     "export_mesh",
+    "forward_facing_scene",
     "import_violations",
     "load_plugins",
     "load_toml",

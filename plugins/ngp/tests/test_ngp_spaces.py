@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import imageio.v3 as iio
-import numpy as np
 import pytest
 import torch
 
 from atlas_core.api import RunConfig, image_rays
-from atlas_core.testing import Trainer
+from atlas_core.testing import Trainer, forward_facing_scene
 
 SMALL = {
     "field.levels": 8,
@@ -26,24 +24,6 @@ SMALL = {
 }
 
 
-def write_forward_facing(root: Path, count: int = 9, width: int = 24, height: int = 18) -> Path:
-    """An LLFF folder: a 3x3 grid of cameras looking down -Z at a colour pattern on z = -3."""
-    focal, rows = 20.0, []
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        eye = np.array([0.15 * (i % 3) - 0.15, 0.15 * (i // 3 % 3) - 0.15, 0.0])
-        drb = np.stack([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], eye], axis=1)
-        hwf = np.array([[height], [width], [focal]])
-        rows.append(np.concatenate([np.concatenate([drb, hwf], 1).ravel(), [2.0, 4.0]]))
-        cols, lines = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
-        x = eye[0] + (cols - width / 2) / focal * 3.0  # where each pixel's ray meets z = -3
-        y = eye[1] - (lines - height / 2) / focal * 3.0
-        image = np.stack([(np.sin(2 * x) + 1) / 2, (np.cos(2 * y) + 1) / 2, 0.5 + 0 * x], -1)
-        iio.imwrite(root / "images" / f"img{i:02d}.png", (image * 255).astype(np.uint8))
-    np.save(root / "poses_bounds.npy", np.array(rows))
-    return root
-
-
 def trainer_for(atlas_pm, data: Path, out: Path, **sets: object) -> Trainer:  # noqa: ANN001
     torch.manual_seed(0)
     config = RunConfig()
@@ -56,7 +36,7 @@ def trainer_for(atlas_pm, data: Path, out: Path, **sets: object) -> Trainer:  # 
 @pytest.mark.slow
 def test_ndc_hash_grid_spans_the_ndc_box_and_learns(atlas_pm, tmp_path: Path) -> None:  # noqa: ANN001
     """Forward-facing data picks NDC; the hash grid spans the NDC box; 100 steps learn."""
-    data = write_forward_facing(tmp_path / "ff")
+    data = forward_facing_scene(tmp_path / "ff")
     trainer = trainer_for(atlas_pm, data, tmp_path / "run", train__max_steps=100)
     scene, field = trainer.scene, trainer.pipeline.field
     assert scene.space == "ndc"

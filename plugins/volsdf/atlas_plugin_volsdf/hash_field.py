@@ -2,8 +2,8 @@
 
 Wang et al. 2023, "NeuS2: Fast Learning of Neural Implicit Surfaces", and Li et al.
 2023, "Neuralangelo: High-Fidelity Neural Surface Reconstruction": a multiresolution
-hash encoding (Mueller et al. 2022, the ``ngp`` plugin's ``hash`` encoding, looked up in
-the run's registry) feeds a small SDF MLP, geometrically initialised to a sphere (SAL,
+hash encoding (Mueller et al. 2022, the ``ngp`` plugin's ``hash`` encoding, built by name
+through ``BuildContext.create``) feeds a small SDF MLP, geometrically initialised to a sphere (SAL,
 through :class:`SDFNetwork`). Normals are numerical gradients, central differences
 whose step follows the finest active level (Neuralangelo sec. 3.1-3.2), so the eikonal
 term needs first derivatives of the encoding only; levels are switched on coarse to
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from atlas_core.api import ConfigError, Field, PositionalEncoding, RaySamples, mlp
+from atlas_core.api import ConfigError, Field, PositionalEncoding, RaySamples, Slot, mlp
 from atlas_plugin_volsdf.density import LaplaceDensity, laplace_cdf
 from atlas_plugin_volsdf.sdf_network import SDFNetwork
 
@@ -27,25 +27,23 @@ if TYPE_CHECKING:
 
 __all__ = ["HashSDFField", "hash_encoding"]
 
-ENCODING = "hash"  # the ngp plugin's registered encoding
+ENCODING = "hash"  # the encoding the ngp plugin registers
+PROVIDER = "ngp"
 STEP_FRACTION = 0.5  # the marching step, in cells of the finest level
 
 
 def hash_encoding(context: BuildContext, **options: object) -> nn.Module:
-    """The registered ``hash`` encoding (from the ``ngp`` plugin) over the scene box.
+    """The ``hash`` encoding the ``ngp`` plugin registers, built by the core like any slot.
 
-    Only the public registry is used; without the plugin the run stops with a ConfigError
-    that says how to enable it.
+    Without ngp enabled the run stops with a ConfigError that says how to enable it.
     """
-    registry = context.plugins.registry
-    if ENCODING not in registry.names("encodings"):
+    if PROVIDER not in context.config.plugins:
         raise ConfigError(
             "field 'volsdf_hash' needs the 'hash' encoding of the ngp plugin, which is not "
             "enabled: run with --plugins volsdf,ngp --set field=volsdf_hash "
             "(pip install atlas-plugin-ngp if it is not installed)"
         )
-    factory = registry.get("encodings", ENCODING).factory
-    return factory(in_dim=3, context=context, **options)
+    return context.create("encoding", Slot(ENCODING, dict(options)), in_dim=3)
 
 
 class HashSDFField(Field):

@@ -4,13 +4,12 @@ numerical gradients, coarse-to-fine levels, the beta ceiling, and a short fit.""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 from atlas_plugin_volsdf import HashSDFField
 
-from atlas_core.api import ConfigError, RunConfig
+from atlas_core.api import BuildContext, ConfigError, RunConfig, SceneData
 from atlas_core.testing import configure, load_toml, run_cli
 
 BOUNDS = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
@@ -18,9 +17,11 @@ SMALL = {"levels": 4, "log2_table": 12, "base_resolution": 4, "finest_resolution
          "width": 32, "geometry_features": 7, "color_width": 16}  # fmt: skip
 
 
-def context(atlas_pm, plugins: tuple[str, ...] = ("volsdf", "ngp")) -> SimpleNamespace:  # noqa: ANN001
-    """What the field's factory uses: the enabled plugins' registry and the scene box."""
-    return SimpleNamespace(plugins=atlas_pm(enable=plugins), scene=SimpleNamespace(bounds=BOUNDS))
+def context(atlas_pm, plugins: tuple[str, ...] = ("volsdf", "ngp")) -> BuildContext:  # noqa: ANN001
+    """A build context of a run with ``plugins`` enabled over the box ``BOUNDS``."""
+    return BuildContext(
+        RunConfig(plugins=list(plugins)), atlas_pm(enable=plugins), SceneData({}, bounds=BOUNDS)
+    )
 
 
 def make(atlas_pm, **options: object) -> HashSDFField:  # noqa: ANN001

@@ -61,13 +61,18 @@ class Browser:
         pages = [t for t in _get_json(f"http://127.0.0.1:{port}/json/list") if t["type"] == "page"]
         self.socket = connect(pages[0]["webSocketDebuggerUrl"], max_size=None, proxy=None)
         self._ids = itertools.count(1)
+        self.requests: list[str] = []  # every URL the page asked for (Network events)
+        self.call("Network.enable")
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
-        """Send one DevTools command and return its result (events in between are dropped)."""
+        """Send one DevTools command and return its result (of the events in between, only
+        requests are kept, in ``requests``)."""
         ident = next(self._ids)
         self.socket.send(json.dumps({"id": ident, "method": method, "params": params}))
         while True:
             message = json.loads(self.socket.recv(timeout=60))
+            if message.get("method") == "Network.requestWillBeSent":
+                self.requests.append(message["params"]["request"]["url"])
             if message.get("id") == ident:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
@@ -103,6 +108,15 @@ class Browser:
         data = self.call("Page.captureScreenshot", **params)["data"]
         path.write_bytes(base64.b64decode(data))
         return path
+
+    def outside_requests(self) -> list[str]:
+        """The URLs requested since the last call that would leave this machine (not
+        127.0.0.1, file:, data:, blob:); the record starts afresh."""
+        self.evaluate("0")  # collect the events sent so far
+        local = ("http://127.0.0.1", "ws://127.0.0.1", "file:", "data:", "blob:", "about:")
+        outside = [url for url in self.requests if not url.startswith(local)]
+        self.requests = []
+        return outside
 
     def close(self) -> None:
         """Close the socket and stop Chromium."""

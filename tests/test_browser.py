@@ -105,6 +105,8 @@ def test_viewer_page_shows_a_full_rendered_frame(
         png = browser.screenshot(shots / "viewer.png")
         # the rendered frame fills the view's background: the middle is not one flat colour
         assert busy(png, (0.3, 0.3, 0.7, 0.7)) > 3.0
+        assert any(url.startswith(f"http://127.0.0.1:{port}") for url in browser.requests)
+        assert browser.outside_requests() == []  # nothing in the viewer reaches the internet
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -127,6 +129,7 @@ def test_run_report_opens_offline_with_every_part(
     assert browser.evaluate("document.querySelectorAll('video').length") == 1
     png = browser.screenshot(shots / "run-report.png", full_page=True)
     assert busy(png, (0.0, 0.0, 1.0, 1.0)) > 10.0
+    assert browser.outside_requests() == []  # opens offline: no CDN, no fonts from the web
 
 
 def test_sweep_report_opens_offline_with_links(
@@ -152,3 +155,12 @@ def test_sweep_report_opens_offline_with_links(
     browser.open(links[0])
     browser.wait_for("document.readyState === 'complete'")
     assert "PSNR" in browser.evaluate("document.body.innerText")
+    assert browser.outside_requests() == []
+
+
+def test_a_request_leaving_the_machine_is_caught(browser: Browser) -> None:
+    """The no-internet checks above see requests: a page asking a remote host is reported."""
+    browser.outside_requests()
+    browser.open("data:text/html,<img src='http://203.0.113.9/pixel.png'>")
+    browser.wait_for("document.readyState === 'complete'", 30)
+    assert browser.outside_requests() == ["http://203.0.113.9/pixel.png"]

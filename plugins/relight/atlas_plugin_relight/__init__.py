@@ -9,13 +9,14 @@ plugin (or a user-chosen SDF field) the run stops at start-up and names the plug
 
 from __future__ import annotations
 
-from atlas_core.api import PluginError, Register, RunConfig, hookimpl
+from atlas_core.api import PluginError, Register, Run, RunConfig, ViewerHandle, hookimpl
 from atlas_plugin_relight.data import load_nerv_point
 from atlas_plugin_relight.losses import MaskLoss
 from atlas_plugin_relight.options import RelightOptions
 from atlas_plugin_relight.renderer import RelightRenderer
 from atlas_plugin_relight.surface import SurfaceSampler
 from atlas_plugin_relight.synth import generate
+from atlas_plugin_relight.viewer import light_outputs
 
 __all__ = ["MaskLoss", "RelightOptions", "RelightRenderer", "SurfaceSampler", "load_nerv_point"]
 
@@ -70,3 +71,10 @@ def atlas_configure(config: RunConfig) -> None:
     config.sampler.name = "surface"
     config.renderer.name = "relight"
     config.losses.setdefault("relight_mask", MASK_WEIGHT)
+
+
+@hookimpl
+def atlas_viewer_setup(viewer: ViewerHandle, run: Run) -> None:
+    """``light 1`` .. ``light K`` outputs: the scene lit by each of (up to 4) training lights."""
+    for name, fn in light_outputs(run).items():
+        viewer.add_output(name, fn)

@@ -22,6 +22,16 @@ def test_line_chart_draws_every_series() -> None:
     ElementTree.fromstring(svg)  # well-formed SVG
 
 
+def test_one_point_sits_inside_the_frame_with_its_value_labelled() -> None:
+    """A lone evaluation (a run without eval_every) is drawn mid-height, x from 0."""
+    svg = line_chart("PSNR", "step", {"test": [(430, 27.95)]})
+    cx, cy = (float(v) for v in re.findall(r'cx="([^"]+)" cy="([^"]+)"', svg)[0])
+    frame = [float(v) for v in re.findall(r'<line x1="[^"]+" y1="([^"]+)"', svg)]
+    assert min(frame) < cy < max(frame)  # between the lowest and highest grid line
+    assert cx > 400  # the far right: the axis starts at step 0
+    assert ">27.8<" in svg or ">28<" in svg
+
+
 def test_run_writes_a_self_contained_report(atlas_scene, tmp_path, quick_args, capsys) -> None:  # noqa: ANN001
     """A finished run has history.jsonl and report.html; ``atlas report`` rewrites it."""
     out = tmp_path / "run"
@@ -32,6 +42,7 @@ def test_run_writes_a_self_contained_report(atlas_scene, tmp_path, quick_args, c
     assert train and all("loss" in e and "seconds" in e for e in train)
     page = (out / "report.html").read_text()
     assert page.count("<svg") == 5 and "test PSNR (dB)" in page
+    assert page.count(">train batch (rgb_l2)</text>") == 2  # PSNR of the batches, both axes
     assert page.count('src="data:image/png;base64,') == 2 * 4  # pred, gt, depth, error
     assert 'src="data:video/mp4;base64,' in page
     metrics = json.loads((out / "metrics.json").read_text())

@@ -62,8 +62,11 @@ def line_chart(
         series = {n: [(x, math.log10(y)) for x, y in v if y > 0] for n, v in series.items()}
         points = [(x, math.log10(y)) for x, y in points]
     xs, ys = [x for x, _ in points], [y for _, y in points]
-    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
+    x0 = 0.0 if min(xs) >= 0 else min(xs)  # steps and seconds count from 0
+    x1 = max(xs) if max(xs) > x0 else x0 + 1
+    y0, y1 = min(ys), max(ys)
+    if y1 <= y0:  # one value: centre it
+        y0, y1 = y0 - 0.5, y1 + 0.5
 
     def at(x: float, y: float) -> tuple[float, float]:
         px = MARGIN + (x - x0) / (x1 - x0) * (WIDTH - MARGIN - 10)
@@ -167,6 +170,12 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
     psnr_seconds = [
         (e["seconds"], e["eval"]["psnr"]) for e in evals if e["step"] < metrics.get("steps", 0)
     ]
+
+    def batch_psnr(x: str) -> dict[str, list[tuple[float, float]]]:
+        """The training batches' PSNR from their ``rgb_l2`` term, where the run logged one."""
+        values = [(e[x], -10 * math.log10(e["rgb_l2"])) for e in train if e.get("rgb_l2", 0) > 0]
+        return {"train batch (rgb_l2)": values} if values else {}
+
     charts = [
         line_chart(
             "training loss", "step", {"loss": [(e["step"], e["loss"]) for e in train]}, True
@@ -177,8 +186,12 @@ def write_report(run_dir: Path, output: Path | None = None) -> Path:
             {"loss": [(e["seconds"], e["loss"]) for e in train]},
             True,
         ),
-        line_chart("test PSNR (dB)", "step", {"PSNR": psnr_steps + final}),
-        line_chart("test PSNR (dB)", "training seconds", {"PSNR": psnr_seconds + final_s}),
+        line_chart("PSNR (dB)", "step", {"test": psnr_steps + final, **batch_psnr("step")}),
+        line_chart(
+            "PSNR (dB)",
+            "training seconds",
+            {"test": psnr_seconds + final_s, **batch_psnr("seconds")},
+        ),
         line_chart("learning rate", "step", {"lr": [(e["step"], e["lr"]) for e in train]}, True),
     ]
     summary = {

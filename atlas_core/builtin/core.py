@@ -10,6 +10,7 @@ from atlas_core.data.llff import load_llff
 from atlas_core.data.nerfstudio import load_nerfstudio
 from atlas_core.data.synth import write_blender
 from atlas_core.hookspecs import Register
+from atlas_core.nerf.distortion import DistortionLoss
 from atlas_core.nerf.encodings import IdentityEncoding, PositionalEncoding
 from atlas_core.nerf.fields import NeRFField, TinyField
 from atlas_core.nerf.image_losses import FFTLoss, MSSSIMLoss, SSIMLoss
@@ -62,6 +63,7 @@ def atlas_register_losses(register: Register) -> None:
     register("rgb_l2", RGBL2Loss, description="mean squared colour error")
     register("rgb_l1", RGBL1Loss, description="mean absolute colour error")
     register("rgb_rmse", RGBRMSELoss, description="root mean squared colour error")
+    register("distortion", DistortionLoss, description="Mip-NeRF 360 distortion (weights compact)")
     register("fft", FFTLoss, description="L1 between FFT magnitudes of crops (needs crops)")
     register("ssim", SSIMLoss, description="1 - SSIM of crops (needs crops)")
     register("ms_ssim", MSSSIMLoss, description="1 - multi-scale SSIM of crops (needs crops)")

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from atlas_core.nerf.compositing import render_weights, segment_sum
+from atlas_core.nerf.distortion import INTERVALS, RAY_INDICES
 from atlas_core.nerf.encodings import PositionalEncoding
 from atlas_core.nerf.mlp import mlp
 from atlas_core.nerf.rays import RayBundle, RaySamples
@@ -85,6 +86,8 @@ class VolumeRenderer(Renderer):
             "acc": acc,
             "depth": depth / acc.clamp_min(1e-6),
             "weights": weights,
+            INTERVALS: torch.cat([samples.t_starts, samples.t_ends], dim=-1),
+            RAY_INDICES: samples.ray_indices,
         }
         if "normals" in outputs:
             result["normals"] = segment_sum(w * outputs["normals"], samples.ray_indices, num_rays)

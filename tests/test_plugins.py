@@ -121,7 +121,7 @@ def test_registration_hooks_fill_registry(atlas_pm) -> None:  # noqa: ANN001
     ]
     assert core["samplers"] == ["hierarchical", "occupancy", "stratified"]
     assert core["renderers"] == ["volume"] and core["losses"] == [
-        "fft", "ms_ssim", "rgb_l1", "rgb_l2", "rgb_rmse", "ssim"
+        "distortion", "fft", "ms_ssim", "rgb_l1", "rgb_l2", "rgb_rmse", "ssim"
     ]  # fmt: skip
     assert core["encodings"] == ["identity", "positional"]
 

@@ -392,6 +392,6 @@ def test_unknown_loss_lists_the_registered_ones(atlas_scene, tmp_path, capsys) -
         assert code == 2 and "\n" not in err
         assert err.startswith(
             f"atlas: error: unknown loss 'losses.{name}'; choose from: "
-            f"fft, ms_ssim, rgb_l1, rgb_l2, rgb_rmse, ssim{hint}"
+            f"distortion, fft, ms_ssim, rgb_l1, rgb_l2, rgb_rmse, ssim{hint}"
         )
     assert not (tmp_path / "x").exists()

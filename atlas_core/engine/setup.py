@@ -56,20 +56,16 @@ def load_scene(config: RunConfig, plugins: AtlasPlugins) -> SceneData:
 
 
 DISTORTION_WEIGHT = 0.01  # Mip-NeRF 360's lambda (Barron et al. 2022, sec. 6)
-DISTORTION_SPACES = {"contract": "unbounded scene"}
 
 
 def add_distortion(config: RunConfig, space: str) -> None:
     """Unbounded captures get Mip-NeRF 360's distortion loss unless the run names it (its
     floaters and background fog; measured in benchmarks/results/real-*.md); only the
     ``volume`` renderer gives the sample intervals it needs."""
-    if space not in DISTORTION_SPACES or "distortion" in config.losses:
-        return
-    if config.renderer.name != "volume":
+    if space != "contract" or "distortion" in config.losses or config.renderer.name != "volume":
         return
     config.losses["distortion"] = DISTORTION_WEIGHT
-    why = DISTORTION_SPACES[space]
-    print(f"atlas: losses.distortion={DISTORTION_WEIGHT} ({why}; losses.distortion=0 turns it off)")
+    print(f"atlas: losses.distortion={DISTORTION_WEIGHT} (unbounded scene; =0 turns it off)")
 
 
 def check_losses(config: RunConfig, plugins: AtlasPlugins) -> None:

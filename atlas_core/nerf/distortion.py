@@ -9,19 +9,13 @@ paper's appendix): ``2 sum_i w_i (m_i W_<i - (wm)_<i)`` with per-ray exclusive s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import torch
 from torch import Tensor
 
 from atlas_core.errors import ConfigError
-from atlas_core.nerf.compositing import segment_sum
+from atlas_core.nerf.compositing import segment_exclusive_cumsum, segment_sum
 from atlas_core.nerf.contraction import LINEAR_REACH, distance_to_s
 from atlas_core.nerf.losses import Loss
 from atlas_core.nerf.rays import RayBundle
-
-if TYPE_CHECKING:
-    from atlas_core.build import BuildContext
 
 __all__ = ["INTERVALS", "RAY_INDICES", "DistortionLoss", "distortion", "normalized_intervals"]
 
@@ -41,24 +35,12 @@ def normalized_intervals(rays: RayBundle, intervals: Tensor, ray_indices: Tensor
     return (intervals - near) / (far - near).clamp_min(1e-9)
 
 
-def _exclusive_sums(values: Tensor, ray_indices: Tensor, num_rays: int) -> Tensor:
-    """Per-ray exclusive running sums of packed ``values`` [N, C] (sorted by ray): one
-    cumulative sum over the whole pack, in float64 so that subtracting the sum before each
-    ray's first sample loses nothing, minus that sum."""
-    total = values.double().cumsum(dim=0) - values.double()
-    counts = torch.bincount(ray_indices, minlength=num_rays)
-    starts = torch.cumsum(counts, 0) - counts
-    return (total - total[starts[ray_indices]]).to(values.dtype)
-
-
 def distortion(weights: Tensor, intervals: Tensor, ray_indices: Tensor, num_rays: int) -> Tensor:
     """Per-ray distortion [R] of packed weights [N] over normalised intervals [N, 2]."""
     mid = intervals.mean(dim=-1)
     width = intervals[:, 1] - intervals[:, 0]
-    if weights.numel() == 0:
-        return weights.new_zeros(num_rays)
-    sums = _exclusive_sums(torch.stack([weights, weights * mid], -1), ray_indices, num_rays)
-    before, moment = sums[:, 0], sums[:, 1]
+    before = segment_exclusive_cumsum(weights, ray_indices, num_rays)
+    moment = segment_exclusive_cumsum(weights * mid, ray_indices, num_rays)
     inter = 2 * weights * (mid * before - moment)
     intra = weights.square() * width / 3
     return segment_sum((inter + intra)[:, None], ray_indices, num_rays)[:, 0]
@@ -68,9 +50,6 @@ class DistortionLoss(Loss):
     """The mean distortion over the batch's rays (needs a renderer that outputs the sample
     intervals, as the core's ``volume`` renderer does)."""
 
-    def __init__(self, context: BuildContext | None = None):
-        super().__init__()
-
     def forward(
         self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]
     ) -> Tensor:
@@ -78,8 +57,8 @@ class DistortionLoss(Loss):
         if INTERVALS not in outputs or "weights" not in outputs:
             raise ConfigError(
                 "loss 'distortion' needs per-sample weights and intervals from the renderer "
-                "(the core's 'volume' renderer gives them); remove it with "
-                "--set losses.distortion=0"
+                "(the core's 'volume' renderer gives them); leave losses.distortion out "
+                "of the run's config"
             )
         ray_indices = outputs[RAY_INDICES]
         intervals = normalized_intervals(rays, outputs[INTERVALS], ray_indices)

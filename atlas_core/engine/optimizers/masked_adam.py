@@ -37,6 +37,32 @@ def adam_state(state: dict[str, Any], param: Tensor) -> dict[str, Any]:
     return state
 
 
+def update_rows(
+    param: Tensor,
+    m: Tensor,
+    v: Tensor,
+    index: Tensor,
+    g: Tensor,
+    group: dict[str, Any],
+    step_size: float,
+    root_correction: float,
+) -> None:
+    """Adam on the rows ``index`` (distinct) of ``param`` and its moments, gradient ``g``.
+
+    Rows are read, updated and written back with ``index_copy_``: on a CPU that is 4-10x
+    faster than ``index_add_`` into a large grid (measured: 500k rows of a 16M x 12 grid,
+    37 ms against 149 ms), and the rows are distinct, so nothing needs accumulating.
+    """
+    beta1, beta2 = group["betas"]
+    m_now = m.index_select(0, index).mul_(beta1).add_(g, alpha=1 - beta1)
+    v_now = v.index_select(0, index).mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    denom = v_now.sqrt().div_(root_correction).add_(group["eps"])
+    m.index_copy_(0, index, m_now)
+    v.index_copy_(0, index, v_now)
+    moved = param.index_select(0, index).addcdiv_(m_now, denom, value=-step_size)
+    param.index_copy_(0, index, moved)
+
+
 class MaskedAdam(torch.optim.Optimizer):
     """Adam (Kingma and Ba 2015); entries of masked parameters move only when touched.
 
@@ -94,21 +120,12 @@ class MaskedAdam(torch.optim.Optimizer):
                 grad, m, v = param.grad, state["exp_avg"], state["exp_avg_sq"]
                 if grad.is_sparse:  # rows of a channels-last grid: update those rows only
                     index, g = self.sum_rows(param, grad)
-                    m_now = m.index_select(0, index).mul_(beta1).add_(g, alpha=1 - beta1)
-                    v_now = v.index_select(0, index).mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                    denom = v_now.sqrt().div_(root_correction).add_(group["eps"])
-                    m.index_copy_(0, index, m_now)
-                    v.index_copy_(0, index, v_now)
-                    param.index_add_(0, index, m_now.div_(denom), alpha=-step_size)
+                    update_rows(param, m, v, index, g, group, step_size, root_correction)
                 elif is_masked(param):
                     index = grad.reshape(-1).nonzero().view(-1)
-                    g = grad.reshape(-1)[index]
-                    m_now = m.view(-1)[index].mul_(beta1).add_(g, alpha=1 - beta1)
-                    v_now = v.view(-1)[index].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                    denom = v_now.sqrt().div_(root_correction).add_(group["eps"])
-                    m.view(-1).index_copy_(0, index, m_now)
-                    v.view(-1).index_copy_(0, index, v_now)
-                    param.view(-1).index_add_(0, index, m_now.div(denom), alpha=-step_size)
+                    flat = (x.view(-1, 1) for x in (param, m, v))
+                    g = grad.reshape(-1)[index, None]
+                    update_rows(*flat, index, g, group, step_size, root_correction)
                 else:
                     m.mul_(beta1).add_(grad, alpha=1 - beta1)
                     v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)

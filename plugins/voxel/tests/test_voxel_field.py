@@ -338,3 +338,16 @@ def test_state_dict_restores_the_fitted_box_and_grids() -> None:
     samples = make_samples(count=128, rays=16, seed=5)
     assert torch.allclose(fresh(samples)["density"], trained(samples)["density"])
     assert not fresh.grow(5)  # already fitted and at this stage: no second fit
+
+
+@pytest.mark.parametrize(
+    ("space", "expected"), [("box", (160, (50, 100, 150))), ("ndc", (112, (150, 400, 700)))]
+)
+def test_unset_resolution_and_upscales_follow_the_ray_space(space: str, expected: tuple) -> None:
+    """NDC scenes get a coarser grid, upscaled later; options the user sets win."""
+    scene = SceneData({}, bounds=BOUNDS, space=space)
+    context = BuildContext(RunConfig(), None, scene)
+    field = VoxelField(context, initial_resolution=8)
+    assert (field.resolutions[-1], field.upscale_steps) == expected
+    chosen = VoxelField(context, resolution=12, initial_resolution=8, upscale_steps=(5,))
+    assert (chosen.resolutions[-1], chosen.upscale_steps) == (12, (5,))

@@ -67,8 +67,7 @@ class VoxelField(Field):
         box_threshold: float = 1e-3,
     ):
         super().__init__()
-        space = getattr(context.scene, "space", "box")
-        preset = {**DEFAULTS, **SPACE_DEFAULTS.get(space, {})}
+        preset = SPACE_DEFAULTS.get(context.scene.space, DEFAULTS)
         resolution = preset["resolution"] if resolution is None else resolution
         upscale_steps = preset["upscale_steps"] if upscale_steps is None else upscale_steps
         grids.check_schedule(initial_resolution, resolution, tuple(upscale_steps))

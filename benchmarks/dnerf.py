@@ -34,12 +34,7 @@ SPLINE = ["dnerf.deformation=spline", "losses.rigidity=1e-3", "losses.spline_len
 NGP = ["sampler=occupancy", "sampler.resolution=64", "train.target_samples=131072",
        "train.lr=1e-2", "train.lr_final=1e-3"]  # fmt: skip
 
-KPLANES = [
-    "field=kplanes",
-    "losses.time_smooth=0.1",
-    "losses.plane_tv=1e-4",
-    "losses.static_time=1e-4",
-]  # K-Planes' D-NeRF regulariser weights, roughly
+KPLANES = ["field=kplanes"]  # the plugin turns K-Planes' regularisers on with it
 LARGE = ["dnerf.occupancy_times=4"]  # time-aware occupancy (diagnosis: movers' cells lost)
 
 CONFIGS: dict[str, dict] = {

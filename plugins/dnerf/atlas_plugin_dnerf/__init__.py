@@ -48,7 +48,10 @@ NAME = "dnerf"
 MOTION_KIND = "dnerf_motion"  # same loader; `atlas data synth` makes the large-motion scene
 DEFAULT_BOUND = 1.5  # the blender/dnerf loaders' default data.bound
 KPLANES = "kplanes"  # the space-time field (needs no deformation)
-KPLANES_TARGET_SAMPLES = 1 << 16  # samples per step, as the voxel field's
+KPLANES_TARGET_SAMPLES = 1 << 15  # samples per step: more, smaller steps fit motion sooner
+# K-Planes' regularisers for D-NeRF scenes (time smoothness, plane TV, sparse transients),
+# on unless the run sets them (0 turns one off)
+KPLANES_LOSSES = {"time_smooth": 0.1, "plane_tv": 1e-4, "static_time": 1e-4}
 # a coarser occupancy grid, refreshed less often, for kplanes (each refresh reads 4 times;
 # steps of a third of its cells' diagonal), with DVGO's culling of low-weight samples
 KPLANES_SAMPLER = {"resolution": 64, "warmup_steps": 64, "update_every": 32,
@@ -104,6 +107,8 @@ def atlas_configure(config: RunConfig) -> None:
         if "deformation" not in chosen:
             chosen = config.plugin_options.setdefault(NAME, {})
             chosen["deformation"] = "none"  # the field models time itself
+        for name, weight in KPLANES_LOSSES.items():
+            config.losses.setdefault(name, weight)
         prefer_occupancy(config, KPLANES_TARGET_SAMPLES)
         if config.sampler.name == "occupancy":  # max over time: 4 lookups a cell
             for key, value in KPLANES_SAMPLER.items():

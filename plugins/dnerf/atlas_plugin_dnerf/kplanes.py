@@ -57,9 +57,10 @@ class KPlanesField(Field):
     ``resolutions``: spatial cells per plane side at each scale; ``time_resolution``: time
     cells of the space-time planes; ``features``: channels per plane; ``width``: hidden
     width of the density and colour decoders; ``geo_features``: features passed from
-    density to colour; ``plane_lr_scale``: the planes' learning rate as a multiple of
-    ``train.lr``; ``occupancy_times``: times at which ``density(x)`` without times takes
-    its maximum (the time-aware occupancy grid).
+    density to colour; ``plane_lr_scale``, ``decoder_lr_scale``: the planes' and the
+    decoders' learning rates as multiples of ``train.lr`` (high, as a voxel grid's: a CPU
+    budget buys hundreds of steps, not K-Planes' 30k); ``occupancy_times``: times at
+    which ``density(x)`` without times takes its maximum (the time-aware occupancy grid).
     """
 
     def __init__(
@@ -71,7 +72,8 @@ class KPlanesField(Field):
         width: int = 64,
         geo_features: int = 15,
         dir_frequencies: int = 4,
-        plane_lr_scale: float = 4.0,
+        plane_lr_scale: float = 20.0,
+        decoder_lr_scale: float = 4.0,
         occupancy_times: int = 4,
     ):
         super().__init__()
@@ -79,8 +81,8 @@ class KPlanesField(Field):
             raise ValueError("resolutions and time_resolution must be >= 2")
         if features < 1 or width < 1 or geo_features < 0 or occupancy_times < 1:
             raise ValueError("features, width, occupancy_times must be >= 1, geo_features >= 0")
-        if plane_lr_scale <= 0 or dir_frequencies < 0:
-            raise ValueError("plane_lr_scale must be > 0 and dir_frequencies >= 0")
+        if plane_lr_scale <= 0 or decoder_lr_scale <= 0 or dir_frequencies < 0:
+            raise ValueError("plane_lr_scale, decoder_lr_scale must be > 0, dir_frequencies >= 0")
         bounds = context.scene.bounds
         self.register_buffer("low", torch.tensor(bounds[:3], dtype=torch.float32))
         self.register_buffer("high", torch.tensor(bounds[3:], dtype=torch.float32))
@@ -98,6 +100,9 @@ class KPlanesField(Field):
         self.density_net = mlp(features * len(resolutions), width, 1, 1 + geo_features)
         self.dir_encoding = PositionalEncoding(3, dir_frequencies)
         self.rgb_net = mlp(geo_features + self.dir_encoding.out_dim, width, 2, 3)
+        for net in (self.density_net, self.rgb_net):
+            for param in net.parameters():
+                tag_parameter(param, lr_scale=decoder_lr_scale)
 
     def unit(self, positions: Tensor) -> Tensor:
         """Positions mapped so the scene box is [-1, 1]^3."""

@@ -10,7 +10,7 @@ from atlas_plugin_dnerf.field import DeformedDensityField, deform
 from atlas_plugin_dnerf.kplanes import KPlanesField, max_over_time
 from atlas_plugin_dnerf.plane_losses import plane_tv, static_time, time_smoothness
 
-from atlas_core.api import RayBundle, RaySamples
+from atlas_core.api import RayBundle, RaySamples, parameter_tags
 
 CONTEXT = types.SimpleNamespace(scene=types.SimpleNamespace(bounds=(-1.0,) * 3 + (1.0,) * 3))
 
@@ -39,6 +39,16 @@ def test_shapes_and_gradients_reach_every_plane_and_decoder() -> None:
     (out["density"].sum() + out["rgb"].sum()).backward()
     for name, param in field.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_planes_and_decoders_get_their_learning_rate_scales() -> None:
+    field = kplanes(plane_lr_scale=7.0, decoder_lr_scale=3.0)
+    planes = {id(p) for p in (*field.space_planes, *field.time_planes)}
+    for name, param in field.named_parameters():
+        expected = 7.0 if id(param) in planes else 3.0
+        assert parameter_tags(param).lr_scale == expected, name
+    with pytest.raises(ValueError, match="decoder_lr_scale"):
+        kplanes(decoder_lr_scale=0.0)
 
 
 def test_features_are_the_product_of_six_plane_lookups() -> None:

@@ -95,6 +95,20 @@ def test_kplanes_needs_no_deformation_and_uses_the_occupancy_grid(dynamic_scene,
     assert run.pipeline.sampler.grid.resolution == 64  # the plugin's default for kplanes
 
 
+def test_kplanes_turns_its_regularisers_on_unless_the_run_sets_them(
+    dynamic_scene, tmp_path
+) -> None:  # noqa: ANN001, E501
+    run = trainer(dynamic_scene, tmp_path / "r", ["dnerf"], **{"field": "kplanes",
+                  "field.resolutions": [8, 16], "losses.static_time": 0.0})  # fmt: skip
+    losses = run.config.losses
+    assert (losses["time_smooth"], losses["plane_tv"], losses["static_time"]) == (0.1, 1e-4, 0.0)
+    assert {"time_smooth", "plane_tv", "static_time"} <= set(run.pipeline.losses)
+    assert run.config.train.target_samples == 1 << 15  # the plugin's budget for kplanes
+    steady = trainer(dynamic_scene, tmp_path / "s", ["dnerf"], **{"field": "kplanes",
+                     "field.resolutions": [8, 16], "train.target_samples": 4096})  # fmt: skip
+    assert steady.config.train.target_samples == 4096
+
+
 def test_deformation_none_needs_a_space_time_field(dynamic_scene, tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(ConfigError, match="dnerf.deformation=none needs a field"):
         trainer(dynamic_scene, tmp_path / "n", ["dnerf"], **{"dnerf.deformation": "none"})
@@ -129,7 +143,8 @@ def test_kplanes_fits_a_moving_scene_better_than_a_static_field(tmp_path) -> Non
         torch.manual_seed(0)
         run = trainer(scene, tmp_path / name, ["dnerf"], **{
             "field": "kplanes", "field.resolutions": [16, 32], "field.time_resolution": 12,
-            "field.features": 8, "train.lr": 2e-2, "train.max_steps": 200,
+            "field.features": 8, "train.lr": 2e-2, "field.plane_lr_scale": 4.0,
+            "field.decoder_lr_scale": 1.0, "train.max_steps": 200,
             "train.target_samples": 8192, "sampler.resolution": 16,
             "losses.time_smooth": 0.1, "losses.plane_tv": 1e-4})  # fmt: skip
         if name == "static":

@@ -103,6 +103,7 @@ class TrainConfig:
     loss_space: typing.Literal["rgb", "hsv", "luminance", "xyz"] = "rgb"
     tone_map: bool = False  # x / (1 + x) before colour losses
     loss_gamma: float = option(default=1.0, metadata={"min": 0.01})  # x ** (1 / gamma)
+    error_sampling: float = option(default=0.0, metadata={"min": 0})  # share drawn by error
 
 
 @dataclass

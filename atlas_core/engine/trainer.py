@@ -30,6 +30,7 @@ from atlas_core.engine.checkpoints import (
     load_latest,
     save_checkpoint,
 )
+from atlas_core.engine.error_map import error_map_for, uniform_pixels
 from atlas_core.engine.evaluate import evaluate
 from atlas_core.engine.faults import BadSteps, InterruptRequest, finite_gradients
 from atlas_core.engine.optimizers.choice import clip_gradients, make_optimizer
@@ -61,6 +62,7 @@ class Trainer:
         self.optimizer = self.make_optimizer()
         self.train_views = self.scene.split("train").to(self.device)
         check_batch(config, self.pipeline, self.train_views)
+        self.error_map = error_map_for(config, self.world, self.train_views)
         self.batch_rays = config.train.batch_rays
         self.rays_seen = 0
         self.step = 0
@@ -175,10 +177,8 @@ class Trainer:
         if self.config.train.batch != "rays":
             return self.sample_crops()
         views, count = self.step_views(), self.batch_rays
-        device = self.device
-        images = torch.randint(len(views), (count,)).to(device)
-        rows = torch.randint(views.height, (count,)).to(device)
-        cols = torch.randint(views.width, (count,)).to(device)
+        drawn = self.error_map and self.error_map.draw(views, count)
+        images, rows, cols = drawn or uniform_pixels(views, count, self.device)
         images, rows, cols = distributed.shard(self.world, images, rows, cols)
         return make_rays(views, images, rows, cols, self.scene)
 
@@ -230,6 +230,8 @@ class Trainer:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         rays = self.sample_batch()
         outputs, field_outputs = self.pipeline(rays)
+        if self.error_map is not None:
+            self.error_map.record(outputs)
         total, terms = self.pipeline.loss(rays, outputs, field_outputs)
         self.optimizer.zero_grad(set_to_none=True)
         self.faults.record(self.apply_update(total))

@@ -1,0 +1,65 @@
+"""Test PSNR of a run on the generated large-motion scene, split into the moving objects'
+pixels and the rest.
+
+The movers' pixels of a test view are those where the full scene's render differs from a
+render of the static objects alone (the scene is re-traced from its own definition, so
+only the ``dnerf_motion`` scene written by ``atlas data synth`` can be scored). Reads the
+run's ``test/*_pred.png`` and ``*_gt.png``; prints one line.
+
+    python benchmarks/dnerf_movers.py SCENE RUN_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+from atlas_plugin_dnerf.motion_scene import STATIC, shapes_at
+
+from atlas_core.api import synth
+
+
+def mover_mask(frame: dict, size: int) -> np.ndarray:
+    """Pixels [size, size] of a test frame where the moving objects change the image."""
+    c2w = np.array(frame["transform_matrix"])
+    dirs = synth.ray_directions(c2w, size).reshape(-1, 3)
+    full = synth.trace_rgba(c2w[:3, 3], dirs, shapes_at(frame["time"]))
+    still = synth.trace_rgba(c2w[:3, 3], dirs, STATIC)
+    return (np.abs(full - still).max(-1) > 1e-3).reshape(size, size)
+
+
+def psnr(error: np.ndarray) -> float:
+    """PSNR of a mean squared error (images in [0, 1])."""
+    return float(-10.0 * np.log10(max(error.mean(), 1e-12)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score every evaluated test view of the run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scene", type=Path, help="the dnerf_motion scene folder")
+    parser.add_argument("run", type=Path, help="a run folder with test/*_pred.png")
+    args = parser.parse_args(argv)
+    frames = json.loads((args.scene / "transforms_test.json").read_text())["frames"]
+    rows = []
+    for pred_path in sorted((args.run / "test").glob("*_pred.png")):
+        index = int(pred_path.name.split("_")[1])  # r_007_pred.png: test frame 7
+        pred = iio.imread(pred_path)[..., :3] / 255.0
+        truth = iio.imread(pred_path.with_name(pred_path.name.replace("_pred", "_gt")))
+        error = ((pred - truth[..., :3] / 255.0) ** 2).mean(-1)
+        mask = mover_mask(frames[index], error.shape[0])
+        rows.append((psnr(error), psnr(error[mask]), psnr(error[~mask]), mask.mean()))
+    if not rows:
+        print(f"{args.run / 'test'}: no *_pred.png test images", file=sys.stderr)
+        return 2
+    mean = np.mean(rows, axis=0)
+    print(f"{args.run.name}: all {mean[0]:.2f} dB, movers {mean[1]:.2f}, rest {mean[2]:.2f} "
+          f"(movers cover {mean[3]:.1%} of the pixels; {len(rows)} views)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

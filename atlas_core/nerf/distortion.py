@@ -4,8 +4,8 @@
 the interval midpoints and ``s`` the ray distance normalised to [0, 1]: it pulls each
 ray's weights into one short interval, which removes the floaters and background fog of
 unbounded captures (on flower's NDC rays it cost 0.6 dB, so only contracted scenes get it
-by default). The double sum is computed in linear time (the
-paper's appendix): ``2 sum_i w_i (m_i W_<i - (wm)_<i)`` with per-ray exclusive sums.
+by default). The double sum is computed in linear time (the paper's appendix):
+``2 sum_i w_i (m_i W_<i - (wm)_<i)`` with per-ray exclusive sums.
 """
 
 from __future__ import annotations

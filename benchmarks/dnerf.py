@@ -9,7 +9,9 @@ space-time field with no deformation; ``planes-large`` and ``mlp-large`` are the
 deformation variants for large motion (coarse-to-fine, time-aware occupancy). Scenes:
 ``lego`` (D-NeRF lego, 200x200) and ``motion`` (the ``dnerf_motion`` generated scene,
 written at ``--motion-size`` px under the output folder when missing). Protocol: white
-background, each scene's own test split (20 views).
+background, each scene's own test split (20 views). Rows of the motion scene add PSNR over
+the moving objects' pixels and over the rest (``dnerf_movers.py``); ``results.json`` is
+rewritten after every row.
 
     python benchmarks/dnerf.py --budgets 300 1200 --scenes lego motion
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import blender  # noqa: E402  (its run_one, markdown and installed_plugins are reused)
+import dnerf_movers  # noqa: E402
 
 ROOT = blender.ROOT
 DNERF_LEGO = ROOT.parent / "shared" / "data" / "dnerf" / "lego"
@@ -65,6 +68,17 @@ def motion_scene(out: Path, size: int) -> Path:
     if not (path / "transforms_test.json").is_file():
         write_motion_scene(path, size=size, seed=MOTION_SEED)
     return path
+
+
+def markdown(rows: list[dict]) -> str:
+    """The results as a Markdown table, with PSNR over the movers and the rest (motion scene)."""
+    lines = blender.markdown(rows).splitlines()
+    lines[0] += " movers | rest |"
+    lines[1] += " --- | --- |"
+    for i, row in enumerate(rows, start=2):
+        split = row.get("split")
+        lines[i] += f" {split['movers']:.2f} | {split['rest']:.2f} |" if split else " | |"
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,10 +123,12 @@ def main(argv: list[str] | None = None) -> int:
                     "scene": scene,
                     **blender.run_one(name, budget, scenes[scene], args.views, out),
                 }
+                if scene == "motion" and "error" not in row:
+                    row["split"] = dnerf_movers.score(scenes[scene], out)
                 rows.append(row)
-                print(f"{scene}: {blender.markdown([row]).splitlines()[-1]}", flush=True)
-    (folder / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    tables = "\n".join(f"## {scene}\n\n{blender.markdown([r for r in rows if r['scene'] == scene])}"
+                (folder / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+                print(f"{scene}: {markdown([row]).splitlines()[-1]}", flush=True)
+    tables = "\n".join(f"## {scene}\n\n{markdown([r for r in rows if r['scene'] == scene])}"
                        for scene in args.scenes)  # fmt: skip
     (folder / "results.md").write_text(tables)
     print(f"\n{tables}\nwritten to {folder}")

@@ -37,15 +37,11 @@ def psnr(error: np.ndarray) -> float:
     return float(-10.0 * np.log10(max(error.mean(), 1e-12)))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Score every evaluated test view of the run."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scene", type=Path, help="the dnerf_motion scene folder")
-    parser.add_argument("run", type=Path, help="a run folder with test/*_pred.png")
-    args = parser.parse_args(argv)
-    frames = json.loads((args.scene / "transforms_test.json").read_text())["frames"]
+def score(scene: Path, run: Path) -> dict[str, float] | None:
+    """Mean PSNR over all, movers' and other pixels of a run's test views (None: no views)."""
+    frames = json.loads((scene / "transforms_test.json").read_text())["frames"]
     rows = []
-    for pred_path in sorted((args.run / "test").glob("*_pred.png")):
+    for pred_path in sorted((run / "test").glob("*_pred.png")):
         index = int(pred_path.name.split("_")[1])  # r_007_pred.png: test frame 7
         pred = iio.imread(pred_path)[..., :3] / 255.0
         truth = iio.imread(pred_path.with_name(pred_path.name.replace("_pred", "_gt")))
@@ -53,11 +49,25 @@ def main(argv: list[str] | None = None) -> int:
         mask = mover_mask(frames[index], error.shape[0])
         rows.append((psnr(error), psnr(error[mask]), psnr(error[~mask]), mask.mean()))
     if not rows:
+        return None
+    mean = np.mean(rows, axis=0)
+    return {"all": mean[0], "movers": mean[1], "rest": mean[2], "share": mean[3],
+            "views": len(rows)}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score every evaluated test view of the run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scene", type=Path, help="the dnerf_motion scene folder")
+    parser.add_argument("run", type=Path, help="a run folder with test/*_pred.png")
+    args = parser.parse_args(argv)
+    result = score(args.scene, args.run)
+    if result is None:
         print(f"{args.run / 'test'}: no *_pred.png test images", file=sys.stderr)
         return 2
-    mean = np.mean(rows, axis=0)
-    print(f"{args.run.name}: all {mean[0]:.2f} dB, movers {mean[1]:.2f}, rest {mean[2]:.2f} "
-          f"(movers cover {mean[3]:.1%} of the pixels; {len(rows)} views)")  # fmt: skip
+    print(f"{args.run.name}: all {result['all']:.2f} dB, movers {result['movers']:.2f}, "
+          f"rest {result['rest']:.2f} (movers cover {result['share']:.1%} of the pixels; "
+          f"{result['views']} views)")  # fmt: skip
     return 0
 
 

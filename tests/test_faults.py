@@ -42,6 +42,12 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_scene(out, size=16, views={"train": 6, "val": 1, "test": 2})
 
 
+def default_sigint() -> None:
+    """Let the child handle SIGINT even where pytest runs as a background job (which
+    ignores it, and ``atlas run`` then keeps ignoring it, as a background job should)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def atlas(*args: str | Path) -> subprocess.Popen:
     """Start the ``atlas`` console script."""
     return subprocess.Popen(
@@ -50,6 +56,7 @@ def atlas(*args: str | Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"},  # no oversubscription
+        preexec_fn=default_sigint,
     )
 
 

@@ -31,7 +31,9 @@ CONFIGS: dict[str, dict] = {
                  "set": ["field=volsdf_grid", "losses.mask=0.1"]},
     "dtu-hash": {"scene": "dtu", "plugins": "dtu,volsdf,ngp",
                  "set": ["field=volsdf_hash", "losses.mask=0.1"]},
-    "point-relight": {"scene": "point", "plugins": "volsdf,relight", "set": ["train.lr=1e-3"]},
+    "point-relight": {"scene": "point", "plugins": "volsdf,relight", "set": []},
+    "point-relight-network": {"scene": "point", "plugins": "volsdf,relight",
+                              "set": ["field=volsdf", "train.lr=1e-3"]},
 }  # fmt: skip
 PAPERS = {
     "dtu": "Chamfer 0.84-0.90 mm on ~300 mm objects (NeuS, VolSDF, IDR): about 0.3%; "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import imageio.v2 as imageio
 import imageio.v3 as iio
+import numpy as np
 import pytest
 
 from atlas_core import __version__, hookimpl
@@ -49,8 +50,14 @@ def test_run_writes_every_output(atlas_scene, tmp_path, quick_args, capsys) -> N
     }  # fmt: skip
     assert metrics["plugins"] == {"core": __version__}
     names = sorted(p.name for p in (out / "test").iterdir())
-    assert names == ["r_0_depth.png", "r_0_gt.png", "r_0_pred.png"]
-    assert iio.imread(out / "test" / "r_0_pred.png").shape == (24, 24, 3)
+    assert names == ["r_0_depth.png", "r_0_error.png", "r_0_gt.png", "r_0_pred.png"]
+    pred, gt = (
+        iio.imread(out / "test" / f"r_0_{kind}.png").astype(float) for kind in ("pred", "gt")
+    )
+    assert pred.shape == (24, 24, 3)
+    error = iio.imread(out / "test" / "r_0_error.png").astype(float)[..., 0]
+    expect = np.clip(np.abs(pred - gt).mean(axis=-1) * 4, 0, 255)  # 4x the mean abs error
+    assert np.abs(error - expect).max() <= 4
     assert frames(out / "video.mp4") == 2
     # --save-every 10 and keep 3: steps 20, 30 remain (30 also saved at the end)
     assert [p.name for p in checkpoint_paths(out / "checkpoints")] == [

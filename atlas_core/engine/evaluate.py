@@ -19,6 +19,15 @@ from atlas_core.nerf.pipeline import Pipeline
 __all__ = ["depth_image", "eval_indices", "evaluate"]
 
 
+ERROR_GAIN = 4.0  # error images: white at a mean absolute error of 0.25 or more
+
+
+def error_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Grey image [H, W, 3]: ``ERROR_GAIN`` times the mean absolute error per pixel."""
+    error = (pred - target).abs().mean(dim=-1, keepdim=True) * ERROR_GAIN
+    return error.clamp(0.0, 1.0).expand(*error.shape[:-1], 3)
+
+
 def eval_indices(total: int, views: int) -> list[int]:
     """N evenly spaced indices ``round(i * total / N)``; all of them when N is 0 or too large."""
     if views <= 0 or views >= total:
@@ -42,7 +51,7 @@ def evaluate(
     split: str = "test",
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Mean PSNR and SSIM over the chosen views; writes pred/gt/depth PNGs to ``out_dir``."""
+    """Mean PSNR and SSIM over the chosen views; writes pred/gt/error/depth PNGs to ``out_dir``."""
     data = scene.split(split).to(device)
     indices = eval_indices(len(data), views)
     was_training = pipeline.training
@@ -72,6 +81,7 @@ def evaluate(
             depth = depth_image(depth, acc, near, far)  # NDC scenes: NDC t, 0 near to 1 far
             iio.imwrite(out_dir / f"{name}_pred.png", to_uint8(pred))
             iio.imwrite(out_dir / f"{name}_gt.png", to_uint8(target))
+            iio.imwrite(out_dir / f"{name}_error.png", to_uint8(error_image(pred, target)))
             iio.imwrite(out_dir / f"{name}_depth.png", to_uint8(depth))
             if "normals" in out:
                 normals = out["normals"].view(*shape, 3) * 0.5 + 0.5

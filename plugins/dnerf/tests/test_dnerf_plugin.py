@@ -115,7 +115,7 @@ def test_each_variant_runs_and_writes_maps(dynamic_scene, tmp_path, variant) -> 
     assert run(dynamic_scene, out, "--set", f"dnerf.deformation={variant}", "--set",
                "dnerf.maps=1", *losses, *SAMPLES) == 0  # fmt: skip
     names = sorted(p.name for p in (out / "test").iterdir())
-    expected = ["r_0_depth.png", "r_0_flow.png", "r_0_gt.png", "r_0_pred.png"]
+    expected = ["r_0_depth.png", "r_0_error.png", "r_0_flow.png", "r_0_gt.png", "r_0_pred.png"]
     if variant == "spline":
         expected.append("r_0_rigidity.png")
     assert names == sorted(expected)

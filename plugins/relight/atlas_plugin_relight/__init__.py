@@ -1,32 +1,52 @@
 """Relighting for NeRF Atlas: SDF surfaces under point lights with learned reflectance.
 
-NeRV (Srinivasan et al. 2021) and IDR (Yariv et al. 2020). Enabling the plugin
-(``--plugins volsdf,relight``) chooses the ``surface`` sampler (ray-SDF intersection),
-the ``relight`` renderer (reflectance x lights x shadows, direct or one-bounce) and adds
-the ``relight_mask`` silhouette term; the field is volsdf's SDF. Without the volsdf
-plugin (or a user-chosen SDF field) the run stops at start-up and names the plugins.
+NeRV (Srinivasan et al. 2021), IDR (Yariv et al. 2020) and TensoIR (Jin et al. 2023).
+Enabling the plugin (``--plugins volsdf,relight``) makes the field volsdf's SDF grid
+(``volsdf_grid``) and renders it with ``relight_volume``: every sample shaded under the
+lights, then composited. With the SDF network (``--set field=volsdf``) it chooses the
+``surface`` sampler (ray-SDF intersection), the ``relight`` renderer (reflectance x
+lights x shadows, direct or one-bounce) and adds the ``relight_mask`` silhouette term.
+Without the volsdf plugin (or a user-chosen SDF field) the run stops at start-up and
+names the plugins.
 """
 
 from __future__ import annotations
 
 from atlas_core.api import PluginError, Register, Run, RunConfig, ViewerHandle, hookimpl
 from atlas_plugin_relight.data import load_nerv_point
-from atlas_plugin_relight.losses import MaskLoss
+from atlas_plugin_relight.losses import MaskLoss, RadianceLoss
 from atlas_plugin_relight.options import RelightOptions
 from atlas_plugin_relight.renderer import RelightRenderer
 from atlas_plugin_relight.surface import SurfaceSampler
 from atlas_plugin_relight.synth import generate
 from atlas_plugin_relight.viewer import light_outputs
+from atlas_plugin_relight.volume import RelightVolumeRenderer
 
-__all__ = ["MaskLoss", "RelightOptions", "RelightRenderer", "SurfaceSampler", "load_nerv_point"]
+__all__ = [
+    "MaskLoss",
+    "RadianceLoss",
+    "RelightOptions",
+    "RelightRenderer",
+    "RelightVolumeRenderer",
+    "SurfaceSampler",
+    "load_nerv_point",
+]
 
 MASK_WEIGHT = 1.0
+RADIANCE_WEIGHT = 1.0  # the geometry's term under relight_volume, as heavy as the image's
+FIELD = "volsdf_grid"  # the default field: fast on a CPU (volsdf picks the same)
+VOLUME_FIELDS = ("volsdf_grid", "volsdf_hash")  # rendered with relight_volume
 
 
 @hookimpl
 def atlas_register_renderers(register: Register) -> None:
     """Surface shading under lights."""
     register("relight", RelightRenderer, description="SDF surface x reflectance x point lights")
+    register(
+        "relight_volume",
+        RelightVolumeRenderer,
+        description="samples shaded under point lights, then composited (TensoIR)",
+    )
 
 
 @hookimpl
@@ -39,6 +59,7 @@ def atlas_register_samplers(register: Register) -> None:
 def atlas_register_losses(register: Register) -> None:
     """The silhouette term."""
     register("relight_mask", MaskLoss, description="IDR mask BCE of sigmoid(-alpha sdf) vs alpha")
+    register("relight_radiance", RadianceLoss, description="MSE of relight_volume's radiance image")
 
 
 @hookimpl
@@ -61,13 +82,19 @@ def require_sdf_field(config: RunConfig) -> None:
 
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
-    """Check ``relight.*``, require an SDF field, claim sampler and renderer, add the mask term."""
+    """Check ``relight.*``, require an SDF field and claim the renderer: ``relight_volume``
+    for the SDF grids, else the ``surface`` sampler, ``relight`` and the mask term."""
     from atlas_core.api import plugin_options
 
     plugin_options(config, "relight", RelightOptions)
     require_sdf_field(config)
     if "field" not in config.explicit:
-        config.field.name = "volsdf"
+        config.field.name = FIELD
+    if config.field.name in VOLUME_FIELDS:
+        config.renderer.name = "relight_volume"
+        config.renderer.options.setdefault("background", "random")  # as volsdf's grids
+        config.losses.setdefault("relight_radiance", RADIANCE_WEIGHT)
+        return
     config.sampler.name = "surface"
     config.renderer.name = "relight"
     config.losses.setdefault("relight_mask", MASK_WEIGHT)

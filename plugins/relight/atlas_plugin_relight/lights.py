@@ -7,10 +7,11 @@ import math
 import torch
 from torch import Tensor, nn
 
-from atlas_core.api import RayBundle
+from atlas_core.api import RayBundle, tag_parameter
 from atlas_plugin_relight.options import RelightOptions
 
 POSITIONS, POWER, SCALED = "light_positions", "light_power", "light_scaled"
+GAIN_LR_SCALE = 10.0  # one number per channel: let it settle within the first hundred steps
 
 
 class PointLight(nn.Module):
@@ -62,6 +63,20 @@ class DatasetLight(nn.Module):
             return rays.origins[:, None, :], rays.origins.new_full((count, 1, 3), self.intensity)
         scale = torch.where(extras[SCALED] > 0, 1.0, self.intensity)
         return extras[POSITIONS], extras[POWER] * scale[:, None, None]
+
+
+class LightGain(nn.Module):
+    """A learned RGB gain on every light's power (log-parametrised, started at 1): light
+    units differ between renderers (one without Lambert's 1/pi is off by pi)."""
+
+    def __init__(self, learn: bool = True):
+        super().__init__()
+        self.log_gain = nn.Parameter(torch.zeros(3), requires_grad=learn)
+        tag_parameter(self.log_gain, lr_scale=GAIN_LR_SCALE)
+
+    def forward(self, power: Tensor) -> Tensor:
+        """``power`` [..., 3] times the gain."""
+        return power * self.log_gain.exp()
 
 
 def make_light(options: RelightOptions) -> nn.Module:

@@ -1,4 +1,5 @@
-"""The silhouette loss of surface rendering (IDR, Yariv et al. 2020, eq. 7)."""
+"""The silhouette loss of surface rendering (IDR, Yariv et al. 2020, eq. 7) and the
+radiance term that trains the geometry under ``relight_volume``."""
 
 from __future__ import annotations
 
@@ -25,3 +26,18 @@ class MaskLoss(Loss):
         keep = ~((outputs["relight_hit"] > 0) & (target > 0.5))
         bce = binary_cross_entropy_with_logits(outputs["relight_logit"], target, reduction="none")
         return torch.where(keep, bce, torch.zeros_like(bce)).mean()
+
+
+class RadianceLoss(Loss):
+    """Mean squared error of the field's composited radiance (``relight_radiance``, from
+    ``relight_volume``) against the target: the term the geometry learns from."""
+
+    def forward(
+        self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]
+    ) -> Tensor:
+        """The radiance image's mean squared error."""
+        if "relight_radiance" not in outputs:
+            raise ConfigError(
+                "loss 'relight_radiance' needs renderer 'relight_volume' (an SDF grid field)"
+            )
+        return (outputs["relight_radiance"] - outputs["target_rgb"]).square().mean()

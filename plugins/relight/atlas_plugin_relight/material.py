@@ -1,12 +1,19 @@
-"""Spatially varying material: an MLP head maps a surface point to every model's parameters,
-and the reflectance is the weighted mixture of the chosen models."""
+"""Spatially varying material: a head maps a surface point to every model's parameters,
+and the reflectance is the weighted mixture of the chosen models.
+
+The point is encoded by a dense feature grid (``relight.encoding=grid``: trilinear
+features as in DVGO, Sun et al. 2022, fine enough for texture at 128 vertices) or by
+NeRF's positional encoding (``positional``: a smooth MLP, as in NeRV's reflectance MLP).
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
 
-from atlas_core.api import PositionalEncoding, mlp
+from atlas_core.api import PositionalEncoding, grid, mlp, tag_parameter
 from atlas_plugin_relight.brdf import GGX, BlinnPhong, Diffuse, Reflectance
 from atlas_plugin_relight.learned_brdf import (
     FourierReflectance,
@@ -14,6 +21,9 @@ from atlas_plugin_relight.learned_brdf import (
     SHReflectance,
 )
 from atlas_plugin_relight.options import RelightOptions
+
+GRID_LR_SCALE = 20.0  # grid values learn faster than network weights (DVGO's feature rate)
+UNIT_BOX = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
 
 
 def make_reflectance(name: str, options: RelightOptions) -> Reflectance:
@@ -27,15 +37,40 @@ def make_reflectance(name: str, options: RelightOptions) -> Reflectance:
     return {"diffuse": Diffuse, "blinn_phong": BlinnPhong, "ggx": GGX}[name]()
 
 
-class Material(nn.Module):
-    """``brdf(x, n, wi, wo) = sum_k w_k f_k(theta_k(x); n, wi, wo)`` with theta from one MLP."""
+class GridEncoding(nn.Module):
+    """Trilinear features [N, F] from a dense grid over the scene box (zero outside)."""
 
-    def __init__(self, options: RelightOptions):
+    def __init__(self, bounds: tuple[float, ...], resolution: int, features: int):
+        super().__init__()
+        low, high = torch.tensor(bounds[:3]), torch.tensor(bounds[3:])
+        self.register_buffer("low", low.float())
+        self.register_buffer("high", high.float())
+        self.shape = grid.grid_shape(tuple((high - low).tolist()), resolution)
+        values = 1e-4 * torch.randn(math.prod(self.shape), features)
+        self.values = nn.Parameter(values)
+        tag_parameter(self.values, lr_scale=GRID_LR_SCALE, masked_updates=True,
+                      grid_shape=self.shape)  # fmt: skip
+        self.out_dim = features
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Features at positions [N, 3]."""
+        at = grid.corners(x, self.low, self.high, self.shape)
+        sparse = self.training and torch.is_grad_enabled()
+        return grid.interpolate(self.values, at, sparse=sparse)
+
+
+class Material(nn.Module):
+    """``brdf(x, n, wi, wo) = sum_k w_k f_k(theta_k(x); n, wi, wo)`` with theta from one head."""
+
+    def __init__(self, options: RelightOptions, bounds: tuple[float, ...] = UNIT_BOX):
         super().__init__()
         self.models = nn.ModuleList(make_reflectance(n, options) for n in options.reflectance)
         self.weights = options.mixture_weights()
         self.sizes = [model.params for model in self.models]
-        self.encoding = PositionalEncoding(3, options.frequencies)
+        if options.encoding == "grid":
+            self.encoding = GridEncoding(bounds, options.grid_resolution, options.grid_features)
+        else:
+            self.encoding = PositionalEncoding(3, options.frequencies)
         self.head = mlp(self.encoding.out_dim, options.width, 2, sum(self.sizes))
 
     def parameters_at(self, x: Tensor) -> Tensor:

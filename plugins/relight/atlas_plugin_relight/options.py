@@ -9,6 +9,7 @@ Intersect = Literal["sphere", "bisection", "secant"]
 LightKind = Literal["dataset", "point", "learned"]
 Integrator = Literal["direct", "path"]
 Shadow = Literal["none", "hard", "learned"]
+Encoding = Literal["grid", "positional"]
 REFLECTANCES = ("diffuse", "blinn_phong", "ggx", "mlp", "sh", "fourier")
 
 
@@ -19,7 +20,12 @@ class RelightOptions:
     ``reflectance``: names from REFLECTANCES mixed with ``weights`` (equal when empty);
     ``light``: ``dataset`` (each image's lights, from the nerv_point data), ``point``
     (fixed at ``light_position``) or ``learned`` (trainable position and intensity);
-    ``light_intensity`` scales lights whose frames give no intensity.
+    ``light_intensity`` scales lights whose frames give no intensity; ``learn_gain``
+    multiplies every light by a learned RGB gain (started at 1), since a dataset's light
+    units are rarely the renderer's (a renderer without Lambert's 1/pi is off by pi).
+    ``encoding``: the material head reads a dense feature grid (``grid_resolution``
+    vertices along the box's longest side, ``grid_features`` channels) or the positional
+    encoding of the point (``frequencies``).
     """
 
     intersect: Intersect = "sphere"
@@ -29,10 +35,14 @@ class RelightOptions:
     light: LightKind = "dataset"
     light_position: list[float] = field(default_factory=lambda: [0.0, 0.0, 4.0])
     light_intensity: float = 1.0
+    learn_gain: bool = True
     integrator: Integrator = "direct"
-    shadow: Shadow = "none"
+    shadow: Shadow = "hard"
     width: int = 64
     frequencies: int = 6
+    encoding: Encoding = "grid"
+    grid_resolution: int = 128
+    grid_features: int = 8
     sh_degree: int = 2
     fourier_terms: int = 4
     soft_alpha: float = 50.0
@@ -58,6 +68,10 @@ class RelightOptions:
             raise ValueError("steps must be >= 2, width >= 1, frequencies >= 0")
         if not 0 <= self.sh_degree <= 2 or self.fourier_terms < 1:
             raise ValueError("sh_degree must be in 0..2 and fourier_terms >= 1")
+        if self.encoding not in ("grid", "positional"):
+            raise ValueError(f"encoding must be 'grid' or 'positional', got {self.encoding!r}")
+        if self.grid_resolution < 2 or self.grid_features < 1:
+            raise ValueError("grid_resolution must be >= 2 and grid_features >= 1")
         if self.soft_alpha <= 0:
             raise ValueError("soft_alpha must be > 0")
 

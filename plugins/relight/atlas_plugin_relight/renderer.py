@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from atlas_core.api import ConfigError, RayBundle, RaySamples
 from atlas_plugin_relight.integrators import make_integrator
-from atlas_plugin_relight.lights import make_light
+from atlas_plugin_relight.lights import LightGain, make_light
 from atlas_plugin_relight.material import Material
 from atlas_plugin_relight.options import RelightOptions
 from atlas_plugin_relight.shadows import make_shadow
@@ -39,8 +39,9 @@ class RelightRenderer(nn.Module):
         self._sdf = [find_sdf(context.field_module(), "renderer 'relight'", name)]
         self.background = background
         self.alpha = options.soft_alpha
-        self.material = Material(options)
+        self.material = Material(options, tuple(context.scene.bounds))
         self.light = make_light(options)
+        self.gain = LightGain(options.learn_gain)
         self.shadow = make_shadow(options, self.sdf)
         low, high = context.scene.bounds[:3], context.scene.bounds[3:]
         extent = sum((b - a) ** 2 for a, b in zip(low, high, strict=True)) ** 0.5
@@ -74,6 +75,7 @@ class RelightRenderer(nn.Module):
         x = rays.origins + t * v
         normals = outputs["normals"]
         positions, power = self.light(rays)
+        power = self.gain(power)
         radiance = self.integrator(self.material, self.shadow, x, normals, -v, positions, power)
         logit = -self.alpha * sdf
         coverage = torch.where(hit, torch.ones_like(sdf), torch.sigmoid(logit))

@@ -107,3 +107,26 @@ def test_material_mixture_is_the_weighted_sum_of_its_models() -> None:
 def test_bad_options_are_rejected(options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RelightOptions(**options)
+
+
+def test_grid_material_is_local_and_sized_by_its_options() -> None:
+    options = RelightOptions(reflectance=["diffuse"], encoding="grid", grid_resolution=17,
+                             grid_features=5, width=8)  # fmt: skip
+    material = Material(options, (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0))
+    assert tuple(material.encoding.values.shape) == (17**3, 5)
+    near, far = torch.tensor([[0.5, 0.5, 0.5]]), torch.tensor([[-0.5, -0.5, -0.5]])
+    before = material.parameters_at(far).detach()
+    material.parameters_at(near).sum().backward()
+    with torch.no_grad():
+        material.encoding.values -= material.encoding.values.grad.to_dense()
+    assert not torch.equal(material.parameters_at(near), before)
+    assert torch.equal(material.parameters_at(far).detach(), before)  # a texel is local
+    smooth = Material(RelightOptions(reflectance=["diffuse"], encoding="positional", width=8))
+    assert not hasattr(smooth.encoding, "values")
+
+
+def test_bad_grid_options_are_rejected() -> None:
+    with pytest.raises(ValueError, match="encoding must be"):
+        RelightOptions(encoding="hash")
+    with pytest.raises(ValueError, match="grid_resolution"):
+        RelightOptions(grid_resolution=1)

@@ -14,7 +14,13 @@ from atlas_plugin_relight.synth import write_point_scene
 
 from atlas_core.testing import DatasetContract, LossContract, SamplerContract
 
-FIELD = {"field.width": 16, "field.features": 8, "field.color_width": 8, "encoding.frequencies": 3}
+FIELD = {
+    "field": "volsdf",
+    "field.width": 16,
+    "field.features": 8,
+    "field.color_width": 8,
+    "encoding.frequencies": 3,
+}
 SMALL = {**FIELD, "relight.width": 16, "relight.frequencies": 2, "relight.steps": 16}
 
 

@@ -12,7 +12,7 @@ from atlas_plugin_relight.viewer import MAX_LIGHTS, training_lights
 from atlas_core.api import RunConfig, ViewerHandle, Views, image_rays
 from atlas_core.testing import Trainer, load_plugins
 
-SETTINGS = {"field.width": 32, "field.features": 16, "field.color_width": 16,
+SETTINGS = {"field": "volsdf", "field.width": 32, "field.features": 16, "field.color_width": 16,
             "train.max_steps": 30, "train.batch_rays": 256, "train.lr": 1e-3,
             "train.log_every": 50, "eval.views": 0, "eval.video_frames": 0,
             "device": "cpu"}  # fmt: skip

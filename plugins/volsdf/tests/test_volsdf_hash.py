@@ -135,12 +135,22 @@ def test_fits_the_generated_dtu_scan(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("field", ["volsdf_hash", "volsdf_grid"])
 def test_relight_renders_the_fast_sdf_fields(atlas_pm, field: str) -> None:  # noqa: ANN001
-    """With relight enabled the fast fields leave sampler and renderer to it (no clash)."""
+    """With relight enabled the fast fields keep occupancy sampling and relight shades
+    their samples (no clash); the SDF network is traced to its surface instead."""
     config = RunConfig()
     config.set("field", field)
     config.plugins = ["volsdf", "relight", "ngp"]
     configure(config, atlas_pm(enable=("volsdf", "relight", "ngp")))
-    assert (config.sampler.name, config.renderer.name) == ("surface", "relight")
-    assert "background" not in config.renderer.options and "eikonal" in config.losses
-    if field == "volsdf_grid":  # the surface renderer needs an SDF from the first step
-        assert config.field.options["init"] == "sphere"
+    assert (config.sampler.name, config.renderer.name) == ("occupancy", "relight_volume")
+    assert config.renderer.options["background"] == "random" and "eikonal" in config.losses
+    assert "relight_mask" not in config.losses
+    network = RunConfig()
+    network.set("field", "volsdf")
+    network.plugins = ["volsdf", "relight"]
+    configure(network, atlas_pm(enable=("volsdf", "relight")))
+    assert (network.sampler.name, network.renderer.name) == ("surface", "relight")
+    assert "relight_mask" in network.losses
+    default = RunConfig()
+    default.plugins = ["volsdf", "relight"]
+    configure(default, atlas_pm(enable=("volsdf", "relight")))
+    assert (default.field.name, default.renderer.name) == ("volsdf_grid", "relight_volume")

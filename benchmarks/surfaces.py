@@ -5,8 +5,10 @@ scan (``atlas data synth --kind dtu --size 160``: 160x120, 32 views, every 8th h
 and the realistic point-light scene (``--kind nerv_point --size 128``: 60 training views
 under collocated and moving lights, 8 test views under held-out lights). Each
 configuration trains for each budget, exports ``mesh --visible-only`` and measures
-Chamfer distance with ``tools/chamfer.py`` (DTU's accuracy and completeness) and the test
-PSNR (for the point-light scene: held-out views under held-out lights).
+Chamfer distance with ``tools/chamfer.py`` (DTU's accuracy and completeness; true points no
+camera sees left out) and the test PSNR (for the point-light scene: held-out views under
+held-out lights). ``point-relight`` is the README command (the SDF grid, ``relight_volume``);
+``point-relight-network`` the SDF network traced to its surface.
 
     python benchmarks/surfaces.py --budgets 300 600
     python benchmarks/surfaces.py --budgets 5 --resolution 64 --configs dtu-grid   # a check

@@ -82,7 +82,7 @@ def test_points_outside_every_mask_are_left_out(tmp_path: Path) -> None:
     images[0, np.clip(v.astype(int), 0, size - 1), np.clip(u.astype(int), 0, size - 1), 3] = 255
     views = Views(images=torch.from_numpy(images), c2w=c2w, focal=focal, names=["0"])
     scene = SceneData({"train": views})
-    masked = chamfer_tool.chamfer(points, truth(), PLANE, 1.0, scene, max_dist=1.0)
+    masked = chamfer_tool.chamfer(points, truth(), PLANE, 1.0, scene, max_dist=1.0, all_truth=True)
     assert masked["accuracy"] < 0.005  # the floater projects outside the mask
 
 
@@ -100,3 +100,32 @@ def test_cli_reports_each_term_and_refuses_a_scene_without_truth(tmp_path: Path)
     assert terms["accuracy"] == pytest.approx(0.02, abs=0.006)
     assert terms["chamfer_percent"] == pytest.approx(100 * terms["chamfer"])
     assert chamfer_tool.main([str(tmp_path / "m.ply"), str(tmp_path)]) == 2
+
+
+class FrontHalf(nn.Module):
+    """The ball of radius 0.5 cut to the half facing ``towards`` (the back is missing)."""
+
+    def __init__(self, towards: Tensor):
+        super().__init__()
+        self.towards = towards / towards.norm()
+
+    def sdf(self, positions: Tensor) -> Tensor:
+        """Signed distance [N, 1] (exact enough for meshing)."""
+        ball = positions.norm(dim=-1) - 0.5
+        return torch.maximum(ball, -(positions @ self.towards))[:, None]
+
+
+def test_true_points_no_camera_sees_are_left_out(tmp_path: Path) -> None:
+    eye = torch.tensor([0.0, -3.0, 0.4])
+    c2w = look_at(eye, torch.zeros(3), torch.tensor([0.0, 0.0, 1.0]))[None]
+    size, focal = 96, 96 * 1.5
+    images = np.zeros((1, size, size, 4), dtype=np.uint8)
+    images[..., 3] = 255  # the whole frame is inside the mask
+    views = Views(images=torch.from_numpy(images), c2w=c2w, focal=focal, names=["0"])
+    scene = SceneData({"train": views})
+    front = mesh_points(FrontHalf(eye), tmp_path)
+    kept = chamfer_tool.chamfer(front, truth(), PLANE, 1.0, scene, max_dist=1.0)
+    every = chamfer_tool.chamfer(front, truth(), PLANE, 1.0, scene, max_dist=1.0, all_truth=True)
+    assert every["truth_points_unseen"] == 0
+    assert 0.35 < kept["truth_points_unseen"] / every["truth_points"] < 0.65  # the back half
+    assert kept["completeness"] < 0.01 < every["completeness"]

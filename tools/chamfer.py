@@ -3,7 +3,9 @@
 Jensen et al. 2014 (the DTU MVS benchmark) and its evaluation script as NeuS/VolSDF use
 it: the mesh is sampled uniformly by area; both point sets are thinned to one point per
 ``density``-sized cell; mesh points below the ground plane and outside what the cameras
-saw (inside no view's mask: DTU's ObsMask) are left out; **accuracy** is the mean
+saw (inside no view's mask: DTU's ObsMask) are left out, and so are true points no camera
+sees (outside every mask, or behind a nearer true surface in every view: DTU's reference
+scans hold only what the scanner saw; ``--all-truth`` keeps them); **accuracy** is the mean
 distance from the mesh's points to the truth, **completeness** the mean distance from
 the truth's points to the mesh, each over distances under ``max_dist`` (DTU: 20 mm, which
 is 6.7% of a 300 mm object, the default here), and the Chamfer distance is their mean.
@@ -33,10 +35,11 @@ from atlas_core.commands.mesh_visibility import MASK_LEVEL, project, view_intrin
 from atlas_core.data.scene import SceneData
 from atlas_core.errors import AtlasError
 
-__all__ = ["chamfer", "load_scene", "main", "observed", "sample_mesh", "thin"]
+__all__ = ["chamfer", "load_scene", "main", "observed", "sample_mesh", "seen", "thin"]
 
 MAX_DIST = 0.067  # of the objects' size: DTU's 20 mm on a ~300 mm object
 DENSITY = 0.002  # of the objects' size: the cell points are thinned to
+OCCLUSION = 0.01  # of the objects' size: how far behind the nearest true point is hidden
 
 
 def sample_mesh(vertices: np.ndarray, faces: np.ndarray, spacing: float, seed: int = 0):  # noqa: ANN201
@@ -93,14 +96,43 @@ def observed(points: np.ndarray, scene: SceneData) -> np.ndarray:
     return seen
 
 
+def seen(points: np.ndarray, scene: SceneData, tolerance: float) -> np.ndarray:
+    """Boolean [P]: points some view sees, inside its mask and within ``tolerance`` plus two
+    pixel footprints of the nearest of the points in their pixel (a z-buffer of the points
+    themselves; the footprints allow for a surface's slope across one pixel)."""
+    result = np.zeros(len(points), dtype=bool)
+    for views in scene.splits.values():
+        for i in range(len(views)):
+            c2w = views.c2w[i].double().numpy()
+            u, v, depth = project(points, c2w, view_intrinsics(views, i))
+            col, row = np.floor(u), np.floor(v)
+            inside = (col >= 0) & (col < views.width) & (row >= 0) & (row < views.height)
+            index = np.nonzero(inside & (depth > 0))[0]
+            pixel = row[index].astype(np.int64) * views.width + col[index].astype(np.int64)
+            nearest = np.full(views.height * views.width, np.inf)
+            np.minimum.at(nearest, pixel, depth[index])
+            alpha = views.images[i, :, :, 3].numpy().reshape(-1)
+            footprint = depth[index] / view_intrinsics(views, i)[0]
+            front = depth[index] <= nearest[pixel] + tolerance + 2 * footprint
+            front &= alpha[pixel] > MASK_LEVEL
+            result[index[front]] = True
+    return result
+
+
 def chamfer(
     mesh_points: np.ndarray, truth: np.ndarray, plane: np.ndarray, size: float,
     scene: SceneData | None, max_dist: float = MAX_DIST, density: float = DENSITY,
+    all_truth: bool = False,
 ) -> dict[str, float]:  # fmt: skip
     """DTU's terms for mesh points and true points in one frame (see the module text)."""
     cell = density * size
     pred = thin(mesh_points, cell)
     gt = thin(truth.astype(np.float64), cell)
+    truth_count = len(gt)
+    if scene is not None and not all_truth:
+        gt = gt[seen(gt, scene, OCCLUSION * size)]
+        if not len(gt):
+            raise AtlasError("no true point is seen by any camera")
     above = pred @ plane[:3] + plane[3] > -cell
     keep = above & (observed(pred, scene) if scene is not None else True)
     pred = pred[keep]
@@ -122,6 +154,7 @@ def chamfer(
         "mesh_points": int(len(pred)),
         "mesh_points_left_out": int((~keep).sum()),
         "truth_points": int(len(gt)),
+        "truth_points_unseen": truth_count - int(len(gt)),
         "size": size,
         "max_dist": limit,
     }
@@ -137,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="auto: world when the truth has scale_mat (DTU exports)")  # fmt: skip
     parser.add_argument("--max-dist", type=float, default=MAX_DIST, help="of the size")
     parser.add_argument("--density", type=float, default=DENSITY, help="of the size")
-    parser.add_argument("--no-obs-mask", action="store_true", help="keep points no mask saw")
+    parser.add_argument("--no-obs-mask", action="store_true",
+                        help="keep mesh and true points no camera saw")  # fmt: skip
+    parser.add_argument("--all-truth", action="store_true", help="keep true points no camera sees")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     try:
@@ -158,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             points = (points - scale[:3, 3]) @ np.linalg.inv(scale[:3, :3]).T
         scene = None if args.no_obs_mask else load_scene(args.scene, kind)
         terms = chamfer(points, truth["points"], truth["plane"], size, scene, args.max_dist,
-                        args.density)  # fmt: skip
+                        args.density, args.all_truth)  # fmt: skip
     except AtlasError as exc:
         print(f"chamfer: error: {exc}", file=sys.stderr)
         return 2

@@ -9,10 +9,11 @@ per ray, from the expected surface point (the depth of the composited weights).
 
 Geometry learns from the field's own radiance, composited as ``relight_radiance`` for the
 ``relight_radiance`` loss; the shaded image composites with the weights held fixed, so it
-trains the material and the light gain only. Letting shading move the surface carves
-dents and holes wherever a normal there shades the pixel closer (measured: spheres
-pitted, 18.5-21.3 dB against XX dB). Until the field has an SDF (``volsdf_grid``'s
-density warm-up, whose outputs hold no ``sdf``) its radiance is the image.
+trains the material and the light gain only. Letting the shaded image move the surface
+carved more dents into the spheres (on the realistic point-light scene after 300 s: 21.25
+dB against 21.63 with the geometry on the radiance). Until the field has an SDF
+(``volsdf_grid``'s density warm-up, whose outputs hold no ``sdf``) its radiance is the
+image; shading from the first step (normals from the warm-up density, no shadows) gave 18.54.
 """
 
 from __future__ import annotations

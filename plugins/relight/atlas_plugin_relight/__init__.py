@@ -1,11 +1,11 @@
 """Relighting for NeRF Atlas: SDF surfaces under point lights with learned reflectance.
 
 NeRV (Srinivasan et al. 2021), IDR (Yariv et al. 2020) and TensoIR (Jin et al. 2023).
-Enabling the plugin (``--plugins volsdf,relight``) makes the field volsdf's SDF grid
-(``volsdf_grid``) and renders it with ``relight_volume``: every sample shaded under the
-lights, then composited. With the SDF network (``--set field=volsdf``) it chooses the
+Enabling the plugin (``--plugins volsdf,relight``) on volsdf's SDF network chooses the
 ``surface`` sampler (ray-SDF intersection), the ``relight`` renderer (reflectance x
 lights x shadows, direct or one-bounce) and adds the ``relight_mask`` silhouette term.
+On volsdf's SDF grids (``--set field=volsdf_grid``, or ``volsdf_hash``) it renders with
+``relight_volume`` instead: every sample shaded under the lights, then composited.
 Without the volsdf plugin (or a user-chosen SDF field) the run stops at start-up and
 names the plugins.
 """
@@ -34,7 +34,7 @@ __all__ = [
 
 MASK_WEIGHT = 1.0
 RADIANCE_WEIGHT = 1.0  # the geometry's term under relight_volume, as heavy as the image's
-FIELD = "volsdf_grid"  # the default field: fast on a CPU (volsdf picks the same)
+FIELD = "volsdf"  # the default field, as volsdf's (so the two never claim it differently)
 VOLUME_FIELDS = ("volsdf_grid", "volsdf_hash")  # rendered with relight_volume
 
 

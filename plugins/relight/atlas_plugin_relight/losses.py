@@ -29,8 +29,9 @@ class MaskLoss(Loss):
 
 
 class RadianceLoss(Loss):
-    """Mean squared error of the field's composited radiance (``relight_radiance``, from
-    ``relight_volume``) against the target: the term the geometry learns from."""
+    """Mean squared error of ``relight_volume``'s second image (``relight_radiance``: the
+    light-aware network's or the field's radiance) against the target: the term the
+    geometry learns from."""
 
     def forward(
         self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]

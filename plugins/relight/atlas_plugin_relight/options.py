@@ -10,6 +10,7 @@ LightKind = Literal["dataset", "point", "learned"]
 Integrator = Literal["direct", "path"]
 Shadow = Literal["none", "hard", "learned"]
 Encoding = Literal["grid", "positional"]
+Geometry = Literal["radiance", "neural"]
 REFLECTANCES = ("diffuse", "blinn_phong", "ggx", "mlp", "sh", "fourier")
 
 
@@ -25,7 +26,9 @@ class RelightOptions:
     units are rarely the renderer's (a renderer without Lambert's 1/pi is off by pi).
     ``encoding``: the material head reads a dense feature grid (``grid_resolution``
     vertices along the box's longest side, ``grid_features`` channels) or the positional
-    encoding of the point (``frequencies``).
+    encoding of the point (``frequencies``). ``geometry`` (``relight_volume`` only): what
+    the geometry learns from, a light-aware network of the material features, normal,
+    light and view (``neural``) or the field's own radiance (``radiance``).
     """
 
     intersect: Intersect = "sphere"
@@ -43,6 +46,7 @@ class RelightOptions:
     encoding: Encoding = "grid"
     grid_resolution: int = 128
     grid_features: int = 8
+    geometry: Geometry = "neural"
     sh_degree: int = 2
     fourier_terms: int = 4
     soft_alpha: float = 50.0
@@ -70,6 +74,8 @@ class RelightOptions:
             raise ValueError("sh_degree must be in 0..2 and fourier_terms >= 1")
         if self.encoding not in ("grid", "positional"):
             raise ValueError(f"encoding must be 'grid' or 'positional', got {self.encoding!r}")
+        if self.geometry not in ("radiance", "neural"):
+            raise ValueError(f"geometry must be 'radiance' or 'neural', got {self.geometry!r}")
         if self.grid_resolution < 2 or self.grid_features < 1:
             raise ValueError("grid_resolution must be >= 2 and grid_features >= 1")
         if self.soft_alpha <= 0:

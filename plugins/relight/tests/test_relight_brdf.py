@@ -130,3 +130,5 @@ def test_bad_grid_options_are_rejected() -> None:
         RelightOptions(encoding="hash")
     with pytest.raises(ValueError, match="grid_resolution"):
         RelightOptions(grid_resolution=1)
+    with pytest.raises(ValueError, match="geometry must be"):
+        RelightOptions(geometry="shaded")

@@ -13,8 +13,9 @@ from atlas_plugin_relight.synth import write_point_scene
 from atlas_core.api import ConfigError, RunConfig, make_rays
 from atlas_core.testing import build_pipeline, load_plugins
 
-GRID = {"field.resolution": 24, "field.initial_resolution": 24, "field.upscale_steps": [],
-        "relight.grid_resolution": 16, "relight.width": 16}  # fmt: skip
+GRID = {"field": "volsdf_grid", "field.resolution": 24, "field.initial_resolution": 24,
+        "field.upscale_steps": [], "relight.grid_resolution": 16,
+        "relight.width": 16}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def point_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pipeline_and_rays(scene_dir: Path, settings: dict):  # noqa: ANN201
-    """The default volsdf+relight pipeline on the scene and 128 rays through its middle."""
+    """A volsdf_grid+relight pipeline on the scene and 128 rays through its middle."""
     config = RunConfig()
     config.data.path, config.data.kind = str(scene_dir), "nerv_point"
     config.plugins = ["volsdf", "relight"]
@@ -47,8 +48,12 @@ def grads(loss: torch.Tensor, *params: torch.Tensor) -> list[float]:
                                           else g.abs().sum()) for g in found]  # fmt: skip
 
 
-def test_shading_trains_the_material_and_radiance_the_geometry(point_scene: Path) -> None:
-    pipe, rays = pipeline_and_rays(point_scene, {"field.init": "sphere", "relight.shadow": "hard"})
+@pytest.mark.parametrize("geometry", ["neural", "radiance"])
+def test_shading_trains_the_material_and_radiance_the_geometry(
+    point_scene: Path, geometry: str
+) -> None:
+    settings = {"field.init": "sphere", "relight.shadow": "hard", "relight.geometry": geometry}
+    pipe, rays = pipeline_and_rays(point_scene, settings)
     assert type(pipe.renderer).__name__ == "RelightVolumeRenderer"
     outputs, field_outputs = pipe(rays)
     assert outputs["rgb"].shape == (128, 3) and bool(torch.isfinite(outputs["rgb"]).all())
@@ -60,7 +65,15 @@ def test_shading_trains_the_material_and_radiance_the_geometry(point_scene: Path
     gain = pipe.renderer.gain.log_gain
     assert grads(shaded, sdf, material, gain)[0] == 0.0  # shading leaves the surface alone
     assert min(grads(shaded, material, gain)) > 0
-    assert grads(radiance, sdf)[0] > 0 and grads(radiance, material)[0] == 0.0
+    assert grads(radiance, sdf)[0] > 0
+    field_colour = pipe.field.rgb_net[0].weight
+    if geometry == "neural":  # a light-aware network, reading the material's features
+        neural = pipe.renderer.neural[0].weight
+        assert grads(radiance, neural)[0] > 0 and grads(radiance, material)[0] > 0
+        assert grads(radiance, field_colour)[0] == 0.0
+    else:  # the field's own radiance
+        assert pipe.renderer.neural is None
+        assert grads(radiance, material)[0] == 0.0 and grads(radiance, field_colour)[0] > 0
     total, terms = pipe.loss(rays, outputs, field_outputs)
     assert {"rgb_l2", "relight_radiance", "eikonal"} <= set(terms)
     assert "relight_mask" not in terms

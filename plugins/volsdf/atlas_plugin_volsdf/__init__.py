@@ -32,7 +32,6 @@ __all__ = [
 EIKONAL_WEIGHT = 0.1  # VolSDF, appendix (lambda = 0.1)
 SDF_FIELDS = ("volsdf", "volsdf_grid", "volsdf_hash")
 FAST_FIELDS = ("volsdf_grid", "volsdf_hash")  # occupancy sampling, random background
-RELIGHT = "relight"  # shades volsdf's SDF: the grid by volume, the network by surface
 SCALED_FIELDS = (VolSDFField, SDFGridField, HashSDFField)  # they report beta
 GRID_SAMPLER_OPTIONS = {"weight_threshold": 1e-4}  # DVGO's fast_color_thres
 GRID_TARGET_SAMPLES = 1 << 16  # samples per step; the ray batch follows (Instant-NGP)
@@ -80,9 +79,8 @@ def atlas_configure(config: RunConfig) -> None:
     from atlas_core.api import plugin_options
 
     plugin_options(config, "volsdf", VolSDFOptions)  # bad volsdf.* options stop here
-    relight = RELIGHT in config.plugins
-    if "field" not in config.explicit:  # relight's default is the grid, which it volume-renders
-        config.field.name = "volsdf_grid" if relight else "volsdf"
+    if "field" not in config.explicit:
+        config.field.name = "volsdf"
     if config.field.name in SDF_FIELDS:
         config.losses.setdefault("eikonal", EIKONAL_WEIGHT)
     if config.field.name in FAST_FIELDS:

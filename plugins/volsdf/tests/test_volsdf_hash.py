@@ -153,4 +153,4 @@ def test_relight_renders_the_fast_sdf_fields(atlas_pm, field: str) -> None:  # n
     default = RunConfig()
     default.plugins = ["volsdf", "relight"]
     configure(default, atlas_pm(enable=("volsdf", "relight")))
-    assert (default.field.name, default.renderer.name) == ("volsdf_grid", "relight_volume")
+    assert (default.field.name, default.renderer.name) == ("volsdf", "relight")

@@ -35,7 +35,16 @@ from atlas_core.commands.mesh_visibility import MASK_LEVEL, project, view_intrin
 from atlas_core.data.scene import SceneData
 from atlas_core.errors import AtlasError
 
-__all__ = ["chamfer", "load_scene", "main", "observed", "sample_mesh", "seen", "thin"]
+__all__ = [
+    "chamfer",
+    "load_scene",
+    "main",
+    "observed",
+    "projections",
+    "sample_mesh",
+    "seen",
+    "thin",
+]
 
 MAX_DIST = 0.067  # of the objects' size: DTU's 20 mm on a ~300 mm object
 DENSITY = 0.002  # of the objects' size: the cell points are thinned to
@@ -79,21 +88,27 @@ def load_scene(path: Path, kind: str) -> SceneData:
     return loader(path, test_every=0) if kind == "dtu" else loader(path)
 
 
-def observed(points: np.ndarray, scene: SceneData) -> np.ndarray:
-    """Boolean [P]: points inside the mask of at least one view (DTU's ObsMask)."""
-    seen = np.zeros(len(points), dtype=bool)
+def projections(points: np.ndarray, scene: SceneData):  # noqa: ANN201 - a generator
+    """Per view: the view, the indices of the points in its frame and in front of it, their
+    flat pixel indices and their depths."""
     for views in scene.splits.values():
         for i in range(len(views)):
-            c2w = views.c2w[i].double().numpy()
-            u, v, depth = project(points, c2w, view_intrinsics(views, i))
+            intrinsics = view_intrinsics(views, i)
+            u, v, depth = project(points, views.c2w[i].double().numpy(), intrinsics)
             col, row = np.floor(u), np.floor(v)
             inside = (col >= 0) & (col < views.width) & (row >= 0) & (row < views.height)
-            inside &= depth > 0
-            index = np.nonzero(inside & ~seen)[0]
-            alpha = views.images[i, :, :, 3].numpy()
-            hit = alpha[row[index].astype(np.int64), col[index].astype(np.int64)] > MASK_LEVEL
-            seen[index[hit]] = True
-    return seen
+            index = np.nonzero(inside & (depth > 0))[0]
+            pixel = row[index].astype(np.int64) * views.width + col[index].astype(np.int64)
+            alpha = views.images[i, :, :, 3].numpy().reshape(-1)[pixel]
+            yield intrinsics, index, pixel, depth[index], alpha, views
+
+
+def observed(points: np.ndarray, scene: SceneData) -> np.ndarray:
+    """Boolean [P]: points inside the mask of at least one view (DTU's ObsMask)."""
+    result = np.zeros(len(points), dtype=bool)
+    for _, index, _, _, alpha, _ in projections(points, scene):
+        result[index[alpha > MASK_LEVEL]] = True
+    return result
 
 
 def seen(points: np.ndarray, scene: SceneData, tolerance: float) -> np.ndarray:
@@ -101,21 +116,11 @@ def seen(points: np.ndarray, scene: SceneData, tolerance: float) -> np.ndarray:
     pixel footprints of the nearest of the points in their pixel (a z-buffer of the points
     themselves; the footprints allow for a surface's slope across one pixel)."""
     result = np.zeros(len(points), dtype=bool)
-    for views in scene.splits.values():
-        for i in range(len(views)):
-            c2w = views.c2w[i].double().numpy()
-            u, v, depth = project(points, c2w, view_intrinsics(views, i))
-            col, row = np.floor(u), np.floor(v)
-            inside = (col >= 0) & (col < views.width) & (row >= 0) & (row < views.height)
-            index = np.nonzero(inside & (depth > 0))[0]
-            pixel = row[index].astype(np.int64) * views.width + col[index].astype(np.int64)
-            nearest = np.full(views.height * views.width, np.inf)
-            np.minimum.at(nearest, pixel, depth[index])
-            alpha = views.images[i, :, :, 3].numpy().reshape(-1)
-            footprint = depth[index] / view_intrinsics(views, i)[0]
-            front = depth[index] <= nearest[pixel] + tolerance + 2 * footprint
-            front &= alpha[pixel] > MASK_LEVEL
-            result[index[front]] = True
+    for intrinsics, index, pixel, depth, alpha, views in projections(points, scene):
+        nearest = np.full(views.height * views.width, np.inf)
+        np.minimum.at(nearest, pixel, depth)
+        front = depth <= nearest[pixel] + tolerance + 2 * depth / intrinsics[0]
+        result[index[front & (alpha > MASK_LEVEL)]] = True
     return result
 
 

@@ -56,7 +56,7 @@ def test_run_writes_every_output(atlas_scene, tmp_path, quick_args, capsys) -> N
     )
     assert pred.shape == (24, 24, 3)
     error = iio.imread(out / "test" / "r_0_error.png").astype(float)[..., 0]
-    expect = np.clip(np.abs(pred - gt).mean(axis=-1) * 4, 0, 255)  # 4x the mean abs error
+    expect = np.clip(np.abs(pred - gt).mean(axis=-1) * 4, 0, 255)  # 4x the mean abs error, red
     assert np.abs(error - expect).max() <= 4
     assert frames(out / "video.mp4") == 2
     # --save-every 10 and keep 3: steps 20, 30 remain (30 also saved at the end)

@@ -69,3 +69,32 @@ def test_resume_drops_history_past_the_checkpoint(atlas_scene, tmp_path, quick_a
     train, _ = read_history(out / "history.jsonl")
     steps = [e["step"] for e in train]
     assert 99 not in steps and steps == sorted(steps) and steps[-1] == 40
+
+
+def test_error_column_is_the_evaluation_error_image_or_made_alike(
+    atlas_scene, tmp_path, quick_args
+) -> None:  # noqa: ANN001, E501
+    """The report embeds each view's ``_error.png``; runs from before it was written get
+    the same image made from the prediction and the ground truth."""
+    import base64
+
+    import imageio.v3 as iio
+    import numpy as np
+
+    from atlas_core.commands.report import write_report
+
+    out = tmp_path / "run"
+    assert main(["run", "--data", str(atlas_scene), "--out", str(out), *quick_args]) == 0
+    error_png = next((out / "test").glob("*_error.png"))
+
+    def embedded(page: str) -> np.ndarray:
+        data = re.findall(r'src="data:image/png;base64,([^"]+)"', page)[3]  # the 4th: error
+        return iio.imread(base64.b64decode(data))
+
+    saved = iio.imread(error_png)
+    assert np.array_equal(embedded(write_report(out).read_text()), saved)
+    error_png.unlink()  # an older run: made from the 8-bit images, within rounding
+    remade = embedded(write_report(out).read_text()).astype(int)
+    assert np.abs(remade - saved.astype(int)).max() <= 4  # 8-bit inputs, 4x gain
+    iio.imwrite(error_png, np.zeros_like(saved))  # a saved image is used as it is
+    assert not embedded(write_report(out).read_text()).any()

@@ -17,7 +17,10 @@ from typing import Any
 
 import imageio.v3 as iio
 import numpy as np
+import torch
 
+from atlas_core.data.images import to_uint8
+from atlas_core.engine.evaluate import error_image
 from atlas_core.engine.history import read_history
 from atlas_core.errors import AtlasError
 from atlas_core.io import atomic_write_bytes
@@ -111,11 +114,15 @@ def _png(image: np.ndarray) -> str:
     return f'<img src="data:image/png;base64,{data}">'
 
 
-def _error_image(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Absolute error, mean over channels, x4 and clipped, in red on black."""
-    error = np.abs(pred[..., :3].astype(np.float32) - target[..., :3].astype(np.float32))
-    red = np.clip(error.mean(axis=-1) * 4, 0, 255).astype(np.uint8)
-    return np.stack([red, red // 4, red // 4], axis=-1)
+def _error_image(path: Path, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The evaluation's error image at ``path``, or (runs from before it wrote one) the
+    same image from the 8-bit prediction and ground truth."""
+    if path.is_file():
+        return iio.imread(path)
+    colours = (
+        torch.from_numpy(image[..., :3].astype(np.float32) / 255) for image in (pred, target)
+    )
+    return to_uint8(error_image(*colours))
 
 
 def _views_table(run_dir: Path, test: dict[str, Any]) -> str:
@@ -132,7 +139,8 @@ def _views_table(run_dir: Path, test: dict[str, Any]) -> str:
         psnr = f"{psnrs[k]:.2f}" if k < len(psnrs) else ""
         ssim = f"{ssims[k]:.3f}" if k < len(ssims) else ""
         images = [_png(pred), _png(target), _png(iio.imread(files["depth"]))]
-        images.append(_png(_error_image(pred, target)))
+        error = _error_image(run_dir / "test" / f"{name}_error.png", pred, target)
+        images.append(_png(error))
         cells = "".join(f"<td>{cell}</td>" for cell in images)
         rows.append(
             f"<tr><td>{html.escape(str(name))}</td><td>{psnr}</td><td>{ssim}</td>{cells}</tr>"

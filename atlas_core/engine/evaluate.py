@@ -16,16 +16,18 @@ from atlas_core.nerf.contraction import distance_to_s
 from atlas_core.nerf.metrics import psnr, ssim
 from atlas_core.nerf.pipeline import Pipeline
 
-__all__ = ["depth_image", "eval_indices", "evaluate"]
+__all__ = ["depth_image", "error_image", "eval_indices", "evaluate"]
 
 
-ERROR_GAIN = 4.0  # error images: white at a mean absolute error of 0.25 or more
+ERROR_GAIN = 4.0  # error images: full red at a mean absolute error of 0.25 or more
 
 
 def error_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Grey image [H, W, 3]: ``ERROR_GAIN`` times the mean absolute error per pixel."""
-    error = (pred - target).abs().mean(dim=-1, keepdim=True) * ERROR_GAIN
-    return error.clamp(0.0, 1.0).expand(*error.shape[:-1], 3)
+    """Red on black [H, W, 3]: ``ERROR_GAIN`` times the mean absolute error of colours in
+    [0, 1] over the channels, clipped (green and blue a quarter of red)."""
+    error = (pred[..., :3] - target[..., :3]).abs().mean(dim=-1, keepdim=True) * ERROR_GAIN
+    red = error.clamp(0.0, 1.0)
+    return torch.cat([red, red / 4, red / 4], dim=-1)
 
 
 def eval_indices(total: int, views: int) -> list[int]:

@@ -73,13 +73,15 @@ class Material(nn.Module):
             self.encoding = PositionalEncoding(3, options.frequencies)
         self.head = mlp(self.encoding.out_dim, options.width, 2, sum(self.sizes))
 
-    def parameters_at(self, x: Tensor) -> Tensor:
-        """Raw parameters [R, P] of every model at surface points [R, 3]."""
-        return self.head(self.encoding(x))
+    def parameters_at(self, x: Tensor, features: Tensor | None = None) -> Tensor:
+        """Raw parameters [R, P] of every model at surface points [R, 3] (``features``:
+        ``encoding(x)`` when the caller has it already)."""
+        return self.head(self.encoding(x) if features is None else features)
 
-    def forward(self, x: Tensor, n: Tensor, wi: Tensor, wo: Tensor) -> Tensor:
+    def forward(self, x: Tensor, n: Tensor, wi: Tensor, wo: Tensor,
+                features: Tensor | None = None) -> Tensor:  # fmt: skip
         """Mixed BRDF values [R, L, 3] for lights ``wi`` [R, L, 3] and view ``wo`` [R, 3]."""
-        raw = torch.split(self.parameters_at(x), self.sizes, dim=-1)
+        raw = torch.split(self.parameters_at(x, features), self.sizes, dim=-1)
         values = [
             w * m(p, n, wi, wo) for w, m, p in zip(self.weights, self.models, raw, strict=True)
         ]

@@ -15,11 +15,8 @@ from torch import Tensor, nn
 
 from atlas_core.api import ConfigError, RayBundle, RaySamples
 from atlas_plugin_relight.integrators import make_integrator
-from atlas_plugin_relight.lights import LightGain, make_light
-from atlas_plugin_relight.material import Material
-from atlas_plugin_relight.options import RelightOptions
-from atlas_plugin_relight.shadows import make_shadow
-from atlas_plugin_relight.surface import HIT, find_sdf
+from atlas_plugin_relight.shading import Shading
+from atlas_plugin_relight.surface import HIT
 
 if TYPE_CHECKING:
     from atlas_core.api import BuildContext
@@ -27,29 +24,17 @@ if TYPE_CHECKING:
 MIN_GRAZE = 0.3  # |n . v| floor in the implicit step: grazing hits would amplify it
 
 
-class RelightRenderer(nn.Module):
+class RelightRenderer(Shading, nn.Module):
     """Material, light, shadow and integrator over the ``surface`` sampler's hit points."""
 
     def __init__(self, context: BuildContext, background: Literal["black", "white"] = "white"):
         super().__init__()
-        from atlas_core.api import plugin_options
-
-        options = plugin_options(context.config, "relight", RelightOptions)
-        name = context.config.field.name
-        self._sdf = [find_sdf(context.field_module(), "renderer 'relight'", name)]
+        options = self.init_shading(context, "renderer 'relight'")
         self.background = background
         self.alpha = options.soft_alpha
-        self.material = Material(options, tuple(context.scene.bounds))
-        self.light = make_light(options)
-        self.gain = LightGain(options.learn_gain)
-        self.shadow = make_shadow(options, self.sdf)
         low, high = context.scene.bounds[:3], context.scene.bounds[3:]
         extent = sum((b - a) ** 2 for a, b in zip(low, high, strict=True)) ** 0.5
         self.integrator = make_integrator(options.integrator, self.sdf, extent, options.steps)
-
-    def sdf(self, positions: Tensor) -> Tensor:
-        """The field's signed distance at positions [M, 3]."""
-        return self._sdf[0].sdf(positions)
 
     def background_color(self, rays: RayBundle) -> Tensor:
         """Per-ray background [R, 3]."""
@@ -74,8 +59,7 @@ class RelightRenderer(nn.Module):
         t = samples.t_starts - (sdf - sdf.detach()) / cos  # IDR eq. 3
         x = rays.origins + t * v
         normals = outputs["normals"]
-        positions, power = self.light(rays)
-        power = self.gain(power)
+        positions, power = self.lights(rays)
         radiance = self.integrator(self.material, self.shadow, x, normals, -v, positions, power)
         logit = -self.alpha * sdf
         coverage = torch.where(hit, torch.ones_like(sdf), torch.sigmoid(logit))

@@ -38,11 +38,9 @@ from atlas_core.api import (
     segment_sum,
 )
 from atlas_plugin_relight.brdf import dot, unit
-from atlas_plugin_relight.lights import LightGain, incident, make_light
-from atlas_plugin_relight.material import Material
-from atlas_plugin_relight.options import RelightOptions
-from atlas_plugin_relight.shadows import NoShadow, make_shadow
-from atlas_plugin_relight.surface import find_sdf
+from atlas_plugin_relight.lights import incident
+from atlas_plugin_relight.shading import Shading
+from atlas_plugin_relight.shadows import NoShadow
 
 RADIANCE = "relight_radiance"  # outputs key: the image the geometry learns from
 
@@ -50,37 +48,25 @@ if TYPE_CHECKING:
     from atlas_core.api import BuildContext
 
 
-class RelightVolumeRenderer(VolumeRenderer):
+class RelightVolumeRenderer(Shading, VolumeRenderer):
     """Volume rendering of samples shaded by the material, lights and per-ray shadows."""
 
     def __init__(self, context: BuildContext, background: Background = "white"):
         super().__init__(background)
-        from atlas_core.api import plugin_options
-
-        options = plugin_options(context.config, "relight", RelightOptions)
-        name = context.config.field.name
-        self._sdf = [find_sdf(context.field_module(), "renderer 'relight_volume'", name)]
-        self.material = Material(options, tuple(context.scene.bounds))
-        self.light = make_light(options)
-        self.gain = LightGain(options.learn_gain)
-        self.shadow = make_shadow(options, self.sdf)
+        options = self.init_shading(context, "renderer 'relight_volume'")
         self.neural = None
         if options.geometry == "neural":
             inputs = self.material.encoding.out_dim + 9
             self.neural = mlp(inputs, options.width, 2, 3)
 
-    def light_aware(self, x: Tensor, n: Tensor, wi: Tensor, wo: Tensor, radiance: Tensor) -> Tensor:
+    def light_aware(self, features: Tensor, n: Tensor, wi: Tensor, wo: Tensor,
+                    radiance: Tensor) -> Tensor:  # fmt: skip
         """Per-sample radiance [S, 3] of a network of the material features, normal, light
         and view (reflectance, cosine and visibility in one, as NeRV learns visibility)."""
         lights = wi.shape[1]
         rep = lambda v: v[:, None, :].expand(-1, lights, -1)  # noqa: E731
-        features = self.material.encoding(x)
         inputs = torch.cat([rep(features), rep(n), wi, rep(wo)], dim=-1)
         return (softplus(self.neural(inputs)) * radiance).sum(dim=1)
-
-    def sdf(self, positions: Tensor) -> Tensor:
-        """The field's signed distance at positions [M, 3]."""
-        return self._sdf[0].sdf(positions)
 
     def visibility(self, samples: RaySamples, density: Tensor, normals: Tensor,
                    lights: Tensor, power: Tensor) -> Tensor:  # fmt: skip
@@ -104,24 +90,25 @@ class RelightVolumeRenderer(VolumeRenderer):
         self, outputs: dict[str, Tensor], samples: RaySamples, background: Tensor
     ) -> dict[str, Tensor]:
         """Shade each sample, then composite as the volume renderer does."""
-        image = super().forward(outputs, samples, background)  # the field's radiance
-        image[RADIANCE] = image["rgb"]
         if "sdf" not in outputs:  # a density warm-up: no surface to shade yet
-            return image
+            image = super().forward(outputs, samples, background)
+            return {**image, RADIANCE: image["rgb"]}
         if "normals" not in outputs:
             raise ConfigError("renderer 'relight_volume' needs a field that outputs normals")
         rays, index = samples.rays, samples.ray_indices
-        lights, power = self.light(rays)
-        power = self.gain(power)
+        lights, power = self.lights(rays)
         normals = outputs["normals"].detach()
         visible = self.visibility(samples, outputs["density"].detach(), normals, lights, power)
-        x = samples.positions
+        x, wo = samples.positions, -rays.directions[index]
         wi, _, radiance = incident(x, lights[index], power[index])
         cos = dot(normals[:, None, :], wi).clamp_min(0.0)
-        brdf = self.material(x, normals, wi, -rays.directions[index])
+        features = self.material.encoding(x)
+        brdf = self.material(x, normals, wi, wo, features)
         shaded = (brdf * radiance * cos * visible[index]).sum(dim=1)
-        if self.neural is not None:  # the geometry learns from a light-aware radiance
-            aware = self.light_aware(x, normals, wi, -rays.directions[index], radiance)
-            image = super().forward({**outputs, "rgb": aware}, samples, background)
+        if self.neural is None:  # the geometry learns from the field's radiance
+            geometry = super().forward(outputs, samples, background)
+        else:  # ... or from a light-aware radiance
+            aware = self.light_aware(features, normals, wi, wo, radiance)
+            geometry = super().forward({**outputs, "rgb": aware}, samples, background)
         fixed = {**outputs, "rgb": shaded, "density": outputs["density"].detach()}
-        return {**super().forward(fixed, samples, background), RADIANCE: image["rgb"]}
+        return {**super().forward(fixed, samples, background), RADIANCE: geometry["rgb"]}

@@ -1,0 +1,44 @@
+"""What both relight renderers shade with: the run's SDF, the material, the lights and
+their learned gain, and the shadow test."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torch import Tensor
+
+from atlas_core.api import RayBundle
+from atlas_plugin_relight.lights import LightGain, make_light
+from atlas_plugin_relight.material import Material
+from atlas_plugin_relight.options import RelightOptions
+from atlas_plugin_relight.shadows import make_shadow
+from atlas_plugin_relight.surface import find_sdf
+
+if TYPE_CHECKING:
+    from atlas_core.api import BuildContext
+
+
+class Shading:
+    """Mixin for an ``nn.Module`` renderer: ``material``, ``light``, ``gain``, ``shadow``."""
+
+    def init_shading(self, context: BuildContext, what: str) -> RelightOptions:
+        """Build the parts from ``relight.*`` (``what`` names the renderer in errors)."""
+        from atlas_core.api import plugin_options
+
+        options = plugin_options(context.config, "relight", RelightOptions)
+        name = context.config.field.name
+        self._sdf = [find_sdf(context.field_module(), what, name)]  # not a submodule
+        self.material = Material(options, tuple(context.scene.bounds))
+        self.light = make_light(options)
+        self.gain = LightGain(options.learn_gain)
+        self.shadow = make_shadow(options, self.sdf)
+        return options
+
+    def sdf(self, positions: Tensor) -> Tensor:
+        """The field's signed distance at positions [M, 3]."""
+        return self._sdf[0].sdf(positions)
+
+    def lights(self, rays: RayBundle) -> tuple[Tensor, Tensor]:
+        """Each ray's light positions [R, L, 3] and power [R, L, 3], gain included."""
+        positions, power = self.light(rays)
+        return positions, self.gain(power)

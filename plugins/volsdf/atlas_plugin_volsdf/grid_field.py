@@ -13,8 +13,9 @@ receive gradients, so a starting sphere shrinks by about one voxel layer per man
 while the colour network paints it instead. The default start therefore trains the
 same grid as a DVGO density for ``warmup_steps`` (free space empties in a hundred or
 two), then converts it once: the voxels opaque across one voxel (after a small blur),
-with enclosed cavities filled and specks dropped, become the inside of a signed distance
-given by two Euclidean distance transforms; VolSDF training then refines that surface.
+with enclosed cavities filled and specks dropped and what the training rays see through
+carved away (``carving``), become the inside of a signed distance given by two Euclidean
+distance transforms; VolSDF training then refines that surface.
 A longer warm-up is not better: the density learns the texture (darker patches come out
 less opaque) and the conversion turns that into pits.
 """
@@ -32,6 +33,7 @@ from torch import Tensor, nn
 
 from atlas_core.api import Field, PositionalEncoding, RaySamples, mlp, tag_parameter
 from atlas_core.api import grid as grids
+from atlas_plugin_volsdf.carving import carve, depth_maps
 from atlas_plugin_volsdf.density import LaplaceDensity, laplace_cdf
 
 if TYPE_CHECKING:
@@ -75,7 +77,10 @@ class SDFGridField(Field):
     ``init="density"`` (default): DVGO density for ``warmup_steps``, then the SDF of its
     opaque voxels (voxels whose opacity across one voxel, after a Gaussian ``blur`` of
     that many voxels, exceeds ``opacity``; components under ``min_component`` of the
-    largest are dropped; the SDF is blurred the same). ``init="sphere"``: the SDF of a
+    largest are dropped; vertices at least ``carve_views`` training views see in front of
+    their median depths (and half of those that observe them), on a lattice of every
+    ``carve_stride``-th pixel (0: at most about 600k rays), are emptied; the
+    SDF is blurred the same). ``init="sphere"``: the SDF of a
     sphere of ``radius`` around the box's centre (0: the largest inside the box) from the
     start. Every SDF read goes through ``smooth`` binomial passes over the grid (Voxurf).
     Colour is a small MLP of the interpolated ``features``, the unit normal and the
@@ -107,6 +112,8 @@ class SDFGridField(Field):
         blur: float = 1.0,
         smooth: int = 1,
         detach_normals: bool = True,
+        carve_views: int = 3,
+        carve_stride: int = 0,
         alpha_init: float = 1e-2,
         radius: float = 0.0,
         beta_init: float = 0.02,
@@ -127,6 +134,10 @@ class SDFGridField(Field):
             raise ValueError("init='density' needs warmup_steps >= 1")
         if not (0 < alpha_init < 1 and 0 < opacity < 1 and 0 <= min_component <= 1):
             raise ValueError("need 0 < alpha_init, opacity < 1 and 0 <= min_component <= 1")
+        if carve_views < 0 or carve_stride < 0:
+            raise ValueError(
+                f"need carve_views >= 0, carve_stride >= 0, got {carve_views}, {carve_stride}"
+            )
         if blur < 0 or smooth < 0:
             raise ValueError(f"need blur >= 0 and smooth >= 0, got {blur} and {smooth}")
         if radius < 0 or min(density_lr_scale, sdf_lr_scale, feature_lr_scale) <= 0:
@@ -143,6 +154,8 @@ class SDFGridField(Field):
         self.warmup_steps = warmup_steps if init == "density" else 0
         self.opacity, self.min_component, self.blur = opacity, min_component, blur
         self.smooth, self.detach_normals = smooth, detach_normals
+        self.carve_views, self.carve_stride = carve_views, carve_stride
+        self._scene = context.scene if hasattr(context.scene, "split") else None
         self._smoothed: tuple[Any, Tensor | None] = (None, None)  # no-grad reads, per version
         # DVGO's density activation: softplus(raw + shift) / unit, unit one final voxel,
         # shift making the starting opacity across one voxel alpha_init (eq. 9)
@@ -326,6 +339,8 @@ class SDFGridField(Field):
         if self.blur:
             opacity = ndimage.gaussian_filter(opacity, self.blur)
         solid = clean_occupancy(opacity > self.opacity, self.min_component)
+        if self.carve_views and self._scene is not None and self._scene.space == "box":
+            solid = clean_occupancy(self.carved(solid), self.min_component)
         spacing = tuple(float(s) for s in self.spacing.tolist())
         sdf = occupancy_to_sdf(solid, spacing)
         if self.blur:
@@ -333,6 +348,17 @@ class SDFGridField(Field):
         sdf = torch.from_numpy(sdf).to(self.sdf_grid)
         self.is_sdf.fill_(True)
         self.set_grid("sdf_grid", sdf.reshape(-1, 1), self.shape)
+
+    def carved(self, solid: np.ndarray) -> np.ndarray:
+        """``solid`` without the vertices ``carve_views`` training views see in front of
+        their rays' median depths through the warm-up density (``carving``)."""
+        views = self._scene.split("train")
+        step = float(self.spacing.min())
+        maps = depth_maps(
+            self.density, views, self._scene, step, self.carve_stride, 0.04, self.low.device
+        )
+        points = grids.vertices(self.low, self.high, self.shape).double().cpu().numpy()
+        return carve(solid, points, maps, self.carve_views, 2 * step)
 
     @torch.no_grad()
     def grow(self, step: int) -> bool:

@@ -23,7 +23,7 @@ Building blocks
     compositing (``render_weights``, ``segment_sum``), ``VolumeRenderer``, ``Background``,
     sampling (``stratified_edges``, ``sample_pdf``, ``invert_cdf``, ``samples_from_bins``,
     ``DisplacedSamples``), rays (``make_rays``, ``image_rays``, ``camera_rays``,
-    ``pixel_rays``), cameras (``look_at``, ``focal_from_fov``, ``INTRINSICS``), crops
+    ``pixel_rays``), cameras (``look_at``, ``focal_from_fov``, ``project``, ``INTRINSICS``), crops
     (``CROP_KEY``, ``BLOCK_KEY``, ``crop_shape``, ``decimate``, ``undo_blocks``), images
     (``read_rgba``, ``downscale_rgba``, ``to_uint8``), evaluation (``eval_indices``,
     ``protocol_background``), meshes (``read_ply``, ``connected_components``), and two
@@ -77,7 +77,7 @@ from atlas_core.engine.run import Run
 from atlas_core.errors import AtlasError, ConfigError, DataError, PluginError, first_line
 from atlas_core.hookspecs import Register
 from atlas_core.nerf import grid
-from atlas_core.nerf.cameras import INTRINSICS, focal_from_fov, look_at, pixel_rays
+from atlas_core.nerf.cameras import INTRINSICS, focal_from_fov, look_at, pixel_rays, project
 from atlas_core.nerf.compositing import render_weights, segment_sum
 from atlas_core.nerf.crops import BLOCK_KEY, CROP_KEY, crop_shape, decimate, undo_blocks
 from atlas_core.nerf.encodings import Encoding, IdentityEncoding, PositionalEncoding
@@ -169,6 +169,7 @@ __all__ = [
     "parse_frames",
     "parse_pose",
     "pixel_rays",
+    "project",
     "plugin_options",
     "prefer_occupancy",
     "protocol_background",

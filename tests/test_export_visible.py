@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from atlas_core.api import Views, look_at, read_ply
+from atlas_core.api import Views, look_at, project, read_ply
 from atlas_core.commands.export import export_mesh, transform_mesh
-from atlas_core.commands.mesh_visibility import project, visible_faces
+from atlas_core.commands.mesh_visibility import visible_faces
 from atlas_core.testing import run_cli
 
 BOX = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)

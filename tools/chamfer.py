@@ -31,9 +31,10 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from atlas_core.api import read_ply
-from atlas_core.commands.mesh_visibility import MASK_LEVEL, project, view_intrinsics
+from atlas_core.commands.mesh_visibility import MASK_LEVEL
 from atlas_core.data.scene import SceneData
 from atlas_core.errors import AtlasError
+from atlas_core.nerf.cameras import project
 
 __all__ = [
     "chamfer",
@@ -93,7 +94,7 @@ def projections(points: np.ndarray, scene: SceneData):  # noqa: ANN201 - a gener
     flat pixel indices and their depths."""
     for views in scene.splits.values():
         for i in range(len(views)):
-            intrinsics = view_intrinsics(views, i)
+            intrinsics = views.intrinsics(i)
             u, v, depth = project(points, views.c2w[i].double().numpy(), intrinsics)
             col, row = np.floor(u), np.floor(v)
             inside = (col >= 0) & (col < views.width) & (row >= 0) & (row < views.height)

@@ -19,13 +19,11 @@ import numpy as np
 import torch
 
 from atlas_core.data.scene import Views
-from atlas_core.nerf.cameras import INTRINSICS
+from atlas_core.nerf.cameras import project
 
 __all__ = [
     "WORLD_FROM_SCENE",
     "depth_buffer",
-    "project",
-    "view_intrinsics",
     "visible_faces",
     "world_matrix",
 ]
@@ -34,27 +32,6 @@ WORLD_FROM_SCENE = "world_from_scene"
 """``Views.extras`` key: [N, 4, 4] from the loaded scene's frame to the capture's world."""
 
 MASK_LEVEL = 127  # alpha above this is inside the mask
-
-
-def view_intrinsics(views: Views, index: int) -> tuple[float, float, float, float]:
-    """``(fx, fy, cx, cy)`` of view ``index`` (the shared focal and centre without them)."""
-    intrinsics = views.extras.get(INTRINSICS)
-    if intrinsics is not None:
-        fx, fy, cx, cy = (float(v) for v in intrinsics[index].tolist())
-        return fx, fy, cx, cy
-    return views.focal, views.focal, 0.5 * views.width, 0.5 * views.height
-
-
-def project(
-    points: np.ndarray, c2w: np.ndarray, intrinsics: tuple[float, float, float, float]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Continuous pixel coordinates (u right, v down; pixel centres at +0.5) and depth along
-    the viewing axis of ``points`` [P, 3] for a camera looking along its -Z."""
-    fx, fy, cx, cy = intrinsics
-    local = (points - c2w[:3, 3]) @ c2w[:3, :3]
-    depth = -local[:, 2]
-    safe = np.where(depth > 1e-9, depth, np.inf)
-    return fx * local[:, 0] / safe + cx, -fy * local[:, 1] / safe + cy, depth
 
 
 def depth_buffer(
@@ -80,7 +57,7 @@ def visible_faces(
     images = views.images
     for i in range(len(views)):
         c2w = views.c2w[i].double().cpu().numpy()
-        intrinsics = view_intrinsics(views, i)
+        intrinsics = views.intrinsics(i)
         width, height = views.width, views.height
         u, v, depth = project(splats, c2w, intrinsics)
         buffer = depth_buffer(u, v, depth, width, height)

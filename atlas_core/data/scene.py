@@ -48,6 +48,15 @@ class Views:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def intrinsics(self, index: int) -> tuple[float, float, float, float]:
+        """``(fx, fy, cx, cy)`` of view ``index`` (the shared focal and centre without
+        ``extras[INTRINSICS]``)."""
+        intrinsics = self.extras.get(INTRINSICS)
+        if intrinsics is not None:
+            fx, fy, cx, cy = (float(v) for v in intrinsics[index].tolist())
+            return fx, fy, cx, cy
+        return self.focal, self.focal, 0.5 * self.width, 0.5 * self.height
+
     def to(self, device: torch.device | str) -> Views:
         """Copy to a device."""
         times = None if self.times is None else self.times.to(device)

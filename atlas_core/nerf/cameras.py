@@ -24,6 +24,7 @@ __all__ = [
     "intrinsic_directions",
     "look_at",
     "pixel_rays",
+    "project",
     "quaternion_to_rotation",
     "rotation_to_quaternion",
 ]
@@ -83,6 +84,19 @@ def pixel_rays(
     origins = c2w[..., :3, 3].expand_as(dirs)
     radius = (2.0 / math.sqrt(12.0) / focal) / norm
     return origins, dirs / norm, radius
+
+
+def project(
+    points: np.ndarray, c2w: np.ndarray, intrinsics: tuple[float, float, float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Continuous pixel coordinates (u right, v down; pixel centres at +0.5) and depth along
+    the viewing axis of ``points`` [P, 3] for a camera looking along its -Z with
+    ``intrinsics`` ``(fx, fy, cx, cy)`` (inf pixel coordinates behind the camera)."""
+    fx, fy, cx, cy = intrinsics
+    local = (points - c2w[:3, 3]) @ c2w[:3, :3]
+    depth = -local[:, 2]
+    safe = np.where(depth > 1e-9, depth, np.inf)
+    return fx * local[:, 0] / safe + cx, -fy * local[:, 1] / safe + cy, depth
 
 
 def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.Tensor:

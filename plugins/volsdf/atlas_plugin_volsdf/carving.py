@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from atlas_core.api import INTRINSICS, SceneData, Views, make_rays
+from atlas_core.api import SceneData, Views, make_rays, project
 
 __all__ = ["DepthMap", "carve", "depth_maps", "median_depths"]
 
@@ -78,27 +78,18 @@ class DepthMap:
         self.stride, self.tolerance = stride, tolerance
         self.rows, self.cols = depths.shape
         self.depths = depths.double().cpu().numpy()
-        c2w = views.c2w[index].double().cpu().numpy()
-        self.rotation, self.centre = c2w[:3, :3], c2w[:3, 3]
-        intrinsics = views.extras.get(INTRINSICS)
-        if intrinsics is not None:
-            self.fx, self.fy, self.cx, self.cy = intrinsics[index].double().tolist()
-        else:
-            self.fx = self.fy = views.focal
-            self.cx, self.cy = 0.5 * views.width, 0.5 * views.height
+        self.c2w = views.c2w[index].double().cpu().numpy()
+        self.intrinsics = views.intrinsics(index)
 
     def in_front(self, points: np.ndarray, margin: float = 0.0) -> np.ndarray:
         """Boolean [P]: points this view sees in front of its surface, deepened by
         ``margin``."""
-        local = (points - self.centre) @ self.rotation
-        z = -local[:, 2]
+        u, v, z = project(points, self.c2w, self.intrinsics)
         ahead = z > 1e-9
-        safe = np.where(ahead, z, 1.0)
-        u = self.fx * local[:, 0] / safe + self.cx
-        v = -self.fy * local[:, 1] / safe + self.cy
         offset = 0.5 + self.stride // 2  # the lattice's first pixel centre
         fu, fv = (u - offset) / self.stride, (v - offset) / self.stride
         framed = ahead & (fu > -0.5) & (fu < self.cols - 0.5) & (fv > -0.5) & (fv < self.rows - 0.5)
+        fu, fv = np.where(framed, fu, 0.0), np.where(framed, fv, 0.0)  # no inf to cast
         row, col = np.floor(fv).astype(np.int64), np.floor(fu).astype(np.int64)
         wv, wu = fv - row, fu - col
         corners, weights = [], []
@@ -113,7 +104,7 @@ class DepthMap:
             smooth = (farthest - nearest) <= self.tolerance * nearest
             blended = np.where(smooth, (np.stack(weights) * corners).sum(axis=0), nearest)
         surface = np.where(np.isfinite(farthest), blended, nearest)
-        distance = np.linalg.norm(points - self.centre, axis=-1)
+        distance = np.linalg.norm(points - self.c2w[:3, 3], axis=-1)
         return framed & (distance < surface + margin)
 
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from atlas_plugin_volsdf import SDFGridField, carving
+from atlas_plugin_volsdf import SDFGridField, carving, grid_field
 from atlas_plugin_volsdf.carving import DepthMap, carve, median_depths
 
 from atlas_core.api import SceneData, Views, look_at
@@ -89,7 +89,7 @@ def test_occlusion_edges_are_not_carved_behind_the_edge() -> None:
     assert not depth_map.in_front(np.array([[x, 0.0, 0.0]])).any()
 
 
-def haze_over_slab(carve_views: int) -> SDFGridField:
+def haze_over_slab(carve_views: int, **options: object) -> SDFGridField:
     """A grid field whose warm-up density is an opaque slab under a faint haze layer,
     converted to its SDF with five cameras looking down."""
     eyes = [(0.0, 0.0, 3.0), (1.0, 0.0, 3.0), (-1.0, 0.0, 3.0), (0.0, 1.0, 3.0), (0.0, -1.0, 3.0)]
@@ -104,6 +104,7 @@ def haze_over_slab(carve_views: int) -> SDFGridField:
         blur=0.0,
         smooth=0,
         carve_views=carve_views,
+        **options,
     )
     z = grids.vertices(field.low, field.high, field.shape)[:, 2]
     opacity = torch.where(z <= -0.25, 0.999, torch.where(z <= -0.18, 0.3, 0.0))
@@ -123,6 +124,20 @@ def test_carving_trims_a_haze_that_rays_see_through() -> None:
         assert float(plain.sdf(haze)) < 0  # the opacity threshold keeps the haze as solid
         assert float(carved.sdf(haze)) > 0  # the rays see through it to the slab
         assert float(carved.sdf(deep)) < 0 and float(plain.sdf(deep)) < 0
+
+
+def test_the_field_carves_on_its_stride(monkeypatch: pytest.MonkeyPatch) -> None:
+    strides = []
+
+    def recording(*args: object) -> list[DepthMap]:
+        maps = carving.depth_maps(*args)
+        strides.append([m.stride for m in maps])
+        return maps
+
+    monkeypatch.setattr(grid_field, "depth_maps", recording)
+    haze_over_slab(3, carve_stride=4)
+    haze_over_slab(3)  # 0: five 32x32 views are under the ray budget, every pixel
+    assert strides == [[4] * 5, [1] * 5]
 
 
 def test_carving_options_are_checked() -> None:

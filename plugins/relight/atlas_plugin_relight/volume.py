@@ -10,14 +10,17 @@ per ray, from the expected surface point (the depth of the composited weights).
 Geometry learns from a second image, composited as ``relight_radiance`` for the
 ``relight_radiance`` loss: by default (``relight.geometry=neural``) each sample's radiance
 from a network of the material features, normal, light and view, times the incident
-light (it can follow lights that move between images, as NeRV's learned visibility
-does), or the field's own radiance (``radiance``). The shaded image composites with the
-weights held fixed, so it trains the material and the light gain only. On the realistic
-point-light scene after 300 s: 22.05 dB (neural), 21.63 (radiance), 21.25 when the shaded
-image moved the surface (more dents in the spheres). Until the field has an SDF
-(``volsdf_grid``'s density warm-up, whose outputs hold no ``sdf``) the field's radiance is
-the image; shading from the first step (normals from the warm-up density, no shadows) gave
-18.54 dB.
+light, the cosine with the live (not detached) normal and the shadow test, or the field's
+own radiance (``radiance``). The cosine is what lets images under moving lights shape the
+surface, as photometric stereo does (Woodham 1980): at 650 steps on the realistic
+point-light scene 21.64 dB against 19.89 with the normal detached and no shadow term. The
+shaded image composites with the weights held fixed, so it trains the material and the
+light gain only; when it moved the surface too, the spheres dented (21.25 dB at 300 s
+against 22.05 for the light-aware image with detached normals, 21.63 for the radiance).
+Until the field has an SDF (``volsdf_grid``'s density warm-up, whose outputs hold no
+``sdf``) the field's radiance is the image; shading from the first step (normals from the
+warm-up density, no shadows) gave 18.54 dB, and the light-aware network in the warm-up
+made the plate bumpier.
 """
 
 from __future__ import annotations
@@ -61,8 +64,8 @@ class RelightVolumeRenderer(Shading, VolumeRenderer):
 
     def light_aware(self, features: Tensor, n: Tensor, wi: Tensor, wo: Tensor,
                     radiance: Tensor) -> Tensor:  # fmt: skip
-        """Per-sample radiance [S, 3] of a network of the material features, normal, light
-        and view (reflectance, cosine and visibility in one, as NeRV learns visibility)."""
+        """Per-sample radiance [S, 3]: a network of the material features, normal, light
+        and view (a learned reflectance) times ``radiance`` (incident light, cosine, shadow)."""
         lights = wi.shape[1]
         rep = lambda v: v[:, None, :].expand(-1, lights, -1)  # noqa: E731
         inputs = torch.cat([rep(features), rep(n), wi, rep(wo)], dim=-1)
@@ -108,7 +111,8 @@ class RelightVolumeRenderer(Shading, VolumeRenderer):
         if self.neural is None:  # the geometry learns from the field's radiance
             geometry = super().forward(outputs, samples, background)
         else:  # ... or from a light-aware radiance
-            aware = self.light_aware(features, normals, wi, wo, radiance)
+            lit = dot(outputs["normals"][:, None, :], wi).clamp_min(0.0) * visible[index]
+            aware = self.light_aware(features, normals, wi, wo, radiance * lit)
             geometry = super().forward({**outputs, "rgb": aware}, samples, background)
         fixed = {**outputs, "rgb": shaded, "density": outputs["density"].detach()}
         return {**super().forward(fixed, samples, background), RADIANCE: geometry["rgb"]}

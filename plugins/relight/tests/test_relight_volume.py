@@ -79,6 +79,17 @@ def test_shading_trains_the_material_and_radiance_the_geometry(
     assert "relight_mask" not in terms
 
 
+def test_the_geometry_image_shades_with_the_live_normals(point_scene: Path) -> None:
+    pipe, rays = pipeline_and_rays(point_scene, {"field.init": "sphere", "relight.shadow": "none"})
+    outputs, field_outputs = pipe(rays)
+    normals = field_outputs["normals"]
+    (to_radiance,) = torch.autograd.grad(outputs["relight_radiance"].sum(), normals,
+                                         retain_graph=True)  # fmt: skip
+    assert float(to_radiance.abs().sum()) > 0  # photometric stereo: the cosine reaches them
+    (to_shaded,) = torch.autograd.grad(outputs["rgb"].sum(), normals, allow_unused=True)
+    assert to_shaded is None or float(to_shaded.abs().sum()) == 0.0
+
+
 def test_density_warm_up_renders_the_field_radiance(point_scene: Path) -> None:
     pipe, rays = pipeline_and_rays(point_scene, {"field.init": "density"})
     outputs, _ = pipe(rays)
@@ -101,6 +112,9 @@ def test_shadows_gate_each_light_per_ray(point_scene: Path) -> None:
         pipe.renderer.shadow = Blocked()
         dark = pipe(rays)[0]
     assert torch.allclose(dark["rgb"], 1.0 - dark["acc"], atol=1e-6)  # background only
+    # the light-aware geometry image is shadowed too, so shadows need no geometry
+    assert bool((lit["relight_radiance"] < 1 - 1e-3).any())
+    assert torch.allclose(dark["relight_radiance"], 1.0 - dark["acc"], atol=1e-6)
 
 
 def test_radiance_loss_needs_the_volume_renderer() -> None:

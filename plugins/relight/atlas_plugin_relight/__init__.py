@@ -36,10 +36,6 @@ MASK_WEIGHT = 1.0
 RADIANCE_WEIGHT = 1.0  # the geometry's term under relight_volume, as heavy as the image's
 FIELD = "volsdf"  # the default field, as volsdf's (so the two never claim it differently)
 VOLUME_FIELDS = ("volsdf_grid", "volsdf_hash")  # rendered with relight_volume
-WARMUP_STEPS = 60  # volsdf_grid's density warm-up: a radiance field bends the surface to
-# explain lights that move between images, so the SDF (shaded with live normals) takes over
-# early; on the realistic point-light scene at 650 steps: 30 -> 17.57 dB, 60 -> 21.97,
-# 150 (volsdf's default) -> 21.64
 
 
 @hookimpl
@@ -98,8 +94,6 @@ def atlas_configure(config: RunConfig) -> None:
         config.renderer.name = "relight_volume"
         config.renderer.options.setdefault("background", "random")  # as volsdf's grids
         config.losses.setdefault("relight_radiance", RADIANCE_WEIGHT)
-        if config.field.name == "volsdf_grid":
-            config.field.options.setdefault("warmup_steps", WARMUP_STEPS)
         return
     config.sampler.name = "surface"
     config.renderer.name = "relight"

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from atlas_plugin_relight import WARMUP_STEPS
 from atlas_plugin_relight.data import load_nerv_point
 from atlas_plugin_relight.losses import RadianceLoss
 from atlas_plugin_relight.synth import write_point_scene
@@ -89,16 +88,6 @@ def test_the_geometry_image_shades_with_the_live_normals(point_scene: Path) -> N
     assert float(to_radiance.abs().sum()) > 0  # photometric stereo: the cosine reaches them
     (to_shaded,) = torch.autograd.grad(outputs["rgb"].sum(), normals, allow_unused=True)
     assert to_shaded is None or float(to_shaded.abs().sum()) == 0.0
-
-
-@pytest.mark.parametrize(
-    ("settings", "steps"), [({}, WARMUP_STEPS), ({"field.warmup_steps": 150}, 150)]
-)
-def test_the_grid_warms_up_briefly_unless_told(
-    point_scene: Path, settings: dict, steps: int
-) -> None:
-    pipe, _ = pipeline_and_rays(point_scene, {"field.init": "density", **settings})
-    assert pipe.field.warmup_steps == steps
 
 
 def test_density_warm_up_renders_the_field_radiance(point_scene: Path) -> None:

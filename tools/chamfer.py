@@ -30,11 +30,10 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from atlas_core.api import read_ply
+from atlas_core.api import project, read_ply
 from atlas_core.commands.mesh_visibility import MASK_LEVEL
 from atlas_core.data.scene import SceneData
 from atlas_core.errors import AtlasError
-from atlas_core.nerf.cameras import project
 
 __all__ = [
     "chamfer",

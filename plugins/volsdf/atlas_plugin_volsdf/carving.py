@@ -25,6 +25,7 @@ __all__ = ["DepthMap", "carve", "depth_maps", "median_depths"]
 LOG_HALF = math.log(2.0)
 QUORUM = 0.25  # of the observing views (grazing views may not see through a haze)
 RAYS = 600_000  # the automatic stride's ray budget: about 8 s on two CPU cores
+TOLERANCE = 0.04  # neighbouring depths this close (relative) are one surface: interpolate
 
 
 @torch.no_grad()
@@ -115,11 +116,11 @@ def depth_maps(
     scene: SceneData,
     step: float,
     stride: int,
-    tolerance: float,
     device: torch.device,
+    tolerance: float = TOLERANCE,
 ) -> list[DepthMap]:
     """Median-depth maps of every view on a lattice of every ``stride``-th pixel (0: a stride
-    that keeps to about ``RAYS`` rays in all)."""
+    that keeps to about ``RAYS`` rays in all), interpolated within ``tolerance``."""
     if stride == 0:
         pixels = len(views) * views.height * views.width
         stride = max(1, math.ceil(math.sqrt(pixels / RAYS)))

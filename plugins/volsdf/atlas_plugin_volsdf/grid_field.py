@@ -77,10 +77,10 @@ class SDFGridField(Field):
     ``init="density"`` (default): DVGO density for ``warmup_steps``, then the SDF of its
     opaque voxels (voxels whose opacity across one voxel, after a Gaussian ``blur`` of
     that many voxels, exceeds ``opacity``; components under ``min_component`` of the
-    largest are dropped; vertices at least ``carve_views`` training views see in front of
-    their median depths (and half of those that observe them), on a lattice of every
-    ``carve_stride``-th pixel (0: at most about 600k rays), are emptied; the
-    SDF is blurred the same). ``init="sphere"``: the SDF of a
+    largest are dropped; vertices at least ``carve_views`` training views, and a quarter
+    of those that observe them, see in front of their median depths, on a lattice of every
+    ``carve_stride``-th pixel (0: about 600k rays), are emptied; the SDF is blurred the
+    same). ``init="sphere"``: the SDF of a
     sphere of ``radius`` around the box's centre (0: the largest inside the box) from the
     start. Every SDF read goes through ``smooth`` binomial passes over the grid (Voxurf).
     Colour is a small MLP of the interpolated ``features``, the unit normal and the
@@ -355,7 +355,7 @@ class SDFGridField(Field):
         views = self._scene.split("train")
         step = float(self.spacing.min())
         maps = depth_maps(
-            self.density, views, self._scene, step, self.carve_stride, 0.04, self.low.device
+            self.density, views, self._scene, step, self.carve_stride, self.low.device
         )
         points = grids.vertices(self.low, self.high, self.shape).double().cpu().numpy()
         return carve(solid, points, maps, self.carve_views, 2 * step)

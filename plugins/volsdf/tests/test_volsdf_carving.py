@@ -72,10 +72,10 @@ def test_the_automatic_stride_keeps_to_the_ray_budget(monkeypatch: pytest.Monkey
     scene = SceneData({"train": views}, near=0.1, far=10.0, bounds=BOUNDS)
     empty = lambda points: torch.zeros(len(points), 1)  # noqa: E731
     monkeypatch.setattr(carving, "RAYS", 230)  # 2 views of 32x32 at stride 3: 242 rays
-    maps = carving.depth_maps(empty, views, scene, 0.1, 0, 0.04, torch.device("cpu"))
+    maps = carving.depth_maps(empty, views, scene, 0.1, 0, torch.device("cpu"))
     assert [m.stride for m in maps] == [3, 3] and maps[0].depths.shape == (11, 11)
     assert np.isinf(maps[0].depths).all()
-    assert carving.depth_maps(empty, views, scene, 0.1, 2, 0.04, torch.device("cpu"))[0].stride == 2
+    assert carving.depth_maps(empty, views, scene, 0.1, 2, torch.device("cpu"))[0].stride == 2
 
 
 def test_occlusion_edges_are_not_carved_behind_the_edge() -> None:

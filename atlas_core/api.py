@@ -7,7 +7,7 @@ deeper in ``atlas_core`` may move between releases. ``docs/design.md`` lists eac
 Registration
     ``hookimpl``, ``Register``: implement hooks, register components by name.
 Config and building
-    ``RunConfig``, ``Slot``, ``BuildContext``, ``plugin_options``, ``prefer_occupancy``,
+    ``RunConfig``, ``Slot``, ``BuildContext``, ``plugin_options``, ``prefer``, ``prefer_occupancy``,
     ``require_encoding``, ``field_owner``.
 Data types
     ``RayBundle``, ``RaySamples``, ``SceneData``, ``Views``, ``Run``, ``Pipeline``,
@@ -15,7 +15,7 @@ Data types
 Base classes
     ``Field``, ``Encoding``, ``Sampler``, ``Renderer``, ``Loss``, ``ColourLoss``.
 Capabilities and parameter tags
-    ``HasDensity``, ``HasSDF``, ``HasSDFGradient``, ``HasSampleStep``, ``Grows``,
+    ``HasDensity``, ``HasSDF``, ``HasSDFGradient``, ``HasSampleStep``, ``Grows``, ``Antialiases``,
     ``RendersViews``, ``ViewRenderer``, ``NeedsCrops``, ``has_density``, ``first_with``,
     ``tag_parameter``, ``parameter_tags``, ``ParameterTags``.
 Building blocks
@@ -23,7 +23,8 @@ Building blocks
     compositing (``render_weights``, ``segment_sum``), ``VolumeRenderer``, ``Background``,
     sampling (``stratified_edges``, ``sample_pdf``, ``invert_cdf``, ``samples_from_bins``,
     ``DisplacedSamples``), rays (``make_rays``, ``image_rays``, ``camera_rays``,
-    ``pixel_rays``), cameras (``look_at``, ``focal_from_fov``, ``project``, ``INTRINSICS``), crops
+    ``pixel_rays``), frustums (``frustum_multisamples``, ``level_weights``), cameras
+    (``look_at``, ``focal_from_fov``, ``project``, ``INTRINSICS``), crops
     (``CROP_KEY``, ``BLOCK_KEY``, ``crop_shape``, ``decimate``, ``undo_blocks``), images
     (``read_rgba``, ``downscale_rgba``, ``to_uint8``), evaluation (``eval_indices``,
     ``protocol_background``), meshes (``read_ply``, ``connected_components``), and two
@@ -39,8 +40,15 @@ Errors
 """
 
 from atlas_core import __version__, hookimpl
-from atlas_core.build import BuildContext, field_owner, plugin_options, require_encoding
+from atlas_core.build import (
+    BuildContext,
+    field_owner,
+    plugin_options,
+    prefer,
+    require_encoding,
+)
 from atlas_core.capabilities import (
+    Antialiases,
     Grows,
     HasDensity,
     HasSampleStep,
@@ -82,6 +90,7 @@ from atlas_core.nerf.compositing import render_weights, segment_sum
 from atlas_core.nerf.crops import BLOCK_KEY, CROP_KEY, crop_shape, decimate, undo_blocks
 from atlas_core.nerf.encodings import Encoding, IdentityEncoding, PositionalEncoding
 from atlas_core.nerf.fields import Field
+from atlas_core.nerf.frustums import frustum_multisamples, level_weights
 from atlas_core.nerf.losses import ColourLoss, Loss
 from atlas_core.nerf.mlp import mlp, trunc_exp
 from atlas_core.nerf.occupancy import prefer_occupancy
@@ -106,6 +115,7 @@ __all__ = [
     "CROP_KEY",
     "INTRINSICS",
     "SPLITS",
+    "Antialiases",
     "AtlasError",
     "Background",
     "BuildContext",
@@ -153,6 +163,7 @@ __all__ = [
     "first_line",
     "first_with",
     "focal_from_fov",
+    "frustum_multisamples",
     "grid",
     "has_density",
     "hookimpl",
@@ -161,6 +172,7 @@ __all__ = [
     "invert_cdf",
     "load_blender",
     "load_split",
+    "level_weights",
     "look_at",
     "make_rays",
     "mlp",
@@ -178,6 +190,7 @@ __all__ = [
     "read_ply",
     "read_rgba",
     "render_weights",
+    "prefer",
     "require_encoding",
     "sample_pdf",
     "samples_from_bins",

@@ -29,6 +29,7 @@ __all__ = [
     "factory_options",
     "field_owner",
     "plugin_options",
+    "prefer",
     "require_encoding",
 ]
 
@@ -136,16 +137,26 @@ def configure(config: RunConfig, plugins: AtlasPlugins) -> None:
     Each plugin sees the slots as the user left them (so "fill a slot still at its
     default" works whatever ran before it); two plugins choosing different components
     for one slot is reported with both names. A slot the user chose explicitly keeps
-    the user's choice.
+    the user's choice. A plugin's ``prefer`` fills a slot only when no plugin claims it
+    (``config.preferred`` then lists it); two different preferences for one slot clash.
     """
     chosen = {slot: getattr(config, slot).name for slot in SLOTS}  # the user's or default
     owners: dict[str, str] = {}
+    wishes: dict[str, tuple[str, str]] = {}  # slot -> (plugin, component) from ``prefer``
     for impl in plugins.impls("atlas_configure"):
         name = impl.plugin_name
         filled = {slot: getattr(config, slot).name for slot in owners}
         for slot in owners:
             getattr(config, slot).name = chosen[slot]
+        config.preferred.clear()
         plugins.invoke(impl, "atlas_configure", config=config)
+        for slot, wish in config.preferred.items():
+            earlier = wishes.setdefault(slot, (name, wish))
+            if earlier[1] != wish:
+                raise PluginError(
+                    f"plugins '{earlier[0]}' and '{name}' both prefer a {slot} "
+                    f"('{earlier[1]}' vs '{wish}'); pick one with --set {slot}=NAME"
+                )
         for slot in SLOTS:
             new = getattr(config, slot).name
             if new == chosen[slot]:
@@ -160,6 +171,20 @@ def configure(config: RunConfig, plugins: AtlasPlugins) -> None:
                 )
             else:
                 owners.setdefault(slot, name)
+    config.preferred.clear()
+    for slot, (_, wish) in wishes.items():
+        if slot not in owners and slot not in config.explicit:
+            getattr(config, slot).name = wish
+            config.preferred[slot] = wish  # what was filled by preference, for inspection
+
+
+def prefer(config: RunConfig, slot: str, name: str) -> None:
+    """In ``atlas_configure``: fill ``slot`` with component ``name`` unless the user or
+    another plugin chooses one (a plugin that works either way, say Mip-NeRF's sampler
+    for MLP fields, which grid fields replace with their own)."""
+    if slot not in SLOTS:
+        raise ValueError(f"unknown slot {slot!r}; choose from {', '.join(SLOTS)}")
+    config.preferred[slot] = name
 
 
 def field_owner(field: nn.Module) -> str:

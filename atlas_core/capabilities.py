@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CAPABILITIES",
+    "Antialiases",
     "Grows",
     "HasDensity",
     "HasSDF",
@@ -91,6 +92,16 @@ class Grows(Protocol):
         ...
 
 
+@runtime_checkable
+class Antialiases(Protocol):
+    """A grid field that can integrate its features over each sample's frustum (Zip-NeRF's
+    multisampling and level weights); the ``mip`` plugin turns it on."""
+
+    def antialias(self, multisamples: int) -> None:
+        """From now on average ``multisamples`` points per frustum, levels weighted by size."""
+        ...
+
+
 class ViewRenderer(Protocol):
     """What renders whole views for evaluation and videos (a pipeline or an adapter)."""
 
@@ -136,12 +147,13 @@ CAPABILITIES: tuple[type, ...] = (
     HasSDFGradient,
     HasSampleStep,
     Grows,
+    Antialiases,
     RendersViews,
     NeedsCrops,
 )
 """Every capability protocol, checked by ``check_declarations``."""
 
-METHODS = {"density", "sdf", "sdf_gradient", "grow", "view_renderer"}
+METHODS = {"density", "sdf", "sdf_gradient", "grow", "antialias", "view_renderer"}
 VALUES = {"sample_step", "ray_stride", "needs_crops"}
 TAG_NAMES = ("lr_scale", "masked_updates", "grid_shape")
 NEAR_MISS = 0.88  # difflib ratio above which a name is taken for a misspelt member

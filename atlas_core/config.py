@@ -104,6 +104,7 @@ class TrainConfig:
     tone_map: bool = False  # x / (1 + x) before colour losses
     loss_gamma: float = option(default=1.0, metadata={"min": 0.01})  # x ** (1 / gamma)
     error_sampling: float = option(default=0.0, metadata={"min": 0})  # share drawn by error
+    scales: int = option(default=1, metadata={"min": 1})  # 1, 1/2, ... resolutions (Mip-NeRF)
 
 
 @dataclass
@@ -136,6 +137,8 @@ class RunConfig:
     versions: dict[str, str] = option(default_factory=dict)
     plugin_options: dict[str, dict[str, Any]] = option(default_factory=dict)
     explicit: builtins.set[str] = option(default_factory=set, compare=False)
+    # slots filled by a plugin's ``prefer`` since no plugin claimed them; never saved
+    preferred: dict[str, str] = option(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain dict in the TOML layout (slot options inline with ``name``)."""
@@ -220,6 +223,7 @@ class RunConfig:
 
 SECTIONS = ("data", "losses", "versions", "train", "eval", *SLOTS)
 DATA_KEYS = ("path", "kind", "ndc", "contract")  # DataConfig's own keys; the rest are options
+UNSET_FIELDS = ("explicit", "preferred")  # bookkeeping, not settings
 
 
 def _unknown_key(key: str, source: str, config: RunConfig) -> str:
@@ -238,7 +242,7 @@ def known_keys(config: RunConfig) -> list[str]:
 
 def _set_field(obj: Any, section: str, name: str, value: Any, source: str) -> None:
     key = f"{section}.{name}" if section else name
-    fields = {f.name: f for f in dataclasses.fields(obj) if f.name != "explicit"}
+    fields = {f.name: f for f in dataclasses.fields(obj) if f.name not in UNSET_FIELDS}
     if name not in fields or isinstance(getattr(obj, name), (Slot, DataConfig)):
         raise ConfigError(_unknown_key(key, source, RunConfig()))
     hints = typing.get_type_hints(type(obj))

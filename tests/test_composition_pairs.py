@@ -168,11 +168,12 @@ def pair_data_kind(names: tuple[str, ...]) -> str:
 
 
 def claims(name: str) -> dict[str, str]:
-    """The slots a plugin fills when it is the only one enabled: slot -> component."""
+    """The slots a plugin claims when it is the only one enabled: slot -> component (slots
+    it only prefers, ``prefer``, give way to another plugin's claim by design)."""
     config, default = RunConfig(), RunConfig()
     config.set("data.kind", pair_data_kind((name,)))
     configure(config, plugins.load([name]))
-    changed = {slot: getattr(config, slot).name for slot in SLOTS}
+    changed = {slot: getattr(config, slot).name for slot in SLOTS if slot not in config.preferred}
     return {slot: value for slot, value in changed.items() if value != getattr(default, slot).name}
 
 

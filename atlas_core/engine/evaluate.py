@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import torch
 from tqdm import tqdm
 
 from atlas_core.data.images import to_uint8
-from atlas_core.data.scene import SceneData, image_rays
+from atlas_core.data.scales import scale_factors, scaled_views
+from atlas_core.data.scene import SceneData, Views, image_rays
 from atlas_core.nerf.contraction import distance_to_s
 from atlas_core.nerf.metrics import psnr, ssim
 from atlas_core.nerf.pipeline import Pipeline
@@ -43,6 +45,18 @@ def depth_image(depth: torch.Tensor, acc: torch.Tensor, near: float, far: float)
     return (scaled * acc).expand(*depth.shape[:-1], 3)
 
 
+def render_views(
+    pipeline: Pipeline, data: Views, indices: list[int], scene: SceneData, chunk: int, label: str,
+    progress: bool,
+) -> Iterator[tuple[int, dict[str, torch.Tensor], float]]:  # fmt: skip
+    """Each view of ``indices``: its index, rendered outputs and render seconds."""
+    for index in tqdm(indices, desc=label, disable=not progress, leave=False):
+        rays = image_rays(data, index, scene)
+        start = time.perf_counter()
+        out = pipeline.render(rays, chunk)
+        yield index, out, time.perf_counter() - start
+
+
 def evaluate(
     pipeline: Pipeline,
     scene: SceneData,
@@ -52,8 +66,14 @@ def evaluate(
     out_dir: Path | None = None,
     split: str = "test",
     progress: bool = True,
+    scales: int = 1,
 ) -> dict[str, Any]:
-    """Mean PSNR and SSIM over the chosen views; writes pred/gt/error/depth PNGs to ``out_dir``."""
+    """Mean PSNR and SSIM over the chosen views; writes pred/gt/error/depth PNGs to ``out_dir``.
+
+    ``scales`` > 1 also scores the views box-filtered to 1/2, 1/4, ... (Mip-NeRF's
+    multiscale protocol): ``scales`` holds each scale's means and ``multiscale_psnr``
+    their average; images are written at full resolution only.
+    """
     data = scene.split(split).to(device)
     indices = eval_indices(len(data), views)
     was_training = pipeline.training
@@ -63,11 +83,10 @@ def evaluate(
     shape = (data.height, data.width)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    for index in tqdm(indices, desc=f"eval {split}", disable=not progress, leave=False):
-        rays = image_rays(data, index, scene)
-        start = time.perf_counter()
-        out = pipeline.render(rays, chunk)
-        render_seconds += time.perf_counter() - start
+    for index, out, seconds in render_views(
+        pipeline, data, indices, scene, chunk, f"eval {split}", progress
+    ):
+        render_seconds += seconds
         pred = out["rgb"].view(*shape, 3)
         target = out["target_rgb"].view(*shape, 3)
         psnrs.append(psnr(pred, target))
@@ -88,8 +107,7 @@ def evaluate(
             if "normals" in out:
                 normals = out["normals"].view(*shape, 3) * 0.5 + 0.5
                 iio.imwrite(out_dir / f"{name}_normals.png", to_uint8(normals))
-    pipeline.train(was_training)
-    return {
+    result = {
         "psnr": sum(psnrs) / len(psnrs),
         "ssim": sum(ssims) / len(ssims),
         "views": len(indices),
@@ -98,3 +116,27 @@ def evaluate(
         "per_view_ssim": ssims,
         "per_view_names": names,
     }
+    if scales > 1:
+        per_scale = {"1": {"psnr": result["psnr"], "ssim": result["ssim"]}}
+        for factor in scale_factors(scales)[1:]:
+            per_scale[str(factor)] = score_scale(
+                pipeline, scaled_views(data, factor), indices, scene, chunk, progress
+            )
+        result["scales"] = per_scale
+        result["multiscale_psnr"] = sum(v["psnr"] for v in per_scale.values()) / scales
+    pipeline.train(was_training)
+    return result
+
+
+def score_scale(
+    pipeline: Pipeline, data: Views, indices: list[int], scene: SceneData, chunk: int,
+    progress: bool,
+) -> dict[str, float]:  # fmt: skip
+    """Mean PSNR and SSIM of ``indices`` of ``data`` (one coarser scale)."""
+    shape, psnrs, ssims = (data.height, data.width), [], []
+    label = f"eval {data.width}x{data.height}"
+    for _, out, _ in render_views(pipeline, data, indices, scene, chunk, label, progress):
+        pred, target = out["rgb"].view(*shape, 3), out["target_rgb"].view(*shape, 3)
+        psnrs.append(psnr(pred, target))
+        ssims.append(ssim(pred, target))
+    return {"psnr": sum(psnrs) / len(psnrs), "ssim": sum(ssims) / len(ssims)}

@@ -15,7 +15,14 @@ from atlas_core.nerf.crops import ray_stride
 from atlas_core.plugins import AtlasPlugins
 from atlas_core.registry import unknown_choice
 
-__all__ = ["check_batch", "check_losses", "crop_side", "load_scene", "resolve_device"]
+__all__ = [
+    "check_batch",
+    "check_losses",
+    "check_scales",
+    "crop_side",
+    "load_scene",
+    "resolve_device",
+]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -74,6 +81,16 @@ def check_losses(config: RunConfig, plugins: AtlasPlugins) -> None:
     for name in config.losses:
         if name not in names:
             raise ConfigError(unknown_choice(f"loss 'losses.{name}'", name, names))
+
+
+def check_scales(config: RunConfig, error_sampling: bool) -> None:
+    """``train.scales`` > 1 draws single rays at random scales: no crops, no error map."""
+    if config.train.scales == 1:
+        return
+    if config.train.batch != "rays":
+        raise ConfigError("train.scales draws single rays at several scales: set train.batch=rays")
+    if error_sampling:
+        raise ConfigError("train.scales and train.error_sampling cannot be combined")
 
 
 def check_batch(config: RunConfig, pipeline: torch.nn.Module, views: Any) -> None:

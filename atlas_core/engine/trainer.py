@@ -22,6 +22,7 @@ from atlas_core.commands.report import write_report
 from atlas_core.commands.video import orbit, write_video
 from atlas_core.config import RunConfig, load_toml, save_toml
 from atlas_core.data.images import to_uint8
+from atlas_core.data.scales import multiscale_rays, scale_factors, scaled_views
 from atlas_core.data.scene import Views, camera_rays, make_rays
 from atlas_core.engine import distributed, history
 from atlas_core.engine.checkpoints import (
@@ -36,7 +37,14 @@ from atlas_core.engine.faults import BadSteps, InterruptRequest, finite_gradient
 from atlas_core.engine.optimizers.choice import clip_gradients, make_optimizer
 from atlas_core.engine.progress import TrainProgress
 from atlas_core.engine.run import Run
-from atlas_core.engine.setup import check_batch, check_losses, crop_side, load_scene, resolve_device
+from atlas_core.engine.setup import (
+    check_batch,
+    check_losses,
+    check_scales,
+    crop_side,
+    load_scene,
+    resolve_device,
+)
 from atlas_core.errors import AtlasError, Interrupted, PluginError, first_line
 from atlas_core.io import atomic_write_json
 from atlas_core.nerf.crops import crop_rays, decimate, ray_stride
@@ -63,6 +71,8 @@ class Trainer:
         self.train_views = self.scene.split("train").to(self.device)
         check_batch(config, self.pipeline, self.train_views)
         self.error_map = error_map_for(config, self.world, self.train_views)
+        check_scales(config, self.error_map is not None)
+        self._pyramid: list[Views] | None = None
         self.batch_rays = config.train.batch_rays
         self.rays_seen = 0
         self.step = 0
@@ -177,10 +187,21 @@ class Trainer:
         if self.config.train.batch != "rays":
             return self.sample_crops()
         views, count = self.step_views(), self.batch_rays
+        if self.config.train.scales > 1:  # Mip-NeRF's multiscale training
+            rays = multiscale_rays(self.pyramid(views), count, self.scene)
+            (index,) = distributed.shard(self.world, torch.arange(len(rays)))
+            return rays if self.world is None else rays[index.to(self.device)]
         drawn = self.error_map and self.error_map.draw(views, count)
         images, rows, cols = drawn or uniform_pixels(views, count, self.device)
         images, rows, cols = distributed.shard(self.world, images, rows, cols)
         return make_rays(views, images, rows, cols, self.scene)
+
+    def pyramid(self, views: Views) -> list[Views]:
+        """``views`` at each of ``train.scales`` scales, kept while the views stay."""
+        if self._pyramid is None or self._pyramid[0] is not views:
+            factors = scale_factors(self.config.train.scales)
+            self._pyramid = [views] + [scaled_views(views, f) for f in factors[1:]]
+        return self._pyramid
 
     def sample_crops(self) -> Any:
         """Random square crops (``crops``) or whole views (``views``), about ``batch_rays``
@@ -394,10 +415,12 @@ class Trainer:
             self.config.eval.views,
             self.config.eval.chunk,
             out_dir=self.out / "test" if write_images else None,
+            scales=self.config.train.scales,
         )
         if self.progress is not None:
             self.progress.evaluated(result["psnr"])
-        scores = {key: result[key] for key in ("psnr", "ssim", "views")}
+        scores = {key: result[key] for key in ("psnr", "ssim", "views", "multiscale_psnr")
+                  if key in result}  # fmt: skip
         self.log_history({"step": self.step, "seconds": self.train_seconds, "eval": scores})
         try:
             self.plugins.call("atlas_eval_end", run=self.run, step=self.step, metrics=result)
@@ -446,7 +469,10 @@ class Trainer:
                     "per_view_psnr",
                     "per_view_ssim",
                     "per_view_names",
+                    "scales",
+                    "multiscale_psnr",
                 )
+                if k in test
             },
             "steps": self.step,
             "skipped_steps": self.faults.skipped,

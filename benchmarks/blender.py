@@ -6,6 +6,8 @@ Not part of ``make test``. One training process at a time (two cores). Plain NeR
     python benchmarks/blender.py --budgets 60 120 --configs nerf ngp voxel
     python benchmarks/blender.py --budgets 300 --views 5 --configs mip fourier siren nerfae \
         volsdf volsdf+mip volsdf+fourier nerfae+fourier nerfae+mip siren+volsdf volsdf+ngp
+    python benchmarks/blender.py --budgets 300 --scales 4 --baseline-budgets \
+        --configs ngp ngp+mip     # Mip-NeRF's multiscale protocol: train and score 4 scales
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ EXTENSIONS = {
 }  # fmt: skip
 CONFIGS.update({name: {"plugins": plugins, "set": []} for name, plugins in EXTENSIONS.items()})
 CONFIGS["volsdf_grid"] = {"plugins": ["volsdf"], "set": ["field=volsdf_grid"]}  # CPU-fast SDF
+# anti-aliased grid fields (Zip-NeRF's multisamples and level weights, issue 18)
+CONFIGS["ngp+mip"] = {"plugins": ["ngp", "mip"], "set": []}
+CONFIGS["ngp+mip1"] = {"plugins": ["ngp", "mip"], "set": ["mip.multisamples=1"]}
 for field in ("volsdf", "nerfae", "siren"):
     CONFIGS[f"{field}+ngp"] = {
         "plugins": [field, "ngp"],
@@ -58,13 +63,16 @@ def installed_plugins() -> set[str]:
     return {ep.name for ep in entry_points(group="atlas")}
 
 
-def run_one(name: str, budget: float, data: Path, views: int, out: Path) -> dict:
-    """Train one configuration for one budget in a child process; its metrics + memory."""
+def run_one(name: str, budget: float, data: Path, views: int, out: Path, scales: int = 1) -> dict:
+    """Train one configuration for one budget in a child process; its metrics + memory.
+
+    ``scales`` > 1 trains and scores on that many scales (``train.scales``)."""
     spec = CONFIGS[name]
     args = [
         str(Path(sys.executable).with_name("atlas")), "run", "--data", str(data),
         "--out", str(out), "--time-budget", str(budget), "--max-steps", "1000000",
         "--eval-views", str(views), "--set", "eval.video_frames=0",
+        "--set", f"train.scales={scales}",
     ]  # fmt: skip
     if spec["plugins"]:
         args += ["--plugins", ",".join(spec["plugins"])]
@@ -90,11 +98,17 @@ def run_one(name: str, budget: float, data: Path, views: int, out: Path) -> dict
         "seconds_per_view": metrics["test"]["seconds_per_view"],
         "wall_seconds": time.perf_counter() - start,
         "resolution": metrics["protocol"]["resolution"],
-    }
+        **({"scales": metrics["test"]["scales"],
+            "multiscale_psnr": metrics["test"]["multiscale_psnr"]}
+           if "scales" in metrics["test"] else {}),
+    }  # fmt: skip
 
 
 def markdown(rows: list[dict]) -> str:
-    """The results as a Markdown table."""
+    """The results as a Markdown table (per-scale PSNR columns for multiscale rows)."""
+    scaled = [r for r in rows if "scales" in r]
+    if scaled:
+        return multiscale_markdown(rows, list(scaled[0]["scales"]))
     lines = [
         "| config | budget (s) | steps | rays/s | test PSNR | SSIM | views | peak MB | s/view |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -107,6 +121,25 @@ def markdown(rows: list[dict]) -> str:
             f"| {r['config']} | {r['budget']:.0f} | {r['steps']} | {r['rays_per_second']:.0f} "
             f"| {r['psnr']:.2f} | {r['ssim']:.3f} | {r['views']} | {r['peak_memory_mb']:.0f} "
             f"| {r['seconds_per_view']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def multiscale_markdown(rows: list[dict], factors: list[str]) -> str:
+    """Multiscale rows: PSNR at each scale and their mean (Mip-NeRF's table)."""
+    heads = " | ".join(f"PSNR 1/{f}" for f in factors)
+    lines = [
+        f"| config | budget (s) | steps | {heads} | mean PSNR | s/view (full) |",
+        "| --- | --- | --- |" + " --- |" * len(factors) + " --- | --- |",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['config']} | {r['budget']:.0f} | {r['error']} |")
+            continue
+        cells = " | ".join(f"{r['scales'][f]['psnr']:.2f}" for f in factors)
+        lines.append(
+            f"| {r['config']} | {r['budget']:.0f} | {r['steps']} | {cells} "
+            f"| {r['multiscale_psnr']:.2f} | {r['seconds_per_view']:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -132,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="budgets for the baseline (default: all of --budgets)",
     )
+    parser.add_argument(
+        "--scales", type=int, default=1,
+        help="train and score at this many scales (1, 1/2, ...; Mip-NeRF's multiscale protocol)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench-blender")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
@@ -155,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                 if budget not in baseline_budgets:
                     continue
                 views = args.baseline_views or args.views
-            row = run_one(name, budget, args.data, views, folder / f"{name}-{budget:.0f}")
+            out = folder / f"{name}-{budget:.0f}"
+            row = run_one(name, budget, args.data, views, out, args.scales)
             rows.append(row)
             print(markdown([row]).splitlines()[-1], flush=True)
     (folder / "results.json").write_text(json.dumps(rows, indent=2) + "\n")

@@ -4,15 +4,28 @@ Barron et al. 2021, "Mip-NeRF: A Multiscale Representation for Anti-Aliasing Neu
 Radiance Fields". Enabling the plugin (``--plugins mip``) chooses the integrated
 positional encoding and the frustum sampler, so any field that takes its position
 features from the run's encoding integrates them over conical frustums
-(``--set mip.shape=cylinder`` for cylinders). A field with its own encoding (e.g. ngp's
-hash grid) cannot use them: the run stops at start-up and says so.
+(``--set mip.shape=cylinder`` for cylinders). A grid field that can integrate its own
+features over frustums (``Antialiases``, e.g. ngp's hash grid) keeps its encoding and
+sampler and does so instead, Zip-NeRF style (Barron et al. 2023), with
+``mip.multisamples`` points per frustum. Another field with its own encoding (e.g. the
+voxel grid) cannot use either: the run stops at start-up and says so.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from atlas_core.api import ConfigError, Register, Run, RunConfig, hookimpl, require_encoding
+from atlas_core.api import (
+    Antialiases,
+    ConfigError,
+    Register,
+    Run,
+    RunConfig,
+    first_with,
+    hookimpl,
+    prefer,
+    require_encoding,
+)
 from atlas_plugin_mip.encoding import IntegratedPositionalEncoding, ipe_encoding
 from atlas_plugin_mip.options import MipOptions
 from atlas_plugin_mip.sampler import MipSampler
@@ -40,8 +53,9 @@ COARSE_WEIGHT = 0.1  # Mip-NeRF sec. 3.2: lambda = 0.1 on the coarse loss
 
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
-    """Check ``mip.*`` options, choose the ``ipe`` encoding and ``mip`` sampler, and weight
-    the coarse image's loss 0.1 (unless ``train.coarse_weight`` is set).
+    """Check ``mip.*`` options, choose the ``ipe`` encoding, prefer the ``mip`` sampler (a
+    grid field's plugin replaces it with its own), and weight the coarse image's loss 0.1
+    (unless ``train.coarse_weight`` is set).
 
     The core keeps a slot the user chose and reports another plugin choosing the same.
     """
@@ -49,7 +63,7 @@ def atlas_configure(config: RunConfig) -> None:
 
     plugin_options(config, "mip", MipOptions)
     config.encoding.name = "ipe"
-    config.sampler.name = "mip"
+    prefer(config, "sampler", "mip")
     if "train.coarse_weight" not in config.explicit:
         config.train.coarse_weight = COARSE_WEIGHT
     for key in WORLD_RAYS:  # frustums are integrated along world rays
@@ -72,5 +86,12 @@ def atlas_train_start(run: Run) -> None:
 
 @hookimpl
 def atlas_wrap_field(field: nn.Module, config: RunConfig) -> None:
-    """Stop at start-up when the field ignores the ``ipe`` encoding (say, its own hash grid)."""
+    """Turn on a grid field's own anti-aliasing; else stop at start-up when the field
+    ignores the ``ipe`` encoding (say, the voxel grid)."""
+    from atlas_core.api import plugin_options
+
+    grid = first_with(field, Antialiases)
+    if grid is not None:
+        grid.antialias(plugin_options(config, "mip", MipOptions).multisamples)
+        return
     require_encoding(field, config, "mip", "ipe", IntegratedPositionalEncoding)

@@ -106,14 +106,32 @@ def test_another_plugin_choosing_the_encoding_is_a_conflict(atlas_pm) -> None:  
         configure(RunConfig(plugins=["mip"]), atlas_pm(FeaturesPlugin(), enable=("mip",)))
 
 
-def test_with_ngp_fails_at_start_up(atlas_scene: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_with_ngp_the_hash_grid_antialiases(atlas_scene: Path, tmp_path: Path) -> None:
+    """Zip-NeRF style: ngp keeps its field and occupancy sampler and integrates frustums."""
     pytest.importorskip("atlas_plugin_ngp")
     out = tmp_path / "r"
-    args = ["run", "--data", str(atlas_scene), "--out", str(out), "--plugins", "mip,ngp", *QUICK]
-    assert run_cli(args) == 2
-    err = capsys.readouterr().err
-    assert "plugins 'mip' and 'ngp' clash on the encoding" in err and "Traceback" not in err
-    assert not (out / "metrics.json").exists()
+    args = ["run", "--data", str(atlas_scene), "--out", str(out), "--plugins", "mip,ngp",
+            "--max-steps", "3", "--eval-views", "1", "--set", "eval.video_frames=0",
+            "--set", "mip.multisamples=2", "--set", "field.levels=4",
+            "--set", "field.log2_table=10"]  # fmt: skip
+    assert run_cli(args) == 0
+    text = (out / "config.toml").read_text()
+    assert 'name = "occupancy"' in text and 'name = "ngp"' in text
+    config = RunConfig(plugins=["mip", "ngp"])
+    config.data.path = str(atlas_scene)
+    config.set("mip.multisamples", 2)
+    trainer = Trainer(config, load_plugins(["mip", "ngp"]), tmp_path / "t")
+    assert trainer.pipeline.field.multisamples == 2  # the option reaches the hash grid
+    config = RunConfig(plugins=["ngp"])
+    config.data.path = str(atlas_scene)
+    assert Trainer(config, load_plugins(["ngp"]), tmp_path / "u").pipeline.field.multisamples == 0
+
+
+def test_multisamples_must_be_positive(atlas_pm) -> None:  # noqa: ANN001
+    config = RunConfig(plugins=["mip"])
+    config.set("mip.multisamples", 0)
+    with pytest.raises(ConfigError, match="multisamples must be >= 1"):
+        configure(config, atlas_pm(enable=("mip",)))
 
 
 def test_cli_run_with_the_nerf_field_and_cylinders(atlas_scene: Path, tmp_path: Path) -> None:

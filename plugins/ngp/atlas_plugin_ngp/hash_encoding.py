@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor, nn
 
-from atlas_core.api import Encoding
+from atlas_core.api import Encoding, level_weights
 from atlas_plugin_ngp import fused
 
 if TYPE_CHECKING:
@@ -300,6 +300,8 @@ class HashEncoding(Encoding):
         self._add_group("dense", slice(0, dense), hashed=False)
         self._add_group("hashed", slice(dense, levels), hashed=True)
         self._set_box(context)
+        scale = torch.tensor(self.resolutions, dtype=torch.float32)
+        self.register_buffer("level_scale", scale, persistent=False)
         self.kernel = kernel
         self.last_kernel = ""  # "cpp" or "torch": the path the last lookup took
         strides = [list(PRIMES[:in_dim]) if hashed else [(r + 1) ** k for k in range(in_dim)]
@@ -388,6 +390,17 @@ class HashEncoding(Encoding):
         else:  # inference: nothing to keep for a backward pass
             features = lookup(points, self.table, self.groups(), keep=None)
         return features.view(x.shape[0], self.out_dim)
+
+    def encode_footprints(self, x: Tensor, stds: Tensor) -> Tensor:
+        """Anti-aliased features [N, levels * features] of ``K`` points per frustum (Zip-NeRF,
+        Barron et al. 2023, sec. 2): points ``x`` [N, K, d] in the unit cube, their
+        Gaussians' standard deviations ``stds`` [N, K] in unit-cube lengths; each level's
+        features are scaled by ``level_weights`` and averaged over the points."""
+        count, points = stds.shape
+        flat = self.encode_unit(x.reshape(-1, self.in_dim))
+        features = flat.view(count, points, self.levels, self.features)
+        weights = level_weights(stds, self.level_scale.to(stds.dtype))  # [N, K, L]
+        return (features * weights[..., None]).mean(dim=1).view(count, self.out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         """Encode [N, in_dim] to [N, levels * features]."""

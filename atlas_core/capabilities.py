@@ -97,8 +97,9 @@ class Antialiases(Protocol):
     """A grid field that can integrate its features over each sample's frustum (Zip-NeRF's
     multisampling and level weights); the ``mip`` plugin turns it on."""
 
-    def antialias(self, multisamples: int) -> None:
-        """From now on average ``multisamples`` points per frustum, levels weighted by size."""
+    def antialias(self, multisamples: int = 0) -> None:
+        """From now on average ``multisamples`` points per frustum (0: the field's own
+        count), levels weighted by size."""
         ...
 
 

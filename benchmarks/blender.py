@@ -7,7 +7,7 @@ Not part of ``make test``. One training process at a time (two cores). Plain NeR
     python benchmarks/blender.py --budgets 300 --views 5 --configs mip fourier siren nerfae \
         volsdf volsdf+mip volsdf+fourier nerfae+fourier nerfae+mip siren+volsdf volsdf+ngp
     python benchmarks/blender.py --budgets 300 --scales 4 --baseline-budgets \
-        --configs ngp ngp+mip     # Mip-NeRF's multiscale protocol: train and score 4 scales
+        --configs ngp ngp+mip voxel voxel+mip   # Mip-NeRF's multiscale protocol, 4 scales
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ CONFIGS.update({name: {"plugins": plugins, "set": []} for name, plugins in EXTEN
 CONFIGS["volsdf_grid"] = {"plugins": ["volsdf"], "set": ["field=volsdf_grid"]}  # CPU-fast SDF
 # anti-aliased grid fields (Zip-NeRF's multisamples and level weights, issue 18)
 CONFIGS["ngp+mip"] = {"plugins": ["ngp", "mip"], "set": []}
-CONFIGS["ngp+mip1"] = {"plugins": ["ngp", "mip"], "set": ["mip.multisamples=1"]}
+CONFIGS["ngp+mip6"] = {"plugins": ["ngp", "mip"], "set": ["mip.multisamples=6"]}
+CONFIGS["voxel+mip"] = {"plugins": ["voxel", "mip"], "set": []}  # 6 points by default
 for field in ("volsdf", "nerfae", "siren"):
     CONFIGS[f"{field}+ngp"] = {
         "plugins": [field, "ngp"],

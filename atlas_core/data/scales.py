@@ -18,7 +18,7 @@ from atlas_core.errors import ConfigError
 from atlas_core.nerf.cameras import INTRINSICS
 from atlas_core.nerf.rays import RayBundle
 
-__all__ = ["cat_rays", "scale_factors", "scaled_views", "multiscale_rays"]
+__all__ = ["Pyramid", "cat_rays", "multiscale_rays", "scale_factors", "scaled_views"]
 
 
 def scale_factors(scales: int) -> list[int]:
@@ -79,3 +79,22 @@ def multiscale_rays(pyramid: list[Views], count: int, scene: SceneData) -> RayBu
         cols = torch.randint(views.width, (drawn,)).to(device)
         bundles.append(make_rays(views, images, rows, cols, scene))
     return cat_rays(bundles)
+
+
+class Pyramid:
+    """Training views at ``scales`` scales (built once per set of views) and rays drawn
+    across them."""
+
+    def __init__(self, scales: int):
+        self.factors = scale_factors(scales)
+        self._levels: list[Views] = []
+
+    def levels(self, views: Views) -> list[Views]:
+        """``views`` at every scale, rebuilt only when ``views`` is another object."""
+        if not self._levels or self._levels[0] is not views:
+            self._levels = [scaled_views(views, factor) for factor in self.factors]
+        return self._levels
+
+    def rays(self, views: Views, count: int, scene: SceneData) -> RayBundle:
+        """``count`` rays of ``views`` at uniformly drawn scales (``multiscale_rays``)."""
+        return multiscale_rays(self.levels(views), count, scene)

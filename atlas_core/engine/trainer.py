@@ -22,7 +22,7 @@ from atlas_core.commands.report import write_report
 from atlas_core.commands.video import orbit, write_video
 from atlas_core.config import RunConfig, load_toml, save_toml
 from atlas_core.data.images import to_uint8
-from atlas_core.data.scales import multiscale_rays, scale_factors, scaled_views
+from atlas_core.data.scales import Pyramid
 from atlas_core.data.scene import Views, camera_rays, make_rays
 from atlas_core.engine import distributed, history
 from atlas_core.engine.checkpoints import (
@@ -72,7 +72,7 @@ class Trainer:
         check_batch(config, self.pipeline, self.train_views)
         self.error_map = error_map_for(config, self.world, self.train_views)
         check_scales(config, self.error_map is not None)
-        self._pyramid: list[Views] | None = None
+        self.pyramid = Pyramid(config.train.scales) if config.train.scales > 1 else None
         self.batch_rays = config.train.batch_rays
         self.rays_seen = 0
         self.step = 0
@@ -187,21 +187,14 @@ class Trainer:
         if self.config.train.batch != "rays":
             return self.sample_crops()
         views, count = self.step_views(), self.batch_rays
-        if self.config.train.scales > 1:  # Mip-NeRF's multiscale training
-            rays = multiscale_rays(self.pyramid(views), count, self.scene)
+        if self.pyramid is not None:  # Mip-NeRF's multiscale training
+            rays = self.pyramid.rays(views, count, self.scene)
             (index,) = distributed.shard(self.world, torch.arange(len(rays)))
             return rays if self.world is None else rays[index.to(self.device)]
         drawn = self.error_map and self.error_map.draw(views, count)
         images, rows, cols = drawn or uniform_pixels(views, count, self.device)
         images, rows, cols = distributed.shard(self.world, images, rows, cols)
         return make_rays(views, images, rows, cols, self.scene)
-
-    def pyramid(self, views: Views) -> list[Views]:
-        """``views`` at each of ``train.scales`` scales, kept while the views stay."""
-        if self._pyramid is None or self._pyramid[0] is not views:
-            factors = scale_factors(self.config.train.scales)
-            self._pyramid = [views] + [scaled_views(views, f) for f in factors[1:]]
-        return self._pyramid
 
     def sample_crops(self) -> Any:
         """Random square crops (``crops``) or whole views (``views``), about ``batch_rays``

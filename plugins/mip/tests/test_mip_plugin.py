@@ -122,6 +122,10 @@ def test_with_ngp_the_hash_grid_antialiases(atlas_scene: Path, tmp_path: Path) -
     config.set("mip.multisamples", 2)
     trainer = Trainer(config, load_plugins(["mip", "ngp"]), tmp_path / "t")
     assert trainer.pipeline.field.multisamples == 2  # the option reaches the hash grid
+    config = RunConfig(plugins=["mip", "ngp"])
+    config.data.path = str(atlas_scene)
+    trainer = Trainer(config, load_plugins(["mip", "ngp"]), tmp_path / "d")
+    assert trainer.pipeline.field.multisamples == 1  # ngp's own count by default
     config = RunConfig(plugins=["ngp"])
     config.data.path = str(atlas_scene)
     assert Trainer(config, load_plugins(["ngp"]), tmp_path / "u").pipeline.field.multisamples == 0
@@ -129,8 +133,8 @@ def test_with_ngp_the_hash_grid_antialiases(atlas_scene: Path, tmp_path: Path) -
 
 def test_multisamples_must_be_positive(atlas_pm) -> None:  # noqa: ANN001
     config = RunConfig(plugins=["mip"])
-    config.set("mip.multisamples", 0)
-    with pytest.raises(ConfigError, match="multisamples must be >= 1"):
+    config.set("mip.multisamples", -1)
+    with pytest.raises(ConfigError, match="multisamples must be >= 0"):
         configure(config, atlas_pm(enable=("mip",)))
 
 

@@ -27,6 +27,11 @@ GEOMETRY_FEATURES = 15  # density MLP outputs 1 + 15 values (paper, sec. 5.4)
 DENSITY_SHIFT = -1.0  # initial density e^-1, as in nerfstudio; -3 trained worse on lego
 
 
+# antialias(0): the centre alone, its levels weighted; 6 points halve the steps on a CPU
+# (multiscale lego, 300 s: 1 point 28.78 dB, 6 points 26.85)
+MULTISAMPLES = 1
+
+
 class NGPField(Field):
     """Hash grid + small MLPs: density from position, colour from features and view.
 
@@ -43,7 +48,7 @@ class NGPField(Field):
     compare densities that start out nearly equal.
 
     ``antialias(k)`` (the ``mip`` plugin calls it) makes training and rendering average
-    the hash features of ``k`` points spread over each sample's frustum, each level
+    the hash features of ``k`` points (0: ``MULTISAMPLES``) over each sample's frustum, each level
     weighted down where it is finer than the footprint (Zip-NeRF, Barron et al. 2023);
     ``density()`` (occupancy grids, meshes) still reads single points.
     """
@@ -87,11 +92,11 @@ class NGPField(Field):
         density = trunc_exp(raw[:, :1] + DENSITY_SHIFT) * inside
         return density, raw[:, 1:]
 
-    def antialias(self, multisamples: int) -> None:
+    def antialias(self, multisamples: int = 0) -> None:
         """Integrate features over frustums with ``multisamples`` points each (Zip-NeRF)."""
-        if multisamples < 1:
-            raise ValueError(f"multisamples must be >= 1, got {multisamples}")
-        self.multisamples = multisamples
+        if multisamples < 0:
+            raise ValueError(f"multisamples must be >= 0, got {multisamples}")
+        self.multisamples = multisamples or MULTISAMPLES
 
     def footprint_geometry(self, samples: RaySamples) -> tuple[Tensor, Tensor]:
         """``geometry`` of each sample's frustum rather than of its centre point."""

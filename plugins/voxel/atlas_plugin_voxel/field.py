@@ -31,6 +31,11 @@ DEFAULTS = {"resolution": 160, "upscale_steps": (50, 100, 150)}
 SPACE_DEFAULTS = {"ndc": {"resolution": 112, "upscale_steps": (150, 400, 700)}}
 
 
+# antialias(0): Zip-NeRF's 6 points; one level has no finer levels to weigh down, so the
+# points are its only filter (multiscale lego, 300 s: 27.49 dB alone, 29.53 with 6)
+MULTISAMPLES = 6
+
+
 class VoxelField(Field):
     """Dense voxel radiance field of DVGO (Sun et al. 2022, "Direct Voxel Grid Optimization").
 
@@ -58,9 +63,9 @@ class VoxelField(Field):
     ``lr_scale`` tag); DVGO trains its grids at lr 0.1 and its MLP at 1e-3.
 
     ``antialias(k)`` (the ``mip`` plugin calls it) averages the raw grid values of ``k``
-    points spread over each sample's frustum (Zip-NeRF's multisampling, Barron et al.
-    2023); one level has no finer levels to weigh down, so that part of Zip-NeRF does
-    not apply. ``density()`` still reads single points.
+    points (0: ``MULTISAMPLES``) spread over each sample's frustum (Zip-NeRF's
+    multisampling, Barron et al. 2023); one level has no finer levels to weigh down, so
+    that part of Zip-NeRF does not apply. ``density()`` still reads single points.
     """
 
     def __init__(
@@ -155,19 +160,20 @@ class VoxelField(Field):
         at = self.corners(positions)
         return self.activate(self.lookup(self.density_grid, at), at)
 
-    def antialias(self, multisamples: int) -> None:
+    def antialias(self, multisamples: int = 0) -> None:
         """Average the grids over ``multisamples`` points per frustum (Zip-NeRF)."""
-        if multisamples < 1:
-            raise ValueError(f"multisamples must be >= 1, got {multisamples}")
-        self.multisamples = multisamples
+        if multisamples < 0:
+            raise ValueError(f"multisamples must be >= 0, got {multisamples}")
+        self.multisamples = multisamples or MULTISAMPLES
 
     def footprint_values(self, samples: RaySamples) -> tuple[Tensor, Tensor]:
         """Raw density [N, 1] and features [N, C] averaged over each sample's frustum."""
         points, _ = frustum_multisamples(samples, self.multisamples, self.training)
         count, per = points.shape[:2]
         at = self.corners(points.view(-1, 3))
-        raw = self.lookup(self.density_grid, at).view(count, per, -1).mean(dim=1)
-        features = self.lookup(self.feature_grid, at).view(count, per, -1).mean(dim=1)
+        raw = self.lookup(self.density_grid, at).view(count, per, 1).mean(dim=1)
+        channels = self.feature_grid.shape[1]
+        features = self.lookup(self.feature_grid, at).view(count, per, channels).mean(dim=1)
         return raw, features
 
     def forward(self, samples: RaySamples) -> dict[str, Tensor]:

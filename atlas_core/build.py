@@ -139,6 +139,7 @@ def configure(config: RunConfig, plugins: AtlasPlugins) -> None:
     for one slot is reported with both names. A slot the user chose explicitly keeps
     the user's choice. A plugin's ``prefer`` fills a slot only when no plugin claims it
     (``config.preferred`` then lists it); two different preferences for one slot clash.
+    ``config.claimed`` names the plugin that claimed each claimed slot.
     """
     chosen = {slot: getattr(config, slot).name for slot in SLOTS}  # the user's or default
     owners: dict[str, str] = {}
@@ -171,6 +172,7 @@ def configure(config: RunConfig, plugins: AtlasPlugins) -> None:
                 )
             else:
                 owners.setdefault(slot, name)
+    config.claimed = dict(owners)
     config.preferred.clear()
     for slot, (_, wish) in wishes.items():
         if slot not in owners and slot not in config.explicit:

@@ -139,6 +139,8 @@ class RunConfig:
     explicit: builtins.set[str] = option(default_factory=set, compare=False)
     # slots filled by a plugin's ``prefer`` since no plugin claimed them; never saved
     preferred: dict[str, str] = option(default_factory=dict, compare=False)
+    # slot -> the plugin that claimed it in ``configure``; never saved
+    claimed: dict[str, str] = option(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain dict in the TOML layout (slot options inline with ``name``)."""
@@ -223,7 +225,7 @@ class RunConfig:
 
 SECTIONS = ("data", "losses", "versions", "train", "eval", *SLOTS)
 DATA_KEYS = ("path", "kind", "ndc", "contract")  # DataConfig's own keys; the rest are options
-UNSET_FIELDS = ("explicit", "preferred")  # bookkeeping, not settings
+UNSET_FIELDS = ("explicit", "preferred", "claimed")  # bookkeeping, not settings
 
 
 def _unknown_key(key: str, source: str, config: RunConfig) -> str:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from atlas_core.build import BuildContext, factory_options
-from atlas_core.capabilities import has_density
+from atlas_core.capabilities import Antialiases, first_with, has_density
 from atlas_core.config import RunConfig, load_toml, save_toml
 from atlas_core.data.scene import SceneData, make_rays
 from atlas_core.nerf.fields import Field
@@ -86,6 +86,28 @@ class FieldContract(ComponentContract):
         if "_density_query" in outputs:
             assert outputs["_density_query"].shape == (count, 1)
         check_per_sample(outputs, count)
+
+    def test_antialiasing_when_declared(self) -> None:
+        """A field that ``Antialiases``: a negative count is refused; ``antialias()`` picks
+        a count of its own; then outputs keep the contract, empty batches included."""
+        config = self.make_config()
+        torch.manual_seed(self.seed)
+        context = self.prepare(config, self.load_plugins())
+        field = self.build(context)
+        grid = first_with(field, Antialiases)
+        if grid is None:
+            return
+        with pytest.raises(ValueError, match="multisamples"):
+            grid.antialias(-1)
+        grid.antialias()
+        outputs, _ = self.run(field, context)
+        self.check_outputs(outputs, context)
+        sampler = context.create("sampler", context.config.sampler)
+        samples, _ = sampler(self.make_rays(context), field)
+        none = RaySamples(samples.rays, samples.t_starts[:0], samples.t_ends[:0],
+                          samples.ray_indices[:0])  # fmt: skip
+        empty = field(none)
+        assert empty["density"].shape == (0, 1) and empty["rgb"].shape == (0, 3)
 
 
 class _DensitylessField(Field):

@@ -18,6 +18,7 @@ from torch import nn
 from atlas_core.api import (
     Antialiases,
     ConfigError,
+    PluginError,
     Register,
     Run,
     RunConfig,
@@ -86,12 +87,20 @@ def atlas_train_start(run: Run) -> None:
 
 @hookimpl
 def atlas_wrap_field(field: nn.Module, config: RunConfig) -> None:
-    """Turn on a grid field's own anti-aliasing; else stop at start-up when the field
-    ignores the ``ipe`` encoding (say, the voxel grid)."""
+    """Turn on a grid field's own anti-aliasing; else stop at start-up when another
+    plugin claimed the sampler (relight's surface sampler) or the field ignores the
+    ``ipe`` encoding (say, volsdf's SDF grid)."""
     from atlas_core.api import plugin_options
 
     grid = first_with(field, Antialiases)
     if grid is not None:
         grid.antialias(plugin_options(config, "mip", MipOptions).multisamples)
         return
+    owner = config.claimed.get("sampler", "mip")
+    if owner != "mip":  # another plugin's sampler would drop the frustums unannounced
+        raise PluginError(
+            f"plugins 'mip' and '{owner}' both choose the sampler ('mip' vs "
+            f"'{config.sampler.name}'): field '{config.field.name}' cannot anti-alias "
+            "itself, so mip needs its frustum sampler; pick one with --set sampler=NAME"
+        )
     require_encoding(field, config, "mip", "ipe", IntegratedPositionalEncoding)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
-from atlas_plugin_ngp.field import MULTISAMPLES
 from atlas_plugin_ngp.hash_encoding import HashEncoding
 from test_ngp_field import make_field, make_samples
 
@@ -58,21 +56,3 @@ def test_antialias_of_narrow_cones_is_the_point_field() -> None:
     plain = field(samples)
     field.antialias(1)
     assert torch.allclose(field(samples)["density"], plain["density"], rtol=1e-5)
-
-
-def test_antialias_counts_its_samples() -> None:
-    with pytest.raises(ValueError, match="multisamples"):
-        make_field().antialias(-1)
-    field = make_field()
-    field.antialias()
-    assert field.multisamples == MULTISAMPLES
-
-
-def test_no_samples_give_empty_outputs() -> None:
-    field = make_field()
-    field.antialias(6)
-    samples = make_samples()
-    empty = type(samples)(samples.rays, samples.t_starts[:0], samples.t_ends[:0],
-                          samples.ray_indices[:0])  # fmt: skip
-    out = field(empty)
-    assert out["density"].shape == (0, 1) and out["rgb"].shape == (0, 3)

@@ -144,8 +144,9 @@ def test_without_volsdf_the_run_stops_naming_the_plugins(
 @requires_plugins("mip")
 def test_mip_clashes_on_the_sampler_by_name(point_scene: Path) -> None:
     config = config_for(point_scene, ["volsdf", "mip", "relight"], {})
+    scene = load_nerv_point(point_scene)
     with pytest.raises(PluginError, match="'mip' and 'relight' both choose the sampler"):
-        configure(config, load_plugins(config.plugins))
+        build_pipeline(config, load_plugins(config.plugins), scene)
 
 
 def test_a_field_without_sdf_is_named(point_scene: Path) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
-from atlas_plugin_voxel.field import MULTISAMPLES
 from test_voxel_field import make_field, make_samples, randomise
 
 from atlas_core.api import frustum_multisamples
@@ -39,21 +37,3 @@ def test_one_multisample_is_the_point_field_and_gradients_flow() -> None:
     out = field(samples)
     (out["density"].mean() + out["rgb"].mean()).backward()
     assert field.density_grid.grad is not None and field.feature_grid.grad is not None
-
-
-def test_antialias_counts_its_samples() -> None:
-    with pytest.raises(ValueError, match="multisamples"):
-        make_field().antialias(-1)
-    field = make_field()
-    field.antialias()
-    assert field.multisamples == MULTISAMPLES
-
-
-def test_no_samples_give_empty_outputs() -> None:
-    field = make_field()
-    field.antialias(6)
-    samples = make_samples()
-    empty = type(samples)(samples.rays, samples.t_starts[:0], samples.t_ends[:0],
-                          samples.ray_indices[:0])  # fmt: skip
-    out = field(empty)
-    assert out["density"].shape == (0, 1) and out["rgb"].shape == (0, 3)

@@ -23,7 +23,8 @@ from atlas_core.api import (
     prefer,
 )
 from atlas_core.build import configure
-from atlas_core.data.scales import cat_rays, multiscale_rays, scaled_views
+from atlas_core.data.scales import multiscale_rays, scaled_views
+from atlas_core.nerf.rays import cat_rays
 from atlas_core.testing import quick_trainer
 
 SCENE = SceneData({}, near=0.5, far=6.0, bounds=(-2.0, -2.0, -2.0, 2.0, 2.0, 2.0))
@@ -98,7 +99,11 @@ def test_a_multiscale_run_scores_every_scale(atlas_scene: Path, tmp_path: Path) 
 
 @pytest.mark.parametrize(
     ("setting", "message"),
-    [({"train.batch": "crops"}, "train.batch=rays"), ({"train.error_sampling": 0.5}, "combined")],
+    [
+        ({"train.batch": "crops"}, "train.batch=rays"),
+        ({"train.error_sampling": 0.5}, "combined"),
+        ({"train.scales": 6}, "1/32 scale of the 24x24 training images"),
+    ],  # fmt: skip
 )
 def test_scales_refuse_crops_and_error_maps(
     atlas_scene: Path, tmp_path: Path, setting: dict, message: str

@@ -10,15 +10,14 @@ cast through the centre of its coarse pixel with that pixel's footprint (``radii
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
 from atlas_core.data.images import downscale_rgba
 from atlas_core.data.scene import SceneData, Views, make_rays
 from atlas_core.errors import ConfigError
 from atlas_core.nerf.cameras import INTRINSICS
-from atlas_core.nerf.rays import RayBundle
+from atlas_core.nerf.rays import RayBundle, cat_rays
 
-__all__ = ["Pyramid", "cat_rays", "multiscale_rays", "scale_factors", "scaled_views"]
+__all__ = ["Pyramid", "multiscale_rays", "scale_factors", "scaled_views"]
 
 
 def scale_factors(scales: int) -> list[int]:
@@ -41,27 +40,6 @@ def scaled_views(views: Views, factor: int) -> Views:
         extras[INTRINSICS] = extras[INTRINSICS] / factor
     images = downscale_rgba(views.images, factor)
     return Views(images, views.c2w, views.focal / factor, views.times, views.names, extras)
-
-
-def cat_rays(bundles: list[RayBundle]) -> RayBundle:
-    """One bundle of the rays of ``bundles`` in order (same optional fields in each)."""
-    first = bundles[0]
-    if len(bundles) == 1:
-        return first
-
-    def join(name: str) -> Tensor | None:
-        parts = [getattr(bundle, name) for bundle in bundles]
-        return None if parts[0] is None else torch.cat(parts)
-
-    extras = {key: torch.cat([b.extras[key] for b in bundles]) for key in first.extras}
-    names = ("origins", "directions", "near", "far", "radii", "camera_indices")
-    optional = ("times", "rgba", "viewdirs")
-    return RayBundle(
-        *(join(name) for name in names),
-        **{name: join(name) for name in optional},
-        extras=extras,
-        contracted=first.contracted,
-    )
 
 
 def multiscale_rays(pyramid: list[Views], count: int, scene: SceneData) -> RayBundle:

@@ -18,8 +18,12 @@ from atlas_core.nerf.contraction import distance_to_s
 from atlas_core.nerf.metrics import psnr, ssim
 from atlas_core.nerf.pipeline import Pipeline
 
-__all__ = ["depth_image", "error_image", "eval_indices", "evaluate"]
+__all__ = ["REPORTED", "depth_image", "error_image", "eval_indices", "evaluate"]
 
+
+REPORTED = ("psnr", "ssim", "views", "seconds_per_view", "per_view_psnr", "per_view_ssim",
+            "per_view_names", "scales", "multiscale_psnr")  # fmt: skip
+"""The keys of an evaluation that metrics.json keeps (the last two: multiscale runs)."""
 
 ERROR_GAIN = 4.0  # error images: full red at a mean absolute error of 0.25 or more
 

@@ -83,10 +83,17 @@ def check_losses(config: RunConfig, plugins: AtlasPlugins) -> None:
             raise ConfigError(unknown_choice(f"loss 'losses.{name}'", name, names))
 
 
-def check_scales(config: RunConfig, error_sampling: bool) -> None:
-    """``train.scales`` > 1 draws single rays at random scales: no crops, no error map."""
+def check_scales(config: RunConfig, error_sampling: bool, views: Any) -> None:
+    """``train.scales`` > 1 draws single rays at random scales: no crops, no error map,
+    and the coarsest scale keeps a pixel."""
     if config.train.scales == 1:
         return
+    factor = 2 ** (config.train.scales - 1)
+    if factor > min(views.height, views.width):
+        raise ConfigError(
+            f"train.scales={config.train.scales}: a 1/{factor} scale of the "
+            f"{views.width}x{views.height} training images has no pixel"
+        )
     if config.train.batch != "rays":
         raise ConfigError("train.scales draws single rays at several scales: set train.batch=rays")
     if error_sampling:

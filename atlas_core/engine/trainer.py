@@ -5,7 +5,6 @@ Plugins never see the Trainer: lifecycle hooks get its ``Run`` handle (``engine/
 
 from __future__ import annotations
 
-import math
 import shlex
 import threading
 import time
@@ -32,11 +31,12 @@ from atlas_core.engine.checkpoints import (
     save_checkpoint,
 )
 from atlas_core.engine.error_map import error_map_for, uniform_pixels
-from atlas_core.engine.evaluate import evaluate
+from atlas_core.engine.evaluate import REPORTED, evaluate
 from atlas_core.engine.faults import BadSteps, InterruptRequest, finite_gradients
 from atlas_core.engine.optimizers.choice import clip_gradients, make_optimizer
 from atlas_core.engine.progress import TrainProgress
 from atlas_core.engine.run import Run
+from atlas_core.engine.schedule import learning_rate
 from atlas_core.engine.setup import (
     check_batch,
     check_losses,
@@ -71,7 +71,7 @@ class Trainer:
         self.train_views = self.scene.split("train").to(self.device)
         check_batch(config, self.pipeline, self.train_views)
         self.error_map = error_map_for(config, self.world, self.train_views)
-        check_scales(config, self.error_map is not None)
+        check_scales(config, self.error_map is not None, self.train_views)
         self.pyramid = Pyramid(config.train.scales) if config.train.scales > 1 else None
         self.batch_rays = config.train.batch_rays
         self.rays_seen = 0
@@ -162,25 +162,8 @@ class Trainer:
             history.append_entry(self.out / history.FILE, entry)
 
     def learning_rate(self) -> float:
-        """``train.schedule`` from ``lr`` to ``lr_final`` over steps or time budget.
-
-        ``exponential`` (the default) decays geometrically, ``cosine`` follows half a
-        cosine (Loshchilov and Hutter 2017, SGDR eq. 5, one cycle), ``none`` keeps ``lr``.
-        """
-        train = self.config.train
-        progress = self.step / train.max_steps
-        if train.time_budget > 0:
-            progress = max(progress, self.train_seconds / train.time_budget)
-        progress = min(progress, 1.0)
-        if train.schedule == "none":
-            return train.lr
-        if train.schedule == "cosine":
-            return train.lr_final + 0.5 * (train.lr - train.lr_final) * (
-                1 + math.cos(math.pi * progress)
-            )
-        if train.lr_final <= 0 or train.lr <= 0:
-            return train.lr
-        return train.lr * math.exp(progress * math.log(train.lr_final / train.lr))
+        """This step's learning rate (``atlas_core.engine.schedule``)."""
+        return learning_rate(self.config.train, self.step, self.train_seconds)
 
     def sample_batch(self) -> Any:
         """Random rays across all training images (``train.batch = rays``), or crops."""
@@ -452,21 +435,7 @@ class Trainer:
         """The run's metrics.json content."""
         views = self.scene.split("test")
         return {
-            "test": {
-                k: test[k]
-                for k in (
-                    "psnr",
-                    "ssim",
-                    "views",
-                    "seconds_per_view",
-                    "per_view_psnr",
-                    "per_view_ssim",
-                    "per_view_names",
-                    "scales",
-                    "multiscale_psnr",
-                )
-                if k in test
-            },
+            "test": {key: test[key] for key in REPORTED if key in test},
             "steps": self.step,
             "skipped_steps": self.faults.skipped,
             "train_seconds": self.train_seconds,

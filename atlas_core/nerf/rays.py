@@ -10,7 +10,14 @@ from torch import Tensor
 
 from atlas_core.nerf.contraction import contract
 
-__all__ = ["DisplacedSamples", "RayBundle", "RaySamples", "clip_to_box", "samples_from_bins"]
+__all__ = [
+    "DisplacedSamples",
+    "RayBundle",
+    "RaySamples",
+    "cat_rays",
+    "clip_to_box",
+    "samples_from_bins",
+]
 
 
 @dataclass
@@ -70,6 +77,21 @@ class RayBundle:
     def to(self, device: torch.device | str) -> RayBundle:
         """Copy to a device."""
         return self._map(lambda value: value.to(device))
+
+
+def cat_rays(bundles: list[RayBundle]) -> RayBundle:
+    """One bundle of the rays of ``bundles`` in order (the same optional fields in each)."""
+    first, values = bundles[0], {}
+    for f in fields(first):
+        value = getattr(first, f.name)
+        parts = [getattr(bundle, f.name) for bundle in bundles]
+        if isinstance(value, dict):
+            values[f.name] = {key: torch.cat([part[key] for part in parts]) for key in value}
+        elif isinstance(value, Tensor):
+            values[f.name] = torch.cat(parts)
+        else:  # None, or flags such as ``contracted``
+            values[f.name] = value
+    return RayBundle(**values)
 
 
 @dataclass

@@ -87,10 +87,13 @@ class NGPField(Field):
     def geometry(self, positions: Tensor) -> tuple[Tensor, Tensor]:
         """Density [N, 1] (zero outside the scene box) and geometry features [N, 15]."""
         unit = (positions - self.box_low) / self.box_size
+        return self.decode(self.encoding.encode_unit(unit), unit)
+
+    def decode(self, features: Tensor, unit: Tensor) -> tuple[Tensor, Tensor]:
+        """Density and geometry features from hash features at unit-cube points [N, 3]."""
         inside = ((unit >= 0.0) & (unit <= 1.0)).all(dim=-1, keepdim=True)
-        raw = self.density_mlp(self.encoding.encode_unit(unit))
-        density = trunc_exp(raw[:, :1] + DENSITY_SHIFT) * inside
-        return density, raw[:, 1:]
+        raw = self.density_mlp(features)
+        return trunc_exp(raw[:, :1] + DENSITY_SHIFT) * inside, raw[:, 1:]
 
     def antialias(self, multisamples: int = 0) -> None:
         """Integrate features over frustums with ``multisamples`` points each (Zip-NeRF)."""
@@ -103,10 +106,7 @@ class NGPField(Field):
         points, stds = frustum_multisamples(samples, self.multisamples, self.training)
         unit = (points - self.box_low) / self.box_size
         features = self.encoding.encode_footprints(unit, stds / self.box_size.mean())
-        raw = self.density_mlp(features)
-        centre = (samples.positions - self.box_low) / self.box_size
-        inside = ((centre >= 0.0) & (centre <= 1.0)).all(dim=-1, keepdim=True)
-        return trunc_exp(raw[:, :1] + DENSITY_SHIFT) * inside, raw[:, 1:]
+        return self.decode(features, (samples.positions - self.box_low) / self.box_size)
 
     def forward(self, samples: RaySamples) -> dict[str, Tensor]:
         """Density and view-dependent sigmoid colour per sample."""

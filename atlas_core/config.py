@@ -94,6 +94,10 @@ class TrainConfig:
     max_bad_steps: int = option(default=20, metadata={"min": 1})
     optimizer: typing.Literal["adam", "sgd", "adamw", "rmsprop", "uniform_adam"] = "adam"
     laplacian_weight: float = option(default=4.0, metadata={"min": 0})  # uniform_adam's lambda
+    beta2: float = option(
+        default=0.999, metadata={"min": 0, "below": 1}
+    )  # Adam's second-moment decay
+    eps: float = option(default=1e-8, metadata={"min": 0})  # Adam's denominator floor
     schedule: typing.Literal["exponential", "cosine", "none"] = "exponential"
     grad_clip: float = option(default=0.0, metadata={"min": 0})  # max gradient norm, 0 = off
     train_only: list[str] = option(default_factory=list)  # parameter-name prefixes to train
@@ -252,6 +256,9 @@ def _set_field(obj: Any, section: str, name: str, value: Any, source: str) -> No
     low = fields[name].metadata.get("min")
     if low is not None and coerced < low:
         raise ConfigError(f"{source}: {key} must be >= {low}, got {coerced!r}")
+    below = fields[name].metadata.get("below")
+    if below is not None and coerced >= below:
+        raise ConfigError(f"{source}: {key} must be below {below}, got {coerced!r}")
     setattr(obj, name, coerced)
 
 

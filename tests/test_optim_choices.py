@@ -191,3 +191,24 @@ def test_train_only_unknown_prefix_exits_2(
     err = capsys.readouterr().err
     assert "train.train_only: no parameter name starts with 'field.bogus'" in err
     assert "field.mlp" in err
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_adam_beta2_and_eps_reach_the_optimizer(
+    optimizer: str, atlas_scene: Path, tmp_path: Path
+) -> None:
+    trainer = quick_trainer(atlas_scene, tmp_path, train__beta2=0.99, train__eps=1e-15)
+    trainer.config.set("train.optimizer", optimizer)
+    trainer.rebuild_optimizer()
+    group = trainer.optimizer.param_groups[0]
+    assert group["betas"] == (0.9, 0.99) and group["eps"] == 1e-15
+    default = quick_trainer(atlas_scene, tmp_path / "default")
+    assert default.optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+    assert default.optimizer.param_groups[0]["eps"] == 1e-8
+
+
+def test_adam_beta2_of_one_is_refused(atlas_scene: Path, tmp_path: Path) -> None:
+    args = ["run", "--data", str(atlas_scene), "--out", str(tmp_path / "r"),
+            "--max-steps", "1", "--set", "train.beta2=1.0"]  # fmt: skip
+    assert main(args) == 2
+    assert not (tmp_path / "r" / "checkpoints").exists()

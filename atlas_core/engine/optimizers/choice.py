@@ -3,7 +3,8 @@
 ``adam`` is the default: torch's Adam, or MaskedAdam when a parameter is tagged
 ``masked_updates`` (DVGO); ``sgd`` (momentum 0.9), ``adamw`` (weight decay 0.01) and
 ``rmsprop`` are torch's with their defaults otherwise, and get sparse gradients made
-dense first; ``uniform_adam`` is the Laplacian-preconditioned Adam for grids
+dense first; the Adam family takes ``train.beta2`` and ``train.eps`` (Instant-NGP trains
+its hash table with 0.99 and 1e-15); ``uniform_adam`` is the Laplacian-preconditioned Adam for grids
 (``uniform_adam.py``). Parameter groups carry each parameter's ``lr_scale`` tag.
 """
 
@@ -80,21 +81,22 @@ def make_optimizer(module: nn.Module, train: TrainConfig) -> torch.optim.Optimiz
         {"params": ps, "lr": lr * scale, "lr_scale": scale} for scale, ps in groups.items()
     ]
     name = train.optimizer
+    adam = {"betas": (0.9, train.beta2), "eps": train.eps}
     if name == "adam":
         if any(is_masked(p) for p in params):
-            return MaskedAdam(param_groups)  # grids: only touched entries move (DVGO)
-        return torch.optim.Adam(param_groups)
+            return MaskedAdam(param_groups, **adam)  # grids: only touched entries move (DVGO)
+        return torch.optim.Adam(param_groups, **adam)
     if name == "uniform_adam":
         if not any(grid_shape(p) is not None for p in params):
             raise ConfigError(
                 "train.optimizer=uniform_adam: no trainable parameter is tagged as a grid "
                 "(tag_parameter(param, grid_shape=...) from atlas_core.api); use adam"
             )
-        return UniformAdam(param_groups, lr=lr, laplacian_weight=train.laplacian_weight)
+        return UniformAdam(param_groups, lr=lr, laplacian_weight=train.laplacian_weight, **adam)
     if name == "sgd":
         return SGD(param_groups, lr=lr, momentum=0.9)
     if name == "adamw":
-        return AdamW(param_groups, lr=lr, weight_decay=0.01)
+        return AdamW(param_groups, lr=lr, weight_decay=0.01, **adam)
     return RMSprop(param_groups, lr=lr)
 
 

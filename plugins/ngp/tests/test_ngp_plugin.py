@@ -7,7 +7,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import torch
-from atlas_plugin_ngp import TARGET_SAMPLES, HashEncoding, NGPField
+from atlas_plugin_ngp import TARGET_SAMPLES, TRAIN_DEFAULTS, HashEncoding, NGPField
 
 from atlas_core.api import RunConfig
 from atlas_core.testing import configure, load_plugins, run_cli
@@ -30,11 +30,16 @@ def test_configure_claims_the_field_and_occupancy_sampling(atlas_pm) -> None:  #
     configure(config, loaded)
     assert config.field.name == "ngp" and config.sampler.name == "occupancy"
     assert config.train.target_samples == TARGET_SAMPLES
-    kept = RunConfig()  # sampler options or a sample budget the user set are kept
+    assert (config.train.lr, config.train.beta2, config.train.eps) == (1e-2, 0.99, 1e-15)
+    assert TRAIN_DEFAULTS == {"lr": 1e-2, "beta2": 0.99, "eps": 1e-15}
+    kept = RunConfig()  # sampler options, a sample budget or Adam settings the user set stay
     kept.set("sampler.samples", 16)
     kept.set("train.target_samples", 0)
+    kept.set("train.lr", 3e-3)
+    kept.set("train.eps", 1e-8)
     configure(kept, loaded)
     assert kept.sampler.name == "stratified" and kept.train.target_samples == 0
+    assert (kept.train.lr, kept.train.beta2, kept.train.eps) == (3e-3, 0.99, 1e-8)
     chosen = RunConfig()
     chosen.set("field", "plain")
     configure(chosen, loaded)

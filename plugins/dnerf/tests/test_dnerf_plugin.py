@@ -160,11 +160,15 @@ def trainer_for(scene: Path, out: Path, plugins: list[str], **settings: object) 
 
 @pytest.mark.skipif(not installed("ngp"), reason="the ngp plugin is not installed")
 def test_training_learns_the_motion(dynamic_scene, tmp_path) -> None:  # noqa: ANN001
-    """60 steps, planes + ngp field: measured 9.4 -> 14.6 dB on the 20x20 scene."""
+    """60 steps, planes + ngp field: measured 9.4 -> 14.2 dB on the 20x20 scene.
+
+    The batch and Adam settings are pinned: ngp's own defaults (2^14 samples, beta2 0.99,
+    eps 1e-15) suit long runs, not 60 steps (13.6 dB with them)."""
     torch.manual_seed(0)
     trainer = trainer_for(dynamic_scene, tmp_path / "t", ["dnerf", "ngp"], **{
         "train.max_steps": 60, "train.lr": 2e-2, "sampler.samples": 24, "field.levels": 8,
         "field.log2_table": 14, "field.finest_resolution": 128, "train.batch_rays": 512,
+        "train.target_samples": 1 << 16, "train.beta2": 0.999, "train.eps": 1e-8,
         "dnerf.plane_lr_scale": 3.0})  # fmt: skip
     field = trainer.pipeline.field
     assert isinstance(field, DeformedField) and isinstance(field.deformation, PlanesDeformation)

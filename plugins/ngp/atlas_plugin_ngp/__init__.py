@@ -16,7 +16,7 @@ __all__ = ["HashEncoding", "NGPField"]
 
 TARGET_SAMPLES = 1 << 14  # samples per step; the ray batch follows (Instant-NGP)
 # Instant-NGP steps 2^18 samples on a GPU; on a CPU more, smaller steps win (lego, 120 s,
-# 2 cores: 2^16 26.70 dB in 676 steps, 2^15 28.76, 2^14 29.01 in 1889, 2^13 28.36)
+# 2 cores: 2^16 26.70 dB in 676 steps, 2^15 28.76, 2^14 29.01 and 28.43, 2^13 28.36)
 # Instant-NGP's Adam (sec. 4, "Training"): lr 1e-2, beta2 0.99, eps 1e-15; the tiny
 # epsilon keeps rarely hit table rows moving (lego, 120 s: 25.45 dB with the core's
 # 5e-3, 0.999, 1e-8; 26.70 with these)

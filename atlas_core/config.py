@@ -94,10 +94,9 @@ class TrainConfig:
     max_bad_steps: int = option(default=20, metadata={"min": 1})
     optimizer: typing.Literal["adam", "sgd", "adamw", "rmsprop", "uniform_adam"] = "adam"
     laplacian_weight: float = option(default=4.0, metadata={"min": 0})  # uniform_adam's lambda
-    beta2: float = option(
-        default=0.999, metadata={"min": 0, "below": 1}
-    )  # Adam's second-moment decay
-    eps: float = option(default=1e-8, metadata={"min": 0})  # Adam's denominator floor
+    # the Adam family's second-moment decay and denominator floor
+    beta2: float = option(default=0.999, metadata={"min": 0, "below": 1})
+    eps: float = option(default=1e-8, metadata={"min": 0})
     schedule: typing.Literal["exponential", "cosine", "none"] = "exponential"
     grad_clip: float = option(default=0.0, metadata={"min": 0})  # max gradient norm, 0 = off
     train_only: list[str] = option(default_factory=list)  # parameter-name prefixes to train

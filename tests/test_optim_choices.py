@@ -193,13 +193,20 @@ def test_train_only_unknown_prefix_exits_2(
     assert "field.mlp" in err
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+@pytest.mark.parametrize("optimizer", ["adam", "masked_adam", "adamw", "uniform_adam"])
 def test_adam_beta2_and_eps_reach_the_optimizer(
     optimizer: str, atlas_scene: Path, tmp_path: Path
 ) -> None:
     trainer = quick_trainer(atlas_scene, tmp_path, train__beta2=0.99, train__eps=1e-15)
-    trainer.config.set("train.optimizer", optimizer)
+    weight = trainer.pipeline.field.mlp[0].weight
+    if optimizer == "masked_adam":  # plain adam over a parameter tagged for masked updates
+        tag_parameter(weight, masked_updates=True)
+    if optimizer == "uniform_adam":
+        tag_parameter(weight, grid_shape=(2, 2, 4))
+    trainer.config.set("train.optimizer", optimizer.replace("masked_adam", "adam"))
     trainer.rebuild_optimizer()
+    expected = {"masked_adam": MaskedAdam, "uniform_adam": UniformAdam}.get(optimizer)
+    assert expected is None or isinstance(trainer.optimizer, expected)
     group = trainer.optimizer.param_groups[0]
     assert group["betas"] == (0.9, 0.99) and group["eps"] == 1e-15
     default = quick_trainer(atlas_scene, tmp_path / "default")
@@ -207,8 +214,11 @@ def test_adam_beta2_and_eps_reach_the_optimizer(
     assert default.optimizer.param_groups[0]["eps"] == 1e-8
 
 
-def test_adam_beta2_of_one_is_refused(atlas_scene: Path, tmp_path: Path) -> None:
+def test_adam_beta2_of_one_is_refused(
+    atlas_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     args = ["run", "--data", str(atlas_scene), "--out", str(tmp_path / "r"),
             "--max-steps", "1", "--set", "train.beta2=1.0"]  # fmt: skip
     assert main(args) == 2
+    assert "train.beta2 must be below 1, got 1.0" in capsys.readouterr().err
     assert not (tmp_path / "r" / "checkpoints").exists()

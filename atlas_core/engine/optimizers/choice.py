@@ -3,9 +3,10 @@
 ``adam`` is the default: torch's Adam, or MaskedAdam when a parameter is tagged
 ``masked_updates`` (DVGO); ``sgd`` (momentum 0.9), ``adamw`` (weight decay 0.01) and
 ``rmsprop`` are torch's with their defaults otherwise, and get sparse gradients made
-dense first; the Adam family takes ``train.beta2`` and ``train.eps`` (Instant-NGP trains
-its hash table with 0.99 and 1e-15); ``uniform_adam`` is the Laplacian-preconditioned Adam for grids
-(``uniform_adam.py``). Parameter groups carry each parameter's ``lr_scale`` tag.
+dense first; ``uniform_adam`` is the Laplacian-preconditioned Adam for grids
+(``uniform_adam.py``). The Adam family (``adam``, MaskedAdam, ``adamw``,
+``uniform_adam``) takes ``train.beta2`` and ``train.eps`` (Instant-NGP trains its hash
+table with 0.99 and 1e-15). Parameter groups carry each parameter's ``lr_scale`` tag.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import torch
-from atlas_plugin_ngp import TARGET_SAMPLES, TRAIN_DEFAULTS, HashEncoding, NGPField
+from atlas_plugin_ngp import TARGET_SAMPLES, HashEncoding, NGPField
 
 from atlas_core.api import RunConfig
 from atlas_core.testing import configure, load_plugins, run_cli
@@ -31,7 +31,6 @@ def test_configure_claims_the_field_and_occupancy_sampling(atlas_pm) -> None:  #
     assert config.field.name == "ngp" and config.sampler.name == "occupancy"
     assert config.train.target_samples == TARGET_SAMPLES
     assert (config.train.lr, config.train.beta2, config.train.eps) == (1e-2, 0.99, 1e-15)
-    assert TRAIN_DEFAULTS == {"lr": 1e-2, "beta2": 0.99, "eps": 1e-15}
     kept = RunConfig()  # sampler options, a sample budget or Adam settings the user set stay
     kept.set("sampler.samples", 16)
     kept.set("train.target_samples", 0)

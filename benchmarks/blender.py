@@ -8,6 +8,12 @@ Not part of ``make test``. One training process at a time (two cores). Plain NeR
         volsdf volsdf+mip volsdf+fourier nerfae+fourier nerfae+mip siren+volsdf volsdf+ngp
     python benchmarks/blender.py --budgets 300 --scales 4 --baseline-budgets \
         --configs ngp ngp+mip voxel voxel+mip   # Mip-NeRF's multiscale protocol, 4 scales
+    python benchmarks/blender.py --budgets 300 --views 5 --baseline-budgets \
+        --configs ngp voxel mip ngp+mip voxel+mip fourier siren siren+ngp nerfae nerfae+ngp \
+        volsdf volsdf+ngp volsdf_grid volsdf_hash   # each extension alone and on the fast fields
+
+``fourier`` has no fast-field row: it is a position encoding, and the grid fields bring
+their own (the run stops with a clash naming both).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ EXTENSIONS = {
 }  # fmt: skip
 CONFIGS.update({name: {"plugins": plugins, "set": []} for name, plugins in EXTENSIONS.items()})
 CONFIGS["volsdf_grid"] = {"plugins": ["volsdf"], "set": ["field=volsdf_grid"]}  # CPU-fast SDF
+CONFIGS["volsdf_hash"] = {"plugins": ["volsdf", "ngp"], "set": ["field=volsdf_hash"]}
 # anti-aliased grid fields (Zip-NeRF's multisamples and level weights, issue 18)
 CONFIGS["ngp+mip"] = {"plugins": ["ngp", "mip"], "set": []}
 CONFIGS["ngp+mip6"] = {"plugins": ["ngp", "mip"], "set": ["mip.multisamples=6"]}
@@ -57,6 +64,20 @@ for field in ("volsdf", "nerfae", "siren"):
         "plugins": [field, "ngp"],
         "set": [f"field={field}", "encoding=hash"],
     }
+# Issue 18, item 7: each extension on its MLP field, on the hash grid (ngp) and on the dense
+# voxel grid; None ("—" in the table) where there is no such configuration: the grid fields
+# bring their own position encoding, so fourier's and siren's clash with them at start-up,
+# and nerfae's field replaces the grid's
+FAST_COLUMNS = ("MLP field", "hash grid (ngp)", "voxel grid")
+BY_EXTENSION = {
+    "mip": ("mip", "ngp+mip", "voxel+mip"),
+    "fourier": ("fourier", None, None),
+    "siren": ("siren", "siren+ngp", None),
+    "nerfae": ("nerfae", "nerfae+ngp", None),
+    "volsdf": ("volsdf", "volsdf_hash", "volsdf_grid"),
+    "volsdf (MLP on the hash encoding)": (None, "volsdf+ngp", None),
+    "none (the field alone)": ("nerf", "ngp", "voxel"),
+}
 
 
 def installed_plugins() -> set[str]:
@@ -124,6 +145,29 @@ def markdown(rows: list[dict]) -> str:
             f"| {r['seconds_per_view']:.2f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def extension_markdown(rows: list[dict]) -> str:
+    """PSNR (steps) of each extension per field kind, from single-scale rows; "" if none."""
+    found = {r["config"]: r for r in rows if "error" not in r and "scales" not in r}
+    lines = [
+        "| extension | " + " | ".join(FAST_COLUMNS) + " |",
+        "| --- |" + " --- |" * len(FAST_COLUMNS),
+    ]
+    for extension, names in BY_EXTENSION.items():
+        if not any(name in found for name in names):
+            continue
+        cells = []
+        for name in names:
+            row = found.get(name)
+            if name is None:
+                cells.append("—")
+            elif row is None:
+                cells.append("not run")
+            else:
+                cells.append(f"{row['psnr']:.2f} dB ({row['steps']} steps, `{name}`)")
+        lines.append(f"| {extension} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 
 
 def multiscale_markdown(rows: list[dict], factors: list[str]) -> str:
@@ -198,8 +242,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(markdown([row]).splitlines()[-1], flush=True)
     (folder / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (folder / "results.md").write_text(markdown(rows))
-    print(f"\n{markdown(rows)}\nwritten to {folder}")
+    table = markdown(rows)
+    for budget in args.budgets:
+        grouped = extension_markdown([r for r in rows if r["budget"] == budget])
+        if grouped:
+            table += f"\nBy extension, test PSNR after {budget:.0f} s:\n\n{grouped}"
+    (folder / "results.md").write_text(table)
+    print(f"\n{table}\nwritten to {folder}")
     return 0
 
 

@@ -82,7 +82,6 @@ class Trainer:
         self.viewer_lock: threading.Lock | None = None  # a live viewer's: held around each step
         self.faults = BadSteps(config.train.max_bad_steps)
         self.history: list[dict[str, Any]] = []
-        self.growing = [m for m in self.pipeline.modules() if isinstance(m, Grows)]
         self.run = Run(self)
         if resume:
             self.restore()
@@ -96,6 +95,12 @@ class Trainer:
         switches to MaskedAdam; ``train.train_only`` freezes the rest (``optimizers/``).
         """
         return make_optimizer(self.pipeline, self.config.train)
+
+    @property
+    def growing(self) -> list[Grows]:
+        """The pipeline's modules with a ``grow`` schedule, found afresh (a growing module
+        may replace or drop its submodules)."""
+        return [m for m in self.pipeline.modules() if isinstance(m, Grows)]
 
     def rebuild_optimizer(self) -> None:
         """Start a new optimizer after parameters were replaced (e.g. grid upscaling)."""

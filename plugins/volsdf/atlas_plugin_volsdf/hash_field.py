@@ -3,23 +3,29 @@
 Wang et al. 2023, "NeuS2: Fast Learning of Neural Implicit Surfaces", and Li et al.
 2023, "Neuralangelo: High-Fidelity Neural Surface Reconstruction": a multiresolution
 hash encoding (Mueller et al. 2022, the ``ngp`` plugin's ``hash`` encoding, built by name
-through ``BuildContext.create``) feeds a small SDF MLP, geometrically initialised to a sphere (SAL,
-through :class:`SDFNetwork`). Normals are numerical gradients, central differences
-whose step follows the finest active level (Neuralangelo sec. 3.1-3.2), so the eikonal
-term needs first derivatives of the encoding only; levels are switched on coarse to
-fine (Neuralangelo sec. 3.2). The density is VolSDF's Laplace CDF (Yariv et al. 2021,
-eq. 2-3) with the learned ``beta`` capped by a falling ceiling, as ``volsdf_grid`` does.
+through ``BuildContext.create``) feeds a small SDF MLP. By default it starts from the
+surface ``volsdf_grid``'s density warm-up finds (a dense DVGO density, converted and
+carved), regressed into the network (``distill``); or from a sphere (SAL, through
+:class:`SDFNetwork`), which reaches only the parts of a scene near that sphere. Normals
+are numerical gradients, central differences whose step follows the finest active level
+(Neuralangelo sec. 3.1-3.2), so the eikonal term needs first derivatives of the encoding
+only; levels are switched on coarse to fine (Neuralangelo sec. 3.2). The density is
+VolSDF's Laplace CDF (Yariv et al. 2021, eq. 2-3) with the learned ``beta`` capped by a
+falling ceiling, as ``volsdf_grid`` does.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from atlas_core.api import ConfigError, Field, PositionalEncoding, RaySamples, Slot, mlp
+from atlas_core.api import grid as grids
 from atlas_plugin_volsdf.density import LaplaceDensity, laplace_cdf
+from atlas_plugin_volsdf.distill import NEAR_FRACTION, fit_sdf, surface_points
+from atlas_plugin_volsdf.grid_field import SDFGridField
 from atlas_plugin_volsdf.sdf_network import SDFNetwork
 
 if TYPE_CHECKING:
@@ -30,6 +36,10 @@ __all__ = ["HashSDFField", "hash_encoding"]
 ENCODING = "hash"  # the encoding the ngp plugin registers
 PROVIDER = "ngp"
 STEP_FRACTION = 0.5  # the marching step, in cells of the finest level
+BETA_INIT = {"density": 0.02, "sphere": 0.05}  # the default ceiling's start, per init
+FIT_POINTS = 1 << 15  # points per distillation step
+FIT_BAND = 8.0  # distances clamped at this many warm-up voxels (DeepSDF's clamp)
+FIT_LR = {"encoding": 1e-2, "sdf_network": 1e-3}  # Instant-NGP's rate for the table
 
 
 def hash_encoding(context: BuildContext, **options: object) -> nn.Module:
@@ -59,8 +69,16 @@ class HashSDFField(Field):
     finest active level, Neuralangelo). ``detach_normals``: the colour loss does not
     reach the SDF through the colour MLP's normal input. ``beta`` as in ``volsdf_grid``:
     learned, capped by a ceiling from ``beta_init`` to ``beta_final`` over
-    ``anneal_steps``. ``step_size``: the occupancy sampler's march step (0: half a cell
-    of the finest level).
+    ``anneal_steps`` from the SDF's start (``beta_init`` 0: 0.02 after the warm-up, 0.05
+    from a sphere). ``step_size``: the occupancy sampler's march step (0: half a cell of
+    the finest level).
+
+    ``init="density"`` (default): for ``warmup_steps`` steps a ``volsdf_grid`` field (its
+    defaults, ``warmup_resolution`` vertices along the box's longest side, half that for
+    the first two thirds of the steps) trains a DVGO density and converts it to an SDF;
+    the hash SDF then regresses onto it for ``fit_steps`` Adam steps (``distill``) with
+    the levels up to the warm-up grid's resolution on, and VolSDF training goes on from
+    there. ``init="sphere"``: the sphere of ``radius`` from the start.
     """
 
     def __init__(
@@ -82,7 +100,11 @@ class HashSDFField(Field):
         color_width: int = 64,
         color_depth: int = 2,
         dir_frequencies: int = 4,
-        beta_init: float = 0.05,
+        init: Literal["density", "sphere"] = "density",
+        warmup_steps: int = 150,
+        warmup_resolution: int = 128,
+        fit_steps: int = 300,
+        beta_init: float = 0.0,
         beta_final: float = 0.003,
         anneal_steps: int = 600,
         beta_min: float = 1e-3,
@@ -93,6 +115,13 @@ class HashSDFField(Field):
             raise ValueError("need initial_levels >= 1 and level_steps >= 0")
         if radius < 0 or gradient_step < 0 or step_size < 0:
             raise ValueError("radius, gradient_step and step_size must be >= 0")
+        if init not in BETA_INIT:
+            raise ValueError(f"init must be 'density' or 'sphere', got {init!r}")
+        if init == "density" and (warmup_steps < 1 or fit_steps < 0 or warmup_resolution < 4):
+            raise ValueError(
+                "init='density' needs warmup_steps >= 1, warmup_resolution >= 4, fit_steps >= 0"
+            )
+        beta_init = beta_init or BETA_INIT[init]
         if not beta_min < beta_final <= beta_init or anneal_steps < 0:
             raise ValueError("need beta_min < beta_final <= beta_init and anneal_steps >= 0")
         bounds = context.scene.bounds
@@ -116,6 +145,20 @@ class HashSDFField(Field):
             for i in range(levels)
         ]
         initial_levels = min(initial_levels, levels)
+        self.teacher: SDFGridField | None = None
+        self.sdf_start, self.fit_steps = 0, fit_steps
+        if init == "density":
+            self.teacher = SDFGridField(
+                context,
+                resolution=warmup_resolution,
+                initial_resolution=warmup_resolution // 2,
+                upscale_steps=(max(1, 2 * warmup_steps // 3),),
+                warmup_steps=warmup_steps,
+            )
+            self.sdf_start = warmup_steps
+            warm = sum(1 for r in self.resolutions if r <= warmup_resolution * (1 + 1e-6))
+            initial_levels = min(levels, max(initial_levels, warm))
+        self.register_buffer("is_sdf", torch.tensor(init == "sphere"))
         self.initial_levels, self.level_steps = initial_levels, level_steps
         self.register_buffer("active", torch.tensor(levels if not level_steps else initial_levels))
         self.radius = radius or 0.25 * float((high - low).min())
@@ -130,7 +173,8 @@ class HashSDFField(Field):
         self.dir_encoding = PositionalEncoding(3, dir_frequencies)
         colour_in = geometry_features + 3 + self.dir_encoding.out_dim
         self.color_mlp = mlp(colour_in, color_width, color_depth, 3)
-        self.fit_initial_sphere()
+        if init == "sphere":
+            self.fit_initial_sphere()
 
     @torch.no_grad()
     def fit_initial_sphere(self, count: int = 8192) -> None:
@@ -170,17 +214,56 @@ class HashSDFField(Field):
         return self.beta_init * (self.beta_final / self.beta_init) ** progress
 
     def active_at(self, step: int) -> int:
-        """Levels switched on after ``step`` steps (Neuralangelo's coarse-to-fine)."""
+        """Levels switched on after ``step`` steps (Neuralangelo's coarse-to-fine), counted
+        from the SDF's start."""
         if not self.level_steps:
             return self.levels
-        return min(self.levels, self.initial_levels + step // self.level_steps)
+        since = max(step - self.sdf_start, 0)
+        return min(self.levels, self.initial_levels + since // self.level_steps)
 
-    @torch.no_grad()
     def grow(self, step: int) -> bool:
-        """Switch levels on and lower the beta ceiling; parameters keep their shapes."""
-        self.active.fill_(self.active_at(step))
-        self.beta_ceiling.fill_(self.ceiling_at(step))
-        return False
+        """Run the warm-up's schedule, then distil it once; then switch levels on and lower
+        the beta ceiling. True when parameters were replaced (the core's cue for a fresh
+        optimiser)."""
+        if self.teacher is not None:
+            changed = self.teacher.grow(step)  # upscaling, then the conversion to an SDF
+            if not bool(self.teacher.is_sdf):
+                return changed
+            self.distill(self.teacher)
+            self.teacher = None
+            self.is_sdf.fill_(True)
+            changed = True
+        else:
+            changed = False
+        with torch.no_grad():
+            self.active.fill_(self.active_at(step))
+            self.beta_ceiling.fill_(self.ceiling_at(step - self.sdf_start))
+        return changed
+
+    def distill(self, teacher: SDFGridField) -> float:
+        """Regress the hash SDF onto the warm-up's converted SDF grid; the final L1 loss."""
+        self.active.fill_(self.initial_levels)
+        shape, spacing = teacher.shape, float(teacher.spacing.max())
+        vertices = grids.vertices(teacher.low, teacher.high, shape)
+        values = teacher.sdf_values().detach()[:, 0]
+        near = round(NEAR_FRACTION * FIT_POINTS)
+
+        def points(generator: torch.Generator) -> Tensor:
+            close = surface_points(values, vertices, 2 * spacing, near, spacing, generator)
+            span = teacher.high - teacher.low
+            anywhere = (
+                teacher.low + torch.rand(FIT_POINTS - near, 3, generator=generator).to(span) * span
+            )
+            return torch.cat([close, anywhere])
+
+        groups = [
+            {"params": list(getattr(self, name).parameters()), "lr": lr}
+            for name, lr in FIT_LR.items()
+        ]
+        with torch.enable_grad():
+            return fit_sdf(
+                self.network_sdf, teacher.sdf, groups, points, self.fit_steps, FIT_BAND * spacing
+            )
 
     def inputs(self, positions: Tensor) -> Tensor:
         """``[x - centre, hash features]`` with the inactive levels' features zeroed."""
@@ -196,12 +279,21 @@ class HashSDFField(Field):
         """SDF [N, 1] and geometry features [N, geometry_features]."""
         return self.sdf_network(self.inputs(positions))
 
-    def sdf(self, positions: Tensor) -> Tensor:
-        """Signed distance [N, 1] at world positions [N, 3] (negative inside)."""
+    def network_sdf(self, positions: Tensor) -> Tensor:
+        """The hash network's signed distance [N, 1], also during the warm-up."""
         return self.geometry(positions)[0]
+
+    def sdf(self, positions: Tensor) -> Tensor:
+        """Signed distance [N, 1] at world positions [N, 3] (negative inside; during the
+        warm-up, the warm-up field's stand-in)."""
+        if self.teacher is not None:
+            return self.teacher.sdf(positions)
+        return self.network_sdf(positions)
 
     def sdf_gradient(self, positions: Tensor) -> Tensor:
         """Central-difference gradient [N, 3] of the SDF (Neuralangelo eq. 4)."""
+        if self.teacher is not None:
+            return self.teacher.sdf_gradient(positions)
         return self.numerical_gradient(positions)
 
     def numerical_gradient(self, positions: Tensor) -> Tensor:
@@ -219,10 +311,14 @@ class HashSDFField(Field):
 
     def density(self, positions: Tensor, times: Tensor | None = None) -> Tensor:
         """Density [N, 1] at world positions (static scene: ``times`` unused)."""
+        if self.teacher is not None:
+            return self.teacher.density(positions)
         return self.laplace_density(self.sdf(positions))
 
     def forward(self, samples: RaySamples) -> dict[str, Tensor]:
         """Density, colour, SDF, unit normals and the numerical SDF gradients per sample."""
+        if self.teacher is not None:
+            return self.teacher(samples)
         positions = samples.positions
         sdf, features = self.geometry(positions)
         gradients = self.numerical_gradient(positions)
@@ -236,3 +332,10 @@ class HashSDFField(Field):
             "normals": normals,
             "sdf_gradients": gradients,
         }
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        """A checkpoint saved after the warm-up has no warm-up field: drop ours first."""
+        saved_stage = state_dict.get(prefix + "is_sdf")
+        if saved_stage is not None and bool(saved_stage) and self.teacher is not None:
+            self.teacher = None
+        super()._load_from_state_dict(state_dict, prefix, *args)

@@ -43,7 +43,7 @@ class TestVolSDFGridFieldContract(FieldContract):
 
 
 HASH = {"levels": 3, "log2_table": 8, "base_resolution": 4, "finest_resolution": 16, "width": 8,
-        "geometry_features": 4, "color_width": 8}  # fmt: skip
+        "geometry_features": 4, "color_width": 8, "init": "sphere"}  # fmt: skip
 
 
 class TestVolSDFHashFieldContract(FieldContract):
@@ -52,3 +52,21 @@ class TestVolSDFHashFieldContract(FieldContract):
     options = HASH
     settings = {"sampler": "stratified", "sampler.samples": 8}
     required = ("density", "rgb", "sdf", "normals", "sdf_gradients")
+
+
+class TestVolSDFHashWarmUpContract(FieldContract):
+    """The default start: the density warm-up (no SDF yet), distilled after one step."""
+
+    name = "volsdf_hash"
+    plugins = ("volsdf", "ngp")
+    options = {**HASH, "init": "density", "warmup_steps": 1, "warmup_resolution": 8,
+               "fit_steps": 3}  # fmt: skip
+    settings = {"sampler": "stratified", "sampler.samples": 8}
+    required = ("density", "rgb", "normals")  # and empty sdf_gradients, checked below
+
+    def check_outputs(self, outputs: dict, context: object) -> None:
+        """As any field's, but the SDF gradients are empty: no SDF exists yet (the eikonal
+        term reads that as zero, as during ``volsdf_grid``'s warm-up)."""
+        assert outputs["sdf_gradients"].shape == (0, 3)
+        rest = {key: value for key, value in outputs.items() if key != "sdf_gradients"}
+        super().check_outputs(rest, context)

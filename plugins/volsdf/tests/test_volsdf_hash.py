@@ -1,5 +1,6 @@
-"""The volsdf_hash field: the ngp hash encoding through the registry, sphere start,
-numerical gradients, coarse-to-fine levels, the beta ceiling, and a short fit."""
+"""The volsdf_hash field: the ngp hash encoding through the registry, the density warm-up
+and its distillation, sphere start, numerical gradients, coarse-to-fine levels, the beta
+ceiling, and a short fit."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import torch
 from atlas_plugin_volsdf import HashSDFField
 
 from atlas_core.api import BuildContext, ConfigError, RunConfig, SceneData
+from atlas_core.api import grid as grids
 from atlas_core.testing import configure, load_toml, run_cli
 
 BOUNDS = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
 SMALL = {"levels": 4, "log2_table": 12, "base_resolution": 4, "finest_resolution": 32,
-         "width": 32, "geometry_features": 7, "color_width": 16}  # fmt: skip
+         "width": 32, "geometry_features": 7, "color_width": 16, "init": "sphere"}  # fmt: skip
 
 
 def context(atlas_pm, plugins: tuple[str, ...] = ("volsdf", "ngp")) -> BuildContext:  # noqa: ANN001
@@ -89,9 +91,69 @@ def test_beta_ceiling_falls_and_density_sharpens(atlas_pm) -> None:  # noqa: ANN
         assert float(field.density(torch.zeros(1, 3))) == pytest.approx(1 / 0.005, rel=1e-3)
 
 
+def warmed(atlas_pm, radius: float = 0.5, **options: object) -> HashSDFField:  # noqa: ANN001
+    """A field in its density warm-up whose warm-up grid holds a solid ball of ``radius``."""
+    field = make(atlas_pm, init="density", warmup_steps=10, warmup_resolution=32, **options)
+    teacher = field.teacher
+    teacher.carve_views = 0  # no training views to carve with
+    inside = grids.vertices(teacher.low, teacher.high, teacher.shape).norm(dim=-1) < radius
+    with torch.no_grad():
+        teacher.sdf_grid.copy_(torch.where(inside, 10.0, -10.0)[:, None])
+    return field
+
+
+def test_the_warm_up_is_the_density_grid_then_the_hash_sdf_fits_its_surface(atlas_pm) -> None:  # noqa: ANN001
+    field = warmed(atlas_pm, fit_steps=150)
+    teacher = field.teacher
+    x = points(500)
+    with torch.no_grad():
+        assert torch.equal(field.density(x), teacher.density(x))
+        assert torch.equal(field.sdf(x), teacher.sdf(x))
+    assert not field.grow(5) and field.teacher is teacher and not bool(field.is_sdf)
+    assert field.grow(10)  # upscaled, converted and distilled: new parameters, a fresh optimiser
+    assert field.teacher is None and bool(field.is_sdf)
+    assert "teacher.sdf_grid" not in field.state_dict()
+    assert int(field.active) == 4  # all levels up to the warm-up grid's resolution
+    near = x[(x.norm(dim=-1) - 0.5).abs() < 0.15]
+    with torch.no_grad():
+        error = (field.sdf(near) - (near.norm(dim=-1, keepdim=True) - 0.5)).abs()
+    assert float(error.mean()) < 0.05  # the ball, to a fraction of a warm-up voxel
+    assert float(field.sdf(torch.zeros(1, 3))) < 0 < float(field.sdf(torch.full((1, 3), 0.8)))
+    assert field.beta == pytest.approx(0.02)  # the ceiling starts at the SDF's start
+
+
+def test_the_distillation_is_what_fits_the_surface(atlas_pm) -> None:  # noqa: ANN001
+    fitted, skipped = warmed(atlas_pm, fit_steps=150), warmed(atlas_pm, fit_steps=0)
+    fitted.grow(10), skipped.grow(10)
+    x = points(300)
+    truth = x.norm(dim=-1, keepdim=True) - 0.5
+    with torch.no_grad():
+        fitted_error = float((fitted.sdf(x) - truth).abs().mean())
+        skipped_error = float((skipped.sdf(x) - truth).abs().mean())
+    assert fitted_error < 0.5 * skipped_error
+
+
+def test_a_checkpoint_after_the_warm_up_loads_into_a_fresh_field(atlas_pm) -> None:  # noqa: ANN001
+    field = warmed(atlas_pm, fit_steps=20)
+    field.grow(10)
+    fresh = make(atlas_pm, init="density", warmup_steps=10, warmup_resolution=32)
+    fresh.load_state_dict(field.state_dict())
+    assert fresh.teacher is None and bool(fresh.is_sdf)
+    x = points(50)
+    with torch.no_grad():
+        assert torch.equal(fresh.sdf(x), field.sdf(x))
+    during = make(atlas_pm, init="density", warmup_steps=10, warmup_resolution=32)
+    during.load_state_dict(warmed(atlas_pm).state_dict())  # mid warm-up: the grid comes too
+    assert during.teacher is not None and float(during.teacher.sdf_grid.max()) == 10.0
+
+
 def test_options_are_checked(atlas_pm) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match="initial_levels"):
         make(atlas_pm, initial_levels=0)
+    with pytest.raises(ValueError, match="init"):
+        make(atlas_pm, init="cube")
+    with pytest.raises(ValueError, match="warmup_steps"):
+        make(atlas_pm, init="density", warmup_steps=0)
     with pytest.raises(ValueError, match="beta"):
         make(atlas_pm, beta_final=0.1)
     field = make(atlas_pm, step_size=0.01)
@@ -108,13 +170,15 @@ def test_configure_chooses_occupancy_and_eikonal(atlas_pm) -> None:  # noqa: ANN
 
 @pytest.mark.slow
 def test_fits_the_generated_dtu_scan(tmp_path: Path) -> None:
-    """A short fit on the generated scan: the SDF's sign is right where the starting
-    sphere's is wrong (the box's centre inside, a point above the centre sphere outside)."""
+    """A short fit on the generated scan (a short warm-up, distilled): the SDF's sign is
+    right (the centre sphere and a box inside, a point above the sphere and a corner
+    outside) and its gradients have unit length."""
     scan = tmp_path / "scan"
     assert run_cli(["data", "synth", str(scan), "--kind", "dtu", "--size", "32"]) == 0
     out = tmp_path / "run"
     options = [f"field.{k}={v}" for k, v in SMALL.items()] + [
         "field.level_steps=10", "field.initial_levels=2", "field.anneal_steps=60",
+        "field.init=density", "field.warmup_steps=40", "field.fit_steps=100",
         "train.target_samples=4096", "losses.mask=0.1", "eval.video_frames=0", "train.lr=0.01",
     ]  # fmt: skip
     args = ["run", "--data", str(scan), "--data-kind", "dtu", "--plugins", "dtu,volsdf,ngp",

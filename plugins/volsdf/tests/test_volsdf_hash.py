@@ -154,10 +154,13 @@ def test_options_are_checked(atlas_pm) -> None:  # noqa: ANN001
         make(atlas_pm, init="cube")
     with pytest.raises(ValueError, match="warmup_steps"):
         make(atlas_pm, init="density", warmup_steps=0)
+    warm = {"init": "density", "warmup_resolution": 16}
+    assert make(atlas_pm, **warm, carve_views=0).teacher.carve_views == 0  # the warm-up's
+    assert make(atlas_pm, **warm).teacher.carve_views == 3
     with pytest.raises(ValueError, match="beta"):
         make(atlas_pm, beta_final=0.1)
     field = make(atlas_pm, step_size=0.01)
-    assert field.sample_step == 0.01 and make(atlas_pm).sample_step == pytest.approx(1 / 32)
+    assert field.sample_step == 0.01 and make(atlas_pm).sample_step == pytest.approx(2 * 0.3 / 127)
 
 
 def test_configure_chooses_occupancy_and_eikonal(atlas_pm) -> None:  # noqa: ANN001

@@ -62,4 +62,4 @@ def fit_sdf(
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-    return float(loss)
+    return loss.item()

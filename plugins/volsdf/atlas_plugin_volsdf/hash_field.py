@@ -255,12 +255,11 @@ class HashSDFField(Field):
         values = teacher.sdf_values().detach()[:, 0]
         near = round(NEAR_FRACTION * FIT_POINTS)
 
+        low, span = teacher.low, teacher.high - teacher.low
+
         def points(generator: torch.Generator) -> Tensor:
             close = surface_points(values, vertices, 2 * spacing, near, spacing, generator)
-            span = teacher.high - teacher.low
-            anywhere = (
-                teacher.low + torch.rand(FIT_POINTS - near, 3, generator=generator).to(span) * span
-            )
+            anywhere = low + torch.rand(FIT_POINTS - near, 3, generator=generator).to(span) * span
             return torch.cat([close, anywhere])
 
         groups = [

@@ -9,6 +9,11 @@ a gather of contiguous rows. With ``sparse=True`` its gradient is a sparse tenso
 holds only the rows a batch touched, so neither the backward pass nor the optimizer
 (``atlas_core.optim.MaskedAdam``) walks the whole grid: the step costs what the batch
 touches, not what the grid holds. The same ops run on CUDA.
+
+:func:`sample` is the lookup fields call: on a CPU it runs one fused C++ pass each way
+(``csrc/grid_ops.cpp``: the corners found per point, no [N, 8] index or weight tensors;
+the gradient handed over already coalesced, touched rows in increasing order), and
+falls back to :func:`corners` and :func:`interpolate`, the reference, elsewhere.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from atlas_core.nerf import native
+
 __all__ = [
     "Corners",
     "Shape",
     "axis_weights",
     "blur",
+    "check_kernel",
     "check_schedule",
     "corner_products",
     "corners",
@@ -34,6 +42,7 @@ __all__ = [
     "grid_shape",
     "interpolate",
     "resample",
+    "sample",
     "schedule",
     "to_volume",
     "trilinear",
@@ -102,6 +111,87 @@ def interpolate(grid: Tensor, at: Corners, sparse: bool = False) -> Tensor:
     return F.embedding_bag(
         at.index, grid, per_sample_weights=at.weights.to(grid.dtype), mode="sum", sparse=sparse
     )
+
+
+def check_kernel(kernel: str) -> None:
+    """Raise ValueError unless ``kernel`` is ``auto``, ``cpp`` or ``torch``."""
+    native.kernel_choice(kernel)
+
+
+def sample(
+    grid: Tensor,
+    positions: Tensor,
+    low: Tensor,
+    high: Tensor,
+    shape: Shape,
+    sparse: bool = False,
+    kernel: str = "auto",
+) -> tuple[Tensor, Tensor]:
+    """Values [N, C] of ``grid`` [X*Y*Z, C] at world ``positions`` [N, 3] (0 outside the
+    box) and whether each point is inside [N]: :func:`corners` then :func:`interpolate`,
+    or the fused C++ kernel (``kernel``: ``auto``, ``cpp`` or ``torch``; see
+    ``atlas_core.nerf.native``). It runs when the tensors are on the CPU in one floating
+    dtype, the positions need no gradient and the grid's is sparse (or not needed).
+    """
+    wants_grad = torch.is_grad_enabled() and grid.requires_grad
+    supported = (
+        grid.device.type == positions.device.type == "cpu"
+        and grid.dtype == positions.dtype
+        and grid.dtype in (torch.float32, torch.float64)
+        and grid.dim() == 2
+        and not (torch.is_grad_enabled() and positions.requires_grad)
+        and (sparse or not wants_grad)
+    )
+    if native.use_native(kernel, supported, "grid lookup"):
+        dims = [int(n) for n in shape]
+        if grid.shape[0] != dims[0] * dims[1] * dims[2]:
+            raise ValueError(f"grid of shape {tuple(grid.shape)} does not match shape {shape}")
+        if not wants_grad:
+            ops = native.grid_ops()
+            values, inside = ops.trilinear_forward(positions.contiguous(), grid, low, high, dims)
+            return values, inside
+        return _FusedLookup.apply(grid, positions.contiguous(), low, high, dims)
+    at = corners(positions, low, high, shape)
+    return interpolate(grid, at, sparse=sparse), at.inside
+
+
+_scratch: dict[tuple[int, torch.dtype], tuple[Tensor, Tensor]] = {}
+
+
+def _scratch_for(rows: int, channels: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """A zeroed [rows, channels] buffer and row flags for the backward pass (kept: the
+    kernel leaves them zeroed; one per channel count and dtype, the latest size)."""
+    key = (channels, dtype)
+    held = _scratch.get(key)
+    if held is None or held[0].shape[0] != rows:
+        held = (torch.zeros(rows, channels, dtype=dtype), torch.zeros(rows, dtype=torch.bool))
+        _scratch[key] = held
+    return held
+
+
+class _FusedLookup(torch.autograd.Function):
+    """The C++ trilinear lookup; its grid gradient is row-sparse and coalesced."""
+
+    @staticmethod
+    def forward(ctx, grid, positions, low, high, dims):  # noqa: ANN001, ANN205
+        values, inside = native.grid_ops().trilinear_forward(positions, grid, low, high, dims)
+        ctx.save_for_backward(positions, low, high)
+        ctx.dims, ctx.grid_shape, ctx.dtype = dims, tuple(grid.shape), grid.dtype
+        ctx.mark_non_differentiable(inside)
+        return values, inside
+
+    @staticmethod
+    def backward(ctx, grad, _inside):  # noqa: ANN001, ANN205
+        positions, low, high = ctx.saved_tensors
+        scratch, flags = _scratch_for(*ctx.grid_shape, ctx.dtype)
+        rows, values = native.grid_ops().trilinear_backward(
+            positions, grad.to(ctx.dtype), low, high, ctx.dims, scratch, flags
+        )
+        size = ctx.grid_shape
+        grad_grid = torch.sparse_coo_tensor(
+            rows[None], values, size, check_invariants=False, is_coalesced=True
+        )
+        return grad_grid, None, None, None, None
 
 
 def gradient(grid: Tensor, at: Corners, sparse: bool = False) -> Tensor:

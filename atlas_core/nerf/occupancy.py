@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from atlas_core.capabilities import HasSampleStep, first_with, has_density
+from atlas_core.nerf import native
 from atlas_core.nerf.compositing import segment_exclusive_cumsum
 from atlas_core.nerf.contraction import LINEAR_REACH, distance_to_s, s_to_distance, uncontract
 from atlas_core.nerf.rays import RayBundle, RaySamples, clip_to_box
@@ -168,7 +169,9 @@ class OccupancySampler(Sampler):
     ``early_stop``, ``alpha_threshold``, ``weight_threshold``: samples behind a
     transmittance of ``early_stop``, with an opacity or a weight (transmittance times
     opacity, as DVGO's ``fast_color_thres``) below these are dropped before the field
-    runs with gradients; a density pass without gradients finds them.
+    runs with gradients; a density pass without gradients finds them. ``kernel``: the
+    march runs as one C++ pass per ray (``auto``, when it builds; ``cpp``) or in PyTorch
+    (``torch``, the reference; also for contracted rays and off the CPU).
     """
 
     def __init__(
@@ -183,8 +186,10 @@ class OccupancySampler(Sampler):
         early_stop: float = 1e-4,
         alpha_threshold: float = 0.0,
         weight_threshold: float = 0.0,
+        kernel: str = "auto",
     ):
         super().__init__()
+        native.kernel_choice(kernel)  # a bad choice fails at build time
         if resolution < 2 or update_every < 1 or not 0 <= decay <= 1 or step_size < 0:
             raise ValueError("need resolution >= 2, update_every >= 1, 0 <= decay <= 1")
         field = context.field_module()
@@ -204,6 +209,7 @@ class OccupancySampler(Sampler):
         self.decay, self.threshold = decay, threshold
         self.early_stop, self.alpha_threshold = early_stop, alpha_threshold
         self.weight_threshold = weight_threshold
+        self.kernel = kernel
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
     def maybe_update(self, field: torch.nn.Module) -> None:
@@ -240,6 +246,16 @@ class OccupancySampler(Sampler):
             near, far = clip_to_box(rays.origins, rays.directions, rays.near, rays.far, bounds)
         start = near + (torch.rand_like(near) if self.training else 0.0) * dt  # [R, 1]
         start, length = start.view(-1), (far - start).view(-1)
+        supported = (
+            not rays.contracted
+            and start.device.type == "cpu"
+            and rays.origins.dtype == rays.directions.dtype == start.dtype == torch.float32
+        )
+        if native.use_native(self.kernel, supported, "occupancy march"):
+            ops = native.grid_ops()
+            origins, directions = rays.origins.reshape(-1, 3), rays.directions.reshape(-1, 3)
+            masks = grid.mask, grid.coarse_mask, grid.low, grid.high
+            return ops.march(origins, directions, start, length, dt, *masks, COARSE)
         device = start.device
         # coarse steps: one test per COARSE fine steps, against the dilated coarse mask
         counts = torch.ceil(length / (dt * COARSE)).long().clamp_min(0)

@@ -82,6 +82,15 @@ class MaskedAdam(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
         self.scratch: dict[Tensor, tuple[Tensor, Tensor]] = {}
 
+    def touched_rows(self, param: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
+        """Distinct touched rows of a sparse row gradient and their values: as given when
+        the rows already increase strictly (``grid.sample``'s fused backward hands them
+        over so; autograd drops the coalesced flag), else summed by :meth:`sum_rows`."""
+        index = grad._indices()[0]
+        if grad.is_coalesced() or bool((index[1:] > index[:-1]).all()):
+            return index, grad._values()
+        return self.sum_rows(param, grad)
+
     def sum_rows(self, param: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
         """Touched rows (increasing) of a sparse row gradient and their summed values.
 
@@ -119,7 +128,7 @@ class MaskedAdam(torch.optim.Optimizer):
                 root_correction = math.sqrt(1 - beta2**t)
                 grad, m, v = param.grad, state["exp_avg"], state["exp_avg_sq"]
                 if grad.is_sparse:  # rows of a channels-last grid: update those rows only
-                    index, g = self.sum_rows(param, grad)
+                    index, g = self.touched_rows(param, grad)
                     update_rows(param, m, v, index, g, group, step_size, root_correction)
                 elif is_masked(param):
                     index = grad.reshape(-1).nonzero().view(-1)

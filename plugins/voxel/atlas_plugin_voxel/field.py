@@ -66,6 +66,9 @@ class VoxelField(Field):
     points (0: ``MULTISAMPLES``) spread over each sample's frustum (Zip-NeRF's
     multisampling, Barron et al. 2023); one level has no finer levels to weigh down, so
     that part of Zip-NeRF does not apply. ``density()`` still reads single points.
+
+    ``kernel``: the grid lookups run the core's fused C++ kernel (``auto``, when it
+    builds; ``cpp``) or its PyTorch reference (``torch``); see ``grid.sample``.
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class VoxelField(Field):
         alpha_init: float = 1e-2,
         grid_lr_scale: float = 80.0,
         box_threshold: float = 1e-3,
+        kernel: str = "auto",
     ):
         super().__init__()
         preset = SPACE_DEFAULTS.get(context.scene.space, DEFAULTS)
@@ -94,6 +98,8 @@ class VoxelField(Field):
             raise ValueError("need 0 < alpha_init < 1 and grid_lr_scale > 0")
         if not 0 <= box_threshold < 1:
             raise ValueError("need 0 <= box_threshold < 1")
+        grids.check_kernel(kernel)
+        self.kernel = kernel
         bounds = context.scene.bounds
         self.register_buffer("low", torch.tensor(bounds[:3], dtype=torch.float32))
         self.register_buffer("high", torch.tensor(bounds[3:], dtype=torch.float32))
@@ -146,19 +152,19 @@ class VoxelField(Field):
         """Corner vertices of world positions."""
         return grids.corners(positions, self.low, self.high, self.shape)
 
-    def lookup(self, grid: Tensor, at: grids.Corners) -> Tensor:
-        """Interpolated grid values; sparse gradients while training."""
+    def lookup(self, grid: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """Interpolated grid values [N, C] at world positions and whether each is in the
+        box [N]; sparse gradients while training (the fused C++ lookup on a CPU)."""
         sparse = self.training and torch.is_grad_enabled() and grid.requires_grad
-        return grids.interpolate(grid, at, sparse=sparse)
+        return grids.sample(grid, positions, self.low, self.high, self.shape, sparse, self.kernel)
 
-    def activate(self, raw: Tensor, at: grids.Corners) -> Tensor:
+    def activate(self, raw: Tensor, inside: Tensor) -> Tensor:
         """Density [N, 1] from interpolated raw values; zero outside the box."""
-        return F.softplus(raw + self.shift) * (at.inside[:, None] / self.unit)
+        return F.softplus(raw + self.shift) * (inside[:, None] / self.unit)
 
     def density(self, positions: Tensor, times: Tensor | None = None) -> Tensor:
         """Density [N, 1] at world positions [N, 3] (static scene: ``times`` unused)."""
-        at = self.corners(positions)
-        return self.activate(self.lookup(self.density_grid, at), at)
+        return self.activate(*self.lookup(self.density_grid, positions))
 
     def antialias(self, multisamples: int = 0) -> None:
         """Average the grids over ``multisamples`` points per frustum (Zip-NeRF)."""
@@ -170,21 +176,21 @@ class VoxelField(Field):
         """Raw density [N, 1] and features [N, C] averaged over each sample's frustum."""
         points, _ = frustum_multisamples(samples, self.multisamples, self.training)
         count, per = points.shape[:2]
-        at = self.corners(points.view(-1, 3))
-        raw = self.lookup(self.density_grid, at).view(count, per, 1).mean(dim=1)
+        points = points.view(-1, 3)
+        raw = self.lookup(self.density_grid, points)[0].view(count, per, 1).mean(dim=1)
         channels = self.feature_grid.shape[1]
-        features = self.lookup(self.feature_grid, at).view(count, per, channels).mean(dim=1)
-        return raw, features
+        features = self.lookup(self.feature_grid, points)[0]
+        return raw, features.view(count, per, channels).mean(dim=1)
 
     def forward(self, samples: RaySamples) -> dict[str, Tensor]:
         """Density [N, 1] and view-dependent colour [N, 3] at the samples."""
-        at = self.corners(samples.positions)
+        positions = samples.positions
         if self.multisamples:
             raw, features = self.footprint_values(samples)
-            density = self.activate(raw, at)
+            density = self.activate(raw, self.corners(positions).inside)
         else:
-            density = self.activate(self.lookup(self.density_grid, at), at)
-            features = self.lookup(self.feature_grid, at)
+            density = self.activate(*self.lookup(self.density_grid, positions))
+            features = self.lookup(self.feature_grid, positions)[0]
         directions = samples.directions
         if self.color == "sh":
             rgb = sh_color(features, directions)

@@ -245,8 +245,8 @@ def test_fit_box_shrinks_around_a_blob_and_keeps_the_field() -> None:
     occupied, spacing = occupied_vertices(field)
     assert 0 < len(occupied) < 100  # a small blob in a 16^3 grid
     points = inside_box(field, 2000)  # in the scene box; compared where the new box reaches
-    before = field.lookup(field.density_grid, field.corners(points)).detach()
-    features_before = field.lookup(field.feature_grid, field.corners(points)).detach()
+    before = field.lookup(field.density_grid, points)[0].detach()
+    features_before = field.lookup(field.feature_grid, points)[0].detach()
     assert not bool(field.fitted)
     assert field.fit_box()
     assert bool(field.fitted)
@@ -270,8 +270,8 @@ def test_fit_box_shrinks_around_a_blob_and_keeps_the_field() -> None:
     assert within.sum() > 5
     # raw density spans 30 units; re-interpolating a sharp blob on a finer grid moves it by
     # under 1.4 (measured), its smooth features by under 0.02
-    after = field.lookup(field.density_grid, field.corners(points)).detach()
-    features_after = field.lookup(field.feature_grid, field.corners(points)).detach()
+    after = field.lookup(field.density_grid, points)[0].detach()
+    features_after = field.lookup(field.feature_grid, points)[0].detach()
     change = (after - before)[within].abs()
     assert change.max() < 1.8 and change.mean() < 0.1
     assert torch.allclose(features_after[within], features_before[within], atol=0.02)

@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[test,viewer,sfm]" $(foreach p,$(PLUGINS),-e ./$(p))
 	$(BIN)/pip install --quiet -e ".[postgres]" || echo "psycopg unavailable: PostgreSQL sweep test will skip"
+	@echo "building the C++ CPU kernels (about 2 min once; without a compiler PyTorch code runs)"
+	$(BIN)/python -c "from atlas_core.nerf import native; native.grid_ops()"
+	$(BIN)/python -c "from atlas_plugin_ngp import fused; fused.extension()"
 	touch $@
 
 install: $(STAMP)

@@ -26,7 +26,8 @@ Building blocks
     ``pixel_rays``), frustums (``frustum_multisamples``, ``level_weights``), cameras
     (``look_at``, ``focal_from_fov``, ``project``, ``INTRINSICS``), crops
     (``CROP_KEY``, ``BLOCK_KEY``, ``crop_shape``, ``decimate``, ``undo_blocks``), images
-    (``read_rgba``, ``downscale_rgba``, ``to_uint8``), evaluation (``eval_indices``,
+    (``read_rgba``, ``downscale_rgba``, ``to_uint8``), C++ kernels built just in time
+    (``load_extension``), evaluation (``eval_indices``,
     ``protocol_background``), meshes (``read_ply``, ``connected_components``), and two
     namespaces: ``grid`` (dense voxel grids), ``synth`` (procedural scenes) and
     ``realistic`` (textured, glossy objects on a plate under point lights).
@@ -93,6 +94,7 @@ from atlas_core.nerf.fields import Field
 from atlas_core.nerf.frustums import frustum_multisamples, level_weights
 from atlas_core.nerf.losses import ColourLoss, Loss
 from atlas_core.nerf.mlp import mlp, trunc_exp
+from atlas_core.nerf.native import load_extension
 from atlas_core.nerf.occupancy import prefer_occupancy
 from atlas_core.nerf.pipeline import Pipeline, protocol_background
 from atlas_core.nerf.rays import DisplacedSamples, RayBundle, RaySamples, samples_from_bins
@@ -173,6 +175,7 @@ __all__ = [
     "load_blender",
     "load_split",
     "level_weights",
+    "load_extension",
     "look_at",
     "make_rays",
     "mlp",

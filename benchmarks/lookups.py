@@ -8,6 +8,7 @@ the cores).
 
     python benchmarks/lookups.py --points 262144
     python benchmarks/lookups.py --only hash  # the hash encoding: reference and fused
+    python benchmarks/lookups.py --only voxel  # the voxel lookup and the occupancy march
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from atlas_core.nerf.encodings import PositionalEncoding
-from atlas_core.nerf.grid import corners, interpolate
+from atlas_core.nerf.grid import corners, interpolate, sample
+from atlas_core.nerf.occupancy import OccupancyGrid, OccupancySampler
+from atlas_core.nerf.rays import RayBundle
 
 
 def best_seconds(run: Callable[[], None], repeats: int, budget: float) -> float:
@@ -62,7 +65,7 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=128, help="voxel grid vertices/axis")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--budget", type=float, default=20.0, help="seconds per measurement")
-    parser.add_argument("--only", choices=("all", "hash"), default="all")
+    parser.add_argument("--only", choices=("all", "hash", "voxel"), default="all")
     args = parser.parse_args()
     n, res = args.points, args.resolution
     torch.manual_seed(0)
@@ -77,6 +80,9 @@ def main() -> None:
 
     if args.only == "hash":
         hash_encodings(points, args, peak)
+        return
+    if args.only == "voxel":
+        voxel_kernels(points, args, peak)
         return
 
     encoding = PositionalEncoding(3, 10)
@@ -105,7 +111,49 @@ def main() -> None:
             name = f"voxel {res}^3 C={channels} ({kind} grad)"
             report(name, n, best_seconds(lookup, args.repeats, args.budget), moved, peak)
 
+    voxel_kernels(points, args, peak)
     hash_encodings(points, args, peak)
+
+
+def voxel_kernels(points: torch.Tensor, args: argparse.Namespace, peak: float) -> None:
+    """The voxel lookup with its corners (``grid.sample``: C++ and reference, sparse
+    gradient) and the occupancy march (C++ and reference), rays per second."""
+    n, res = len(points), args.resolution
+    low, high = torch.full((3,), -1.0), torch.full((3,), 1.0)
+    shape = (res, res, res)
+    for channels in (1, 12):
+        grid = torch.randn(res**3, channels, requires_grad=True)
+        for kernel in ("torch", "cpp"):
+
+            def lookup(grid: torch.Tensor = grid, kernel: str = kernel) -> None:
+                values, _ = sample(grid, points, low, high, shape, sparse=True, kernel=kernel)
+                values.sum().backward()
+                grid.grad = None
+
+            moved = 8 * channels * 4 * 2 + 3 * 4  # rows read and added to, the point
+            name = f"voxel {res}^3 C={channels} sample, {kernel}"
+            report(name, n, best_seconds(lookup, args.repeats, args.budget), moved, peak)
+    # the march: 4096 rays into a 128^3 grid whose occupied cells form a shell
+    grid = OccupancyGrid((-1.0, -1.0, -1.0, 1.0, 1.0, 1.0), 128)
+    radius = grid.cell_centres(torch.arange(128**3), jitter=False).norm(dim=-1)
+    grid.mask = (radius > 0.5) & (radius < 0.6)
+    grid.refresh_derived()
+    sampler = OccupancySampler.__new__(OccupancySampler)
+    torch.nn.Module.__init__(sampler)
+    sampler.grid, sampler.step_size = grid, float(grid.cell_size.norm()) / 3
+    count = 4096
+    origins = F.normalize(torch.randn(count, 3), dim=-1) * 3
+    directions = F.normalize(-origins + 0.3 * torch.randn(count, 3), dim=-1)
+    ones = torch.ones(count, 1)
+    rays = RayBundle(origins, directions, ones, ones * 5, ones * 1e-3, torch.zeros(count).long())
+    for kernel in ("torch", "cpp"):
+        sampler.kernel = kernel
+        seconds = best_seconds(lambda: sampler.march(rays), args.repeats, args.budget)
+        samples = len(sampler.march(rays)[0])
+        print(
+            f"{'march 128^3 shell, ' + kernel:34s} {count / seconds / 1e6:6.3f} M rays/s  "
+            f"({samples / count:.0f} samples/ray, {seconds * 1e3:.1f} ms per 4096 rays)"
+        )
 
 
 def hash_encodings(points: torch.Tensor, args: argparse.Namespace, peak: float) -> None:

@@ -196,3 +196,16 @@ def test_source_ships_in_the_wheel() -> None:
     pyproject = Path(__file__).parents[1] / "pyproject.toml"
     package_data = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
     assert "csrc/*.cpp" in package_data["atlas_core.nerf"]
+
+
+def test_components_build_the_kernels_before_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    builds: list[int] = []
+    monkeypatch.setattr(native, "grid_ops", lambda: builds.append(1))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv(native.GRID_ENV, raising=False)
+    make_sampler(Ball(), kernel="torch")
+    grid.check_kernel("torch")
+    assert builds == []
+    make_sampler(Ball())
+    grid.check_kernel("auto")
+    assert builds == [1, 1]

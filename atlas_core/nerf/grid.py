@@ -114,8 +114,9 @@ def interpolate(grid: Tensor, at: Corners, sparse: bool = False) -> Tensor:
 
 
 def check_kernel(kernel: str) -> None:
-    """Raise ValueError unless ``kernel`` is ``auto``, ``cpp`` or ``torch``."""
-    native.kernel_choice(kernel)
+    """Raise ValueError unless ``kernel`` is ``auto``, ``cpp`` or ``torch``; build the
+    C++ kernels now if this choice may use them (before any training clock starts)."""
+    native.prepare(kernel)
 
 
 def sample(

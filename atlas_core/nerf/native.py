@@ -18,7 +18,17 @@ import warnings
 from importlib import resources
 from typing import Any
 
-__all__ = ["KERNELS", "cpu_tag", "grid_ops", "kernel_choice", "load_extension", "use_native"]
+import torch
+
+__all__ = [
+    "KERNELS",
+    "cpu_tag",
+    "grid_ops",
+    "kernel_choice",
+    "load_extension",
+    "prepare",
+    "use_native",
+]
 
 KERNELS = ("auto", "cpp", "torch")
 GRID_ENV = "ATLAS_GRID_KERNEL"  # overrides kernel=auto for the core's grid kernels
@@ -88,6 +98,13 @@ def kernel_choice(kernel: str, env: str = GRID_ENV) -> str:
     if chosen not in KERNELS:
         raise ValueError(f"{env} must be one of {', '.join(KERNELS)}, got {chosen!r}")
     return chosen
+
+
+def prepare(kernel: str) -> None:
+    """Build the grid kernels now (when the run may use them and no CUDA device is
+    present), so that a first build never counts toward a training clock."""
+    if kernel_choice(kernel) != "torch" and not torch.cuda.is_available():
+        grid_ops()
 
 
 def use_native(kernel: str, supported: bool, what: str) -> bool:

@@ -189,7 +189,7 @@ class OccupancySampler(Sampler):
         kernel: str = "auto",
     ):
         super().__init__()
-        native.kernel_choice(kernel)  # a bad choice fails at build time
+        native.prepare(kernel)  # a bad choice fails at build time; the build happens now
         if resolution < 2 or update_every < 1 or not 0 <= decay <= 1 or step_size < 0:
             raise ValueError("need resolution >= 2, update_every >= 1, 0 <= decay <= 1")
         field = context.field_module()

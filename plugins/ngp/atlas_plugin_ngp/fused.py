@@ -1,26 +1,23 @@
 """The fused CPU hash encoding (Mueller et al. 2022, Instant-NGP), built just in time.
 
 ``csrc/hash_encoding.cpp`` computes all levels and corners of the multiresolution hash
-encoding in one pass per point, forward and backward, parallel over points with OpenMP;
-the table gradient is accumulated without a global scatter. It is compiled on first use
-with ``torch.utils.cpp_extension.load`` into torch's extensions folder
-(``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) under a name that
-includes a digest of the CPU (it is built with ``-march=native``), so later processes on
-this machine only load it (about 35 s to compile on 2 cores). When there is no compiler
-or the build fails, :func:`extension` warns once and returns None, and the encoding uses
+encoding in one pass per point, forward and backward, parallel with OpenMP; the table
+gradient is accumulated without a global scatter. The core's ``load_extension``
+compiles it on first use into torch's extensions folder, once per CPU and source
+(about 35 s on 2 cores), so later processes only load it. When there is no compiler or
+the build fails, :func:`extension` warns once and returns None, and the encoding uses
 the pure-PyTorch reference in ``hash_encoding.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import warnings
 from importlib import resources
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from atlas_core.api import load_extension
 
 MODULE = "atlas_ngp_hash"
 # 0: threads own whole levels (no extra memory); 1: per-thread gradient copies, summed
@@ -29,52 +26,15 @@ COPIES_LIMIT = 256 * 2**20  # bytes of per-thread gradient copies allowed in all
 SUPPORTED_DIMS = (2, 3)
 SUPPORTED_FEATURES = (1, 2, 4, 8)
 
-_state: dict[str, Any] = {}
-
 
 def source_path() -> str:
     """Path of the C++ source inside the installed package."""
     return str(resources.files("atlas_plugin_ngp") / "csrc" / "hash_encoding.cpp")
 
 
-def cpu_tag() -> str:
-    """A short digest of this CPU's model and flags: ``-march=native`` builds are per CPU."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            lines = [line for line in info if line.startswith(("model name", "flags"))][:2]
-    except OSError:
-        lines = [os.uname().machine]
-    return hashlib.sha256("".join(lines).encode()).hexdigest()[:8]
-
-
 def extension() -> Any | None:
     """The compiled module (built on first call, then cached), or None if it cannot build."""
-    if "module" in _state:
-        return _state["module"]
-    module = None
-    try:
-        from torch.utils.cpp_extension import load
-
-        flags = ["-O3", "-fopenmp"]
-        if os.uname().machine in ("x86_64", "AMD64"):
-            flags.append("-march=native")
-        module = load(
-            name=f"{MODULE}_{cpu_tag()}",
-            sources=[source_path()],
-            extra_cflags=flags,
-            extra_ldflags=["-fopenmp"],
-            verbose=False,
-        )
-    except Exception as exc:  # no compiler, no ninja, a compile error: use the reference
-        message = str(exc).strip().splitlines()
-        warnings.warn(
-            f"ngp: the fused hash encoding could not be built ({message[-1] if message else exc})"
-            "; using the pure-PyTorch reference (slower)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    _state["module"] = module
-    return module
+    return load_extension(MODULE, source_path(), "ngp: the fused hash encoding")
 
 
 def supports(xt: Tensor, table: Tensor) -> bool:

@@ -303,6 +303,8 @@ class HashEncoding(Encoding):
         scale = torch.tensor(self.resolutions, dtype=torch.float32)
         self.register_buffer("level_scale", scale, persistent=False)
         self.kernel = kernel
+        if kernel != "torch" and not torch.cuda.is_available():
+            fused.extension()  # build now, before any training clock starts (cached)
         self.last_kernel = ""  # "cpp" or "torch": the path the last lookup took
         strides = [list(PRIMES[:in_dim]) if hashed else [(r + 1) ** k for k in range(in_dim)]
                    for r, hashed in zip(self.resolutions, self.hashed, strict=True)]  # fmt: skip

@@ -241,7 +241,8 @@ inline void walk(const Occupancy& occ, const float* o, const float* d, float sta
                  float length, float dt, float coarse_dt, float half, int64_t coarse,
                  Emit emit) {
   const float steps = std::ceil(length / coarse_dt);
-  const int64_t count = steps > 0 ? static_cast<int64_t>(steps) : 0;
+  // a ray that never ends (an infinite length) takes no steps rather than forever
+  const int64_t count = steps > 0 && std::isfinite(steps) ? static_cast<int64_t>(steps) : 0;
   for (int64_t k = 0; k < count; ++k) {
     const float centre = static_cast<float>(k * coarse + 0.5 * coarse) * dt;
     const float tc = start + centre;

@@ -39,10 +39,16 @@ def atlas_register_fields(register: Register) -> None:
 def atlas_configure(config: RunConfig) -> None:
     """Claim the field slot for ``ngp`` unless the user chose a field (a second field
     plugin is then a clash); for the ngp field choose occupancy-grid sampling, a steady
-    sample budget and Instant-NGP's Adam settings (sec. 4), each unless the user set it."""
+    sample budget and Instant-NGP's Adam settings (sec. 4), each unless the user set it.
+    When the hash encoding feeds another field (``--set encoding=hash``), choose the
+    occupancy grid and the sample budget for it too (not the Adam settings)."""
     if "field" not in config.explicit:
         config.field.name = "ngp"
     if config.field.name != "ngp":
+        if config.encoding.name == "hash":
+            # nerfae on the hash encoding, lego, 300 s: 21.34 dB stratified, 25.13 with the
+            # occupancy grid at 2^16 samples per step, 30.89 at 2^14
+            prefer_occupancy(config, TARGET_SAMPLES)
         return
     prefer_occupancy(config, TARGET_SAMPLES)
     for key, value in TRAIN_DEFAULTS.items():

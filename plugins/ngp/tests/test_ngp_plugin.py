@@ -46,7 +46,23 @@ def test_configure_claims_the_field_and_occupancy_sampling(atlas_pm) -> None:  #
     explicit_tiny = RunConfig()
     explicit_tiny.set("field", "tiny")
     configure(explicit_tiny, loaded)
-    assert explicit_tiny.field.name == "tiny"
+    assert explicit_tiny.field.name == "tiny" and explicit_tiny.sampler.name == "stratified"
+
+
+def test_hash_encoding_on_another_field_gets_occupancy_sampling(atlas_pm) -> None:  # noqa: ANN001
+    loaded = atlas_pm(enable=("ngp",))
+    config = RunConfig()
+    config.set("field", "tiny")
+    config.set("encoding", "hash")
+    configure(config, loaded)
+    assert config.sampler.name == "occupancy" and config.train.target_samples == TARGET_SAMPLES
+    assert config.train.lr == RunConfig().train.lr  # Instant-NGP's Adam is for its own field
+    kept = RunConfig()
+    kept.set("field", "tiny")
+    kept.set("encoding", "hash")
+    kept.set("sampler", "hierarchical")
+    configure(kept, loaded)
+    assert kept.sampler.name == "hierarchical"
 
 
 def test_field_options_are_checked(atlas_scene, tmp_path) -> None:  # noqa: ANN001

@@ -242,6 +242,12 @@ class SDFGridField(Field):
         """Interpolated values of ``grid``."""
         return grids.interpolate(grid, at, sparse=self.sparse(grid))
 
+    def read(self, grid: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """Interpolated values of ``grid`` at world positions and whether each is in the
+        box: the core's fused C++ lookup where it can run (a leaf grid's sparse gradient,
+        or none), else the reference."""
+        return grids.sample(grid, positions, self.low, self.high, self.shape, self.sparse(grid))
+
     def sdf_values(self) -> Tensor:
         """The SDF grid in use: the stored one after ``smooth`` binomial passes, as
         Voxurf (Wu et al. 2023) smooths its SDF grid with a Gaussian before every lookup."""
@@ -255,14 +261,13 @@ class SDFGridField(Field):
             self._smoothed = (key, grids.blur(grid.detach(), self.shape, self.smooth))
         return self._smoothed[1]
 
-    def read_sdf(self, positions: Tensor, at: grids.Corners, grid: Tensor) -> Tensor:
-        """Signed distances [N, 1] from ``grid``; outside the box at least the distance
-        to the box."""
-        sdf = self.lookup(grid, at)
-        if bool(at.inside.all()):
+    def read_sdf(self, positions: Tensor, sdf: Tensor, inside: Tensor) -> Tensor:
+        """Signed distances [N, 1] read from the grid (``sdf``, zero outside the box);
+        outside the box the distance to the box."""
+        if bool(inside.all()):
             return sdf
         gap = (torch.maximum(self.low - positions, positions - self.high)).clamp_min(0.0)
-        return torch.where(at.inside[:, None], sdf, gap.norm(dim=-1, keepdim=True))
+        return torch.where(inside[:, None], sdf, gap.norm(dim=-1, keepdim=True))
 
     def read_gradient(self, at: grids.Corners, grid: Tensor) -> Tensor:
         """Spatial gradients [N, 3] of ``grid`` (zero outside the box)."""
@@ -274,10 +279,9 @@ class SDFGridField(Field):
         During the density warm-up there is no SDF yet: the density's iso-surface at the
         conversion opacity stands in (negative where denser), so meshes still work.
         """
-        at = self.corners(positions)
         if bool(self.is_sdf):
-            return self.read_sdf(positions, at, self.sdf_values())
-        return self.opacity - self.voxel_opacity(self.lookup(self.sdf_grid, at))
+            return self.read_sdf(positions, *self.read(self.sdf_values(), positions))
+        return self.opacity - self.voxel_opacity(self.read(self.sdf_grid, positions)[0])
 
     def sdf_gradient(self, positions: Tensor) -> Tensor:
         """The SDF's spatial gradient [N, 3] (empty [0, 3] during the density warm-up)."""
@@ -285,9 +289,9 @@ class SDFGridField(Field):
             return positions.new_zeros(0, 3)
         return self.read_gradient(self.corners(positions), self.sdf_values())
 
-    def warm_density(self, raw: Tensor, at: grids.Corners) -> Tensor:
+    def warm_density(self, raw: Tensor, inside: Tensor) -> Tensor:
         """DVGO's post-activated density [N, 1] from raw values (zero outside the box)."""
-        return F.softplus(raw + self.shift) * (at.inside[:, None] / self.unit)
+        return F.softplus(raw + self.shift) * (inside[:, None] / self.unit)
 
     def voxel_opacity(self, raw: Tensor) -> Tensor:
         """Opacity across one current voxel of raw warm-up values."""
@@ -301,10 +305,9 @@ class SDFGridField(Field):
 
     def density(self, positions: Tensor, times: Tensor | None = None) -> Tensor:
         """Density [N, 1] at world positions (static scene: ``times`` unused)."""
-        at = self.corners(positions)
         if not bool(self.is_sdf):
-            return self.warm_density(self.lookup(self.sdf_grid, at), at)
-        return self.laplace_density(self.read_sdf(positions, at, self.sdf_values()))
+            return self.warm_density(*self.read(self.sdf_grid, positions))
+        return self.laplace_density(self.sdf(positions))
 
     def forward(self, samples: RaySamples) -> dict[str, Tensor]:
         """Density, colour, unit normals; once the SDF exists, the SDF and its gradients."""
@@ -314,15 +317,15 @@ class SDFGridField(Field):
         gradients = self.read_gradient(at, grid)
         out: dict[str, Tensor] = {}
         if bool(self.is_sdf):
-            sdf = self.read_sdf(positions, at, grid)
+            sdf = self.read_sdf(positions, self.lookup(grid, at), at.inside)
             out.update(density=self.laplace_density(sdf), sdf=sdf, sdf_gradients=gradients)
             normals = gradients
         else:  # density warm-up: normals point down the density gradient
-            out["density"] = self.warm_density(self.lookup(self.sdf_grid, at), at)
+            out["density"] = self.warm_density(*self.read(self.sdf_grid, positions))
             out["sdf_gradients"] = positions.new_zeros(0, 3)
             normals = -gradients
         normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-        features = self.lookup(self.feature_grid, at)
+        features, _ = self.read(self.feature_grid, positions)
         shading = normals.detach() if self.detach_normals else normals
         inputs = torch.cat([features, shading, self.dir_encoding(samples.directions)], dim=-1)
         out.update(rgb=torch.sigmoid(self.rgb_net(inputs)), normals=normals)

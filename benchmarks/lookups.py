@@ -128,10 +128,12 @@ def voxel_kernels(points: torch.Tensor, args: argparse.Namespace, peak: float) -
         optimizer = MaskedAdam([grid])
         for kernel in ("torch", "cpp"):
 
-            def lookup(grid: torch.Tensor = grid, kernel: str = kernel) -> None:
+            def lookup(
+                grid: torch.Tensor = grid, kernel: str = kernel, adam: MaskedAdam = optimizer
+            ) -> None:
                 values, _ = sample(grid, points, low, high, shape, sparse=True, kernel=kernel)
                 values.sum().backward()
-                optimizer.touched_rows(grid, grid.grad)
+                adam.touched_rows(grid, grid.grad)
                 grid.grad = None
 
             moved = 8 * channels * 4 * 2 + 3 * 4  # rows read and added to, the point

@@ -8,7 +8,9 @@ the user chose a field; the hash encoding can also feed other fields
 
 from __future__ import annotations
 
-from atlas_core.api import Register, RunConfig, hookimpl, prefer_occupancy
+from torch import nn
+
+from atlas_core.api import HasSDF, Register, RunConfig, first_with, hookimpl, prefer_occupancy
 from atlas_plugin_ngp.field import NGPField
 from atlas_plugin_ngp.hash_encoding import HashEncoding
 
@@ -21,6 +23,11 @@ TARGET_SAMPLES = 1 << 14  # samples per step; the ray batch follows (Instant-NGP
 # epsilon keeps rarely hit table rows moving (lego, 120 s: 25.45 dB with the core's
 # 5e-3, 0.999, 1e-8; 26.70 with these)
 TRAIN_DEFAULTS = {"lr": 1e-2, "beta2": 0.99, "eps": 1e-15}
+# Instant-NGP refreshes its occupancy grid every 16 steps of 2^18 samples; at 2^14 samples a
+# step that is every 256 steps for the same samples between refreshes. Lego, 120 s, 2 cores,
+# the C++ march: every 16 steps 28.83 and 29.44 dB, 64: 29.40 and 30.17, 128: 29.96 and
+# 29.35, 256: 29.28
+SAMPLER_DEFAULTS = {"update_every": 64}
 
 
 @hookimpl
@@ -38,10 +45,12 @@ def atlas_register_fields(register: Register) -> None:
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
     """Claim the field slot for ``ngp`` unless the user chose a field (a second field
-    plugin is then a clash); for the ngp field choose occupancy-grid sampling, a steady
-    sample budget and Instant-NGP's Adam settings (sec. 4), each unless the user set it.
+    plugin is then a clash); for the ngp field choose occupancy-grid sampling (its grid
+    refreshed every 64 steps), a steady sample budget and Instant-NGP's Adam settings
+    (sec. 4), each unless the user set it.
     When the hash encoding feeds another field (``--set encoding=hash``), choose the
-    occupancy grid and the sample budget for it too (not the Adam settings)."""
+    occupancy grid and the sample budget for it too (not the Adam settings; SDF fields
+    are handed back the default sampler in ``atlas_wrap_field``)."""
     if "field" not in config.explicit:
         config.field.name = "ngp"
     if config.field.name != "ngp":
@@ -51,6 +60,24 @@ def atlas_configure(config: RunConfig) -> None:
             prefer_occupancy(config, TARGET_SAMPLES)
         return
     prefer_occupancy(config, TARGET_SAMPLES)
+    if config.sampler.name == "occupancy":
+        for key, value in SAMPLER_DEFAULTS.items():
+            config.sampler.options.setdefault(key, value)
     for key, value in TRAIN_DEFAULTS.items():
         if f"train.{key}" not in config.explicit:
             setattr(config.train, key, value)
+
+
+@hookimpl
+def atlas_wrap_field(field: nn.Module, config: RunConfig) -> None:
+    """Give an SDF field on the hash encoding back the default sampler and batch: grown
+    from a sphere, its density starts only near the sphere, and the occupancy grid
+    would cull what it has not reached yet (VolSDF's MLP on the hash encoding, lego,
+    300 s: 19.20 dB with the stratified sampler, 10.69 with the occupancy grid)."""
+    chosen_here = config.field.name != "ngp" and config.claimed.get("sampler") == "ngp"
+    if not chosen_here or first_with(field, HasSDF) is None:
+        return
+    default = RunConfig()
+    config.sampler.name = default.sampler.name
+    if "train.target_samples" not in config.explicit:
+        config.train.target_samples = default.train.target_samples

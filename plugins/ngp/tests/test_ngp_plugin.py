@@ -7,7 +7,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import torch
-from atlas_plugin_ngp import TARGET_SAMPLES, HashEncoding, NGPField
+from atlas_plugin_ngp import SAMPLER_DEFAULTS, TARGET_SAMPLES, HashEncoding, NGPField
 
 from atlas_core.api import RunConfig
 from atlas_core.testing import configure, load_plugins, run_cli
@@ -30,7 +30,12 @@ def test_configure_claims_the_field_and_occupancy_sampling(atlas_pm) -> None:  #
     configure(config, loaded)
     assert config.field.name == "ngp" and config.sampler.name == "occupancy"
     assert config.train.target_samples == TARGET_SAMPLES
+    assert config.sampler.options == SAMPLER_DEFAULTS
     assert (config.train.lr, config.train.beta2, config.train.eps) == (1e-2, 0.99, 1e-15)
+    refresh = RunConfig()
+    refresh.set("sampler.update_every", 8)
+    configure(refresh, loaded)
+    assert refresh.sampler.name == "occupancy" and refresh.sampler.options["update_every"] == 8
     kept = RunConfig()  # sampler options, a sample budget or Adam settings the user set stay
     kept.set("sampler.samples", 16)
     kept.set("train.target_samples", 0)
@@ -121,3 +126,26 @@ def test_runs_with_the_occupancy_sampler(atlas_scene, tmp_path) -> None:  # noqa
             "--max-steps", "20", "--eval-views", "1", "--set", "eval.video_frames=0",
             "--set", "train.batch_rays=256"]  # fmt: skip
     assert run_cli(args) == 0
+
+
+def test_sdf_fields_on_the_hash_encoding_keep_the_default_sampler(atlas_pm) -> None:  # noqa: ANN001
+    import atlas_plugin_ngp
+
+    class SDFField(torch.nn.Module):
+        def sdf(self, positions: torch.Tensor) -> torch.Tensor:
+            return positions.norm(dim=-1, keepdim=True) - 0.5
+
+    loaded = atlas_pm(enable=("ngp",))
+    for field, expected in ((SDFField(), "stratified"), (torch.nn.Linear(3, 3), "occupancy")):
+        config = RunConfig()
+        config.set("field", "tiny")
+        config.set("encoding", "hash")
+        configure(config, loaded)
+        atlas_plugin_ngp.atlas_wrap_field(field, config)
+        assert config.sampler.name == expected
+        samples = TARGET_SAMPLES if expected == "occupancy" else RunConfig().train.target_samples
+        assert config.train.target_samples == samples
+    own = RunConfig()  # the ngp field itself is never touched
+    configure(own, loaded)
+    atlas_plugin_ngp.atlas_wrap_field(SDFField(), own)
+    assert own.sampler.name == "occupancy"

@@ -224,3 +224,19 @@ def test_step_size_follows_the_field_unless_chosen() -> None:
     fine.sample_step = 0.004  # a field that needs finer steps (volsdf_grid's sharp SDF)
     assert make_sampler(fine).step_size == 0.004
     assert make_sampler(fine, step_size=0.01).step_size == 0.01
+
+
+def test_refreshes_follow_warmup_every_then_update_every() -> None:
+    sampler = make_sampler(Ball(), resolution=8, warmup_steps=8, warmup_every=2, update_every=5)
+    refreshed: list[tuple[int, bool]] = []
+
+    def update(*args: object, all_cells: bool, **kwargs: object) -> None:
+        refreshed.append((int(sampler.steps) - 1, all_cells))
+
+    sampler.grid.update = update
+    for _ in range(20):
+        sampler.maybe_update(Ball())
+    expected = [(0, True), (2, True), (4, True), (6, True), (10, False), (15, False)]
+    assert refreshed == expected
+    with pytest.raises(ValueError, match="warmup_every"):
+        make_sampler(Ball(), warmup_every=0)

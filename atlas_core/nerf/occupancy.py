@@ -163,9 +163,10 @@ class OccupancySampler(Sampler):
     wraps, declares one (``HasSampleStep``),
     else a third of a cell's diagonal (a sixth in NDC, where ``t`` 0..1 crosses the
     box's depth of 2). In contracted scenes the step is in the warped distance ``s``.
-    ``warmup_steps``: updates before then visit every cell. ``threshold``: a cell is
-    occupied when its opacity (density times step) exceeds it (or the mean opacity,
-    whichever is smaller).
+    ``warmup_steps``: updates before then visit every cell and come every ``warmup_every``
+    steps; later ones every ``update_every`` steps (Instant-NGP: 16 and 16).
+    ``threshold``: a cell is occupied when its opacity (density times step) exceeds it
+    (or the mean opacity, whichever is smaller).
     ``early_stop``, ``alpha_threshold``, ``weight_threshold``: samples behind a
     transmittance of ``early_stop``, with an opacity or a weight (transmittance times
     opacity, as DVGO's ``fast_color_thres``) below these are dropped before the field
@@ -181,6 +182,7 @@ class OccupancySampler(Sampler):
         step_size: float = 0.0,
         update_every: int = 16,
         warmup_steps: int = 256,
+        warmup_every: int = 16,
         decay: float = 0.95,
         threshold: float = 0.01,
         early_stop: float = 1e-4,
@@ -190,8 +192,12 @@ class OccupancySampler(Sampler):
     ):
         super().__init__()
         native.prepare(kernel)  # a bad choice fails at build time; the build happens now
-        if resolution < 2 or update_every < 1 or not 0 <= decay <= 1 or step_size < 0:
-            raise ValueError("need resolution >= 2, update_every >= 1, 0 <= decay <= 1")
+        if resolution < 2 or min(update_every, warmup_every) < 1 or not 0 <= decay <= 1:
+            raise ValueError(
+                "need resolution >= 2, update_every and warmup_every >= 1, 0 <= decay <= 1"
+            )
+        if step_size < 0:
+            raise ValueError("need step_size >= 0")
         field = context.field_module()
         if not has_density(field):
             raise ValueError(
@@ -206,6 +212,7 @@ class OccupancySampler(Sampler):
         declared = first_with(field, HasSampleStep)  # the field's, or a wrapped field's
         self.step_size = step_size or (declared and float(declared.sample_step)) or cell / 3
         self.update_every, self.warmup_steps = update_every, warmup_steps
+        self.warmup_every = warmup_every
         self.decay, self.threshold = decay, threshold
         self.early_stop, self.alpha_threshold = early_stop, alpha_threshold
         self.weight_threshold = weight_threshold
@@ -213,10 +220,12 @@ class OccupancySampler(Sampler):
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
     def maybe_update(self, field: torch.nn.Module) -> None:
-        """Refresh the grid every ``update_every`` training steps."""
+        """Refresh the grid every ``warmup_every`` training steps during the warm-up, then
+        every ``update_every``."""
         step = int(self.steps)
         self.steps += 1
-        if step % self.update_every:
+        warming = step < self.warmup_steps
+        if step % (self.warmup_every if warming else self.update_every):
             return
         was_training = field.training
         field.eval()
@@ -225,7 +234,7 @@ class OccupancySampler(Sampler):
             self.step_size,
             self.decay,
             self.threshold,
-            all_cells=step < self.warmup_steps,
+            all_cells=warming,
         )
         field.train(was_training)
 

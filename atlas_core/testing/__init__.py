@@ -13,6 +13,7 @@ from atlas_core.cli import main as run_cli
 from atlas_core.commands.export import export_mesh
 from atlas_core.config import load_toml
 from atlas_core.engine.trainer import Trainer, load_trained
+from atlas_core.nerf import native  # the C++ kernel loader: its cache, the grid kernels
 from atlas_core.nerf.pipeline import build as build_pipeline
 from atlas_core.plugins import load as load_plugins
 from atlas_core.testing.contract_base import ComponentContract, assert_finite, contract_scene
@@ -50,6 +51,7 @@ __all__ = [
     "load_plugins",
     "load_toml",
     "load_trained",
+    "native",
     "quick_trainer",
     "requires_plugins",
     "run_cli",

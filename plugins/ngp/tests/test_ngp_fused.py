@@ -13,7 +13,7 @@ from atlas_plugin_ngp import fused
 from atlas_plugin_ngp.field import NGPField
 from atlas_plugin_ngp.hash_encoding import KERNEL_ENV, HashEncoding
 
-from atlas_core.nerf import native
+from atlas_core.testing import native
 
 needs_build = pytest.mark.skipif(fused.extension() is None, reason="no C++ toolchain")
 

@@ -145,6 +145,13 @@ def test_sdf_fields_on_the_hash_encoding_keep_the_default_sampler(atlas_pm) -> N
         assert config.sampler.name == expected
         samples = TARGET_SAMPLES if expected == "occupancy" else RunConfig().train.target_samples
         assert config.train.target_samples == samples
+    tuned = RunConfig()  # options set for the occupancy sampler keep it
+    tuned.set("field", "tiny")
+    tuned.set("encoding", "hash")
+    tuned.set("sampler.resolution", 32)
+    configure(tuned, loaded)
+    atlas_plugin_ngp.atlas_wrap_field(SDFField(), tuned)
+    assert tuned.sampler.name == "occupancy"
     own = RunConfig()  # the ngp field itself is never touched
     configure(own, loaded)
     atlas_plugin_ngp.atlas_wrap_field(SDFField(), own)

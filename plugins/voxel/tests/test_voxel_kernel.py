@@ -7,7 +7,7 @@ import torch
 from test_voxel_field import make_field, make_samples, randomise
 
 from atlas_core.api import ConfigError
-from atlas_core.nerf import native
+from atlas_core.testing import native
 
 pytestmark = pytest.mark.skipif(native.grid_ops() is None, reason="no C++ build here")
 

@@ -27,7 +27,7 @@ Building blocks
     (``look_at``, ``focal_from_fov``, ``project``, ``INTRINSICS``), crops
     (``CROP_KEY``, ``BLOCK_KEY``, ``crop_shape``, ``decimate``, ``undo_blocks``), images
     (``read_rgba``, ``downscale_rgba``, ``to_uint8``), C++ kernels built just in time
-    (``load_extension``), evaluation (``eval_indices``,
+    (``load_extension``, ``kernel_choice``), evaluation (``eval_indices``,
     ``protocol_background``), meshes (``read_ply``, ``connected_components``), and two
     namespaces: ``grid`` (dense voxel grids), ``synth`` (procedural scenes) and
     ``realistic`` (textured, glossy objects on a plate under point lights).
@@ -94,7 +94,7 @@ from atlas_core.nerf.fields import Field
 from atlas_core.nerf.frustums import frustum_multisamples, level_weights
 from atlas_core.nerf.losses import ColourLoss, Loss
 from atlas_core.nerf.mlp import mlp, trunc_exp
-from atlas_core.nerf.native import load_extension
+from atlas_core.nerf.native import kernel_choice, load_extension
 from atlas_core.nerf.occupancy import prefer_occupancy
 from atlas_core.nerf.pipeline import Pipeline, protocol_background
 from atlas_core.nerf.rays import DisplacedSamples, RayBundle, RaySamples, samples_from_bins
@@ -174,6 +174,7 @@ __all__ = [
     "invert_cdf",
     "load_blender",
     "load_split",
+    "kernel_choice",
     "level_weights",
     "load_extension",
     "look_at",

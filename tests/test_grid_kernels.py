@@ -66,7 +66,9 @@ def reference(values: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torc
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("channels", [1, 3, 12])
-def test_fused_lookup_matches_the_reference(dtype: torch.dtype, channels: int) -> None:
+def test_fused_lookup_matches_the_reference(
+    counting: Counting, dtype: torch.dtype, channels: int
+) -> None:
     rows = SHAPE[0] * SHAPE[1] * SHAPE[2]
     values = torch.randn(rows, channels, dtype=dtype, generator=torch.Generator().manual_seed(1))
     values.requires_grad_(True)
@@ -87,6 +89,8 @@ def test_fused_lookup_matches_the_reference(dtype: torch.dtype, channels: int) -
     fused, _ = grid.sample(values, p, LOW, HIGH, SHAPE, sparse=True, kernel="cpp")
     (again,) = torch.autograd.grad((fused * weights).sum(), values)
     assert torch.equal(again.to_dense(), got.to_dense())
+    # the C++ kernels ran (a silent fallback would compare the reference with itself)
+    assert counting.calls == {"trilinear_forward": 2, "trilinear_backward": 2}
 
 
 def test_kernel_option_and_environment_choose_the_path(

@@ -147,11 +147,12 @@ def sample(
         dims = [int(n) for n in shape]
         if grid.shape[0] != dims[0] * dims[1] * dims[2]:
             raise ValueError(f"grid of shape {tuple(grid.shape)} does not match shape {shape}")
-        if not wants_grad:
-            ops = native.grid_ops()
-            values, inside = ops.trilinear_forward(positions.contiguous(), grid, low, high, dims)
-            return values, inside
-        return _FusedLookup.apply(grid, positions.contiguous(), low, high, dims)
+        if wants_grad:
+            return _FusedLookup.apply(grid, positions.contiguous(), low, high, dims)
+        values, inside = native.grid_ops().trilinear_forward(
+            positions.contiguous(), grid, low, high, dims
+        )
+        return values, inside
     at = corners(positions, low, high, shape)
     return interpolate(grid, at, sparse=sparse), at.inside
 
@@ -188,9 +189,8 @@ class _FusedLookup(torch.autograd.Function):
         rows, values = native.grid_ops().trilinear_backward(
             positions, grad.to(ctx.dtype), low, high, ctx.dims, scratch, flags
         )
-        size = ctx.grid_shape
         grad_grid = torch.sparse_coo_tensor(
-            rows[None], values, size, check_invariants=False, is_coalesced=True
+            rows[None], values, ctx.grid_shape, check_invariants=False, is_coalesced=True
         )
         return grad_grid, None, None, None, None
 

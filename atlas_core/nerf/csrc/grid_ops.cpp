@@ -226,10 +226,9 @@ struct Occupancy {
     for (int k = 0; k < 3; ++k) {
       const float unit = (q[k] - low[k]) / span[k];
       const float scaled = unit * coarse_f;
-      // the reference's .long() truncates towards zero, then clamps
-      int64_t cell = std::isfinite(scaled) ? static_cast<int64_t>(scaled) : 0;
-      if (!std::isfinite(scaled)) cell = scaled > 0 ? coarse_res - 1 : 0;
-      ijk[k] = std::min(std::max(cell, int64_t(0)), coarse_res - 1);
+      // the reference's .long() truncates towards zero, then clamps (here before the cast)
+      const float clamped = std::min(std::max(scaled, 0.0f), static_cast<float>(coarse_res - 1));
+      ijk[k] = std::isnan(scaled) ? 0 : static_cast<int64_t>(clamped);
     }
     return coarse[(ijk[0] * coarse_res + ijk[1]) * coarse_res + ijk[2]];
   }

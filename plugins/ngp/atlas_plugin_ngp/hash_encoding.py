@@ -26,7 +26,6 @@ table per chunk.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor, nn
 
-from atlas_core.api import Encoding, level_weights
+from atlas_core.api import Encoding, kernel_choice, level_weights
 from atlas_plugin_ngp import fused
 
 if TYPE_CHECKING:
@@ -303,7 +302,7 @@ class HashEncoding(Encoding):
         scale = torch.tensor(self.resolutions, dtype=torch.float32)
         self.register_buffer("level_scale", scale, persistent=False)
         self.kernel = kernel
-        if kernel != "torch" and not torch.cuda.is_available():
+        if self.chosen_kernel() != "torch" and not torch.cuda.is_available():
             fused.extension()  # build now, before any training clock starts (cached)
         self.last_kernel = ""  # "cpp" or "torch": the path the last lookup took
         strides = [list(PRIMES[:in_dim]) if hashed else [(r + 1) ** k for k in range(in_dim)]
@@ -361,12 +360,7 @@ class HashEncoding(Encoding):
 
     def chosen_kernel(self) -> str:
         """``auto``, ``cpp`` or ``torch``: the option, or ``ATLAS_NGP_KERNEL`` under auto."""
-        if self.kernel != "auto":
-            return self.kernel
-        chosen = os.environ.get(KERNEL_ENV, "auto").strip().lower() or "auto"
-        if chosen not in KERNELS:
-            raise ValueError(f"{KERNEL_ENV} must be one of {', '.join(KERNELS)}, got {chosen!r}")
-        return chosen
+        return kernel_choice(self.kernel, KERNEL_ENV)
 
     def use_fused(self, points: Tensor) -> bool:
         """True when this lookup runs the fused C++ kernel."""

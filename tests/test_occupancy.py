@@ -9,9 +9,9 @@ from atlas_core.build import BuildContext
 from atlas_core.config import RunConfig
 from atlas_core.data.scene import SceneData
 from atlas_core.errors import ConfigError
-from atlas_core.nerf.compositing import render_weights
+from atlas_core.nerf.compositing import render_weights, segment_exclusive_cumsum
 from atlas_core.nerf.fields import Field
-from atlas_core.nerf.occupancy import OccupancySampler
+from atlas_core.nerf.occupancy import FIRST_ROUND, OccupancySampler
 from atlas_core.nerf.pipeline import Pipeline
 from atlas_core.nerf.rays import RayBundle, clip_to_box
 
@@ -240,3 +240,41 @@ def test_refreshes_follow_warmup_every_then_update_every() -> None:
     assert refreshed == expected
     with pytest.raises(ValueError, match="warmup_every"):
         make_sampler(Ball(), warmup_every=0)
+
+
+class Cloud(Field):
+    """A textured dense ball in thin fog; counts the points its density was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.evaluated = 0
+
+    def forward(self, samples):  # noqa: ANN001, ANN201
+        d = self.density(samples.positions)
+        return {"density": d, "rgb": torch.ones(len(d), 3) * 0.5}
+
+    def density(self, positions, times=None):  # noqa: ANN001, ANN201
+        self.evaluated += len(positions)
+        x = positions
+        inner = 30.0 * (1.0 + torch.sin(7.0 * x[:, :1]) * torch.cos(5.0 * x[:, 1:2]))
+        return torch.where(x.norm(dim=-1, keepdim=True) < 0.5, inner, torch.full_like(inner, 0.5))
+
+
+def test_culling_in_rounds_keeps_what_one_pass_keeps_and_skips_what_is_hidden() -> None:
+    cloud, r = Cloud(), rays(48)
+    sampler = make_sampler(cloud, resolution=16, step_size=0.02, weight_threshold=1e-4).eval()
+    ray, s = sampler.march(r)
+    starts, ends = s, s + sampler.step_size
+    assert int(torch.bincount(ray).max()) > 3 * FIRST_ROUND  # several rounds per ray
+    cloud.evaluated = 0
+    keep = sampler.visible(cloud, r, ray, starts, ends)
+    evaluated = cloud.evaluated
+    # the single pass over every sample, from the definitions
+    tau = cloud.density(r.points(ray, 0.5 * (starts + ends))).view(-1) * (ends - starts)
+    transmittance = torch.exp(-segment_exclusive_cumsum(tau, ray, len(r)))
+    weight = transmittance * -torch.expm1(-tau)
+    expected = (transmittance > sampler.early_stop) & (weight > 1e-4)
+    assert torch.equal(keep, expected)
+    hidden = ~(transmittance > sampler.early_stop)
+    assert int(hidden.sum()) > 0.3 * len(ray)  # behind the ball: opaque
+    assert evaluated < len(ray) - 0.4 * int(hidden.sum()), evaluated  # much of it never evaluated

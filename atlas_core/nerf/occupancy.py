@@ -39,6 +39,11 @@ __all__ = ["COARSE", "OccupancyGrid", "OccupancySampler", "prefer_occupancy"]
 COARSE = 4
 """Fine steps per coarse step, and fine cells per coarse cell edge, when marching."""
 
+FIRST_ROUND = 16
+"""Samples per ray the culling pass evaluates first; each later round takes half as many
+again (``ROUND_GROWTH``), of the rays still visible."""
+ROUND_GROWTH = 1.5
+
 
 class OccupancyGrid(torch.nn.Module):
     """A cubic grid of cell opacities over an axis-aligned box, with its binary mask.
@@ -300,21 +305,52 @@ class OccupancySampler(Sampler):
             starts, ends = s, s + self.step_size
         culling = self.early_stop > 0 or self.alpha_threshold > 0 or self.weight_threshold > 0
         if culling and ray_index.numel():
-            with torch.no_grad():
-                positions = rays.points(ray_index, 0.5 * (starts + ends))
-                times = None if rays.times is None else rays.times[ray_index]
-                tau = field.density(positions, times).view(-1) * (ends - starts)
-                before = segment_exclusive_cumsum(tau, ray_index, len(rays))
-                transmittance = torch.exp(-before)
-                alpha = -torch.expm1(-tau)
-                keep = transmittance > self.early_stop
-                if self.alpha_threshold > 0:
-                    keep &= alpha > self.alpha_threshold
-                if self.weight_threshold > 0:  # DVGO's fast_color_thres (Sun et al. 2022)
-                    keep &= transmittance * alpha > self.weight_threshold
+            keep = self.visible(field, rays, ray_index, starts, ends)
             ray_index, starts, ends = ray_index[keep], starts[keep], ends[keep]
         samples = RaySamples(rays, starts[:, None], ends[:, None], ray_index)
         return samples, {}
+
+    @torch.no_grad()
+    def visible(
+        self, field: Field, rays: RayBundle, ray_index: Tensor, starts: Tensor, ends: Tensor
+    ) -> Tensor:
+        """Which intervals [M] to keep: a transmittance above ``early_stop`` and an opacity
+        and a weight above their thresholds, by a density pass without gradients.
+
+        The pass runs in rounds along the rays (``FIRST_ROUND`` samples each, then
+        ``ROUND_GROWTH`` times as many per round): a ray whose transmittance has fallen
+        to ``early_stop`` is not evaluated further, so the density behind a surface (an
+        object's inside, what it hides) costs nothing, as in Instant-NGP's march, which
+        stops at that point.
+        """
+        rays_count, total = len(rays), ray_index.numel()
+        counts = torch.bincount(ray_index, minlength=rays_count)
+        slot = torch.arange(total, device=ray_index.device) - (counts.cumsum(0) - counts)[ray_index]
+        depth = starts.new_zeros(rays_count)  # optical depth of each ray's evaluated samples
+        keep = torch.zeros(total, dtype=torch.bool, device=ray_index.device)
+        rest = torch.arange(total, device=ray_index.device)  # not yet evaluated
+        low, size = 0, FIRST_ROUND
+        while rest.numel():
+            chosen = rest[slot[rest] < low + size]
+            ray = ray_index[chosen]
+            positions = rays.points(ray, 0.5 * (starts[chosen] + ends[chosen]))
+            times = None if rays.times is None else rays.times[ray]
+            tau = field.density(positions, times).view(-1) * (ends[chosen] - starts[chosen])
+            before = segment_exclusive_cumsum(tau, ray, rays_count) + depth[ray]
+            transmittance = torch.exp(-before)
+            alpha = -torch.expm1(-tau)
+            kept = transmittance > self.early_stop
+            if self.alpha_threshold > 0:
+                kept &= alpha > self.alpha_threshold
+            if self.weight_threshold > 0:  # DVGO's fast_color_thres (Sun et al. 2022)
+                kept &= transmittance * alpha > self.weight_threshold
+            keep[chosen] = kept
+            depth.index_add_(0, ray, tau)
+            low += size
+            size = round(size * ROUND_GROWTH)
+            rest = rest[slot[rest] >= low]
+            rest = rest[torch.exp(-depth[ray_index[rest]]) > self.early_stop]
+        return keep
 
 
 def prefer_occupancy(config: RunConfig, target_samples: int) -> None:

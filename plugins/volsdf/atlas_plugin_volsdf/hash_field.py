@@ -9,7 +9,11 @@ carved), regressed into the network (``distill``); or from a sphere (SAL, throug
 :class:`SDFNetwork`), which reaches only the parts of a scene near that sphere. Normals
 are numerical gradients, central differences whose step follows the finest active level
 (Neuralangelo sec. 3.1-3.2), so the eikonal term needs first derivatives of the encoding
-only; levels are switched on coarse to fine (Neuralangelo sec. 3.2). The density is
+only; levels are switched on coarse to fine (Neuralangelo sec. 3.2). While the colour
+network sees detached normals, those are one-sided differences computed without gradients
+(3 evaluations) and the eikonal term covers a random fraction of the samples with central
+differences (6 each), instead of 7 evaluations with gradients for every sample: the SDF
+network, not the encoding, is most of a step's cost. The density is
 VolSDF's Laplace CDF (Yariv et al. 2021, eq. 2-3) with the learned ``beta`` capped by a
 falling ceiling, as ``volsdf_grid`` does.
 """
@@ -48,6 +52,7 @@ BETA_INIT = {"density": 0.02, "sphere": 0.05}  # the default ceiling's start, pe
 # with 0.003, 0.0096 with 0.002, 0.0081 with 0.0015; volsdf_grid 0.0084)
 ANNEAL_STEPS = 150
 BETA_FINAL = 0.0015
+EIKONAL_FRACTION = 0.25  # of the training samples, when the normals are detached
 FIT_POINTS = 1 << 15  # points per distillation step
 FIT_BAND = 8.0  # distances clamped at this many warm-up voxels (DeepSDF's clamp)
 FIT_LR = {"encoding": 1e-2, "sdf_network": 1e-3}  # Instant-NGP's rate for the table
@@ -78,8 +83,11 @@ class HashSDFField(Field):
     sphere of ``radius`` around the box's centre (0: half the box's smallest half-size).
     ``gradient_step``: the central-difference step in world units (0: one cell of the
     finest active level, Neuralangelo). ``detach_normals``: the colour loss does not
-    reach the SDF through the colour MLP's normal input. ``beta`` as in ``volsdf_grid``:
-    learned, capped by a ceiling from ``beta_init`` to ``beta_final`` over
+    reach the SDF through the colour MLP's normal input; then the normals are one-sided
+    differences without gradients, except at a random ``eikonal_fraction`` of the
+    training samples (``eikonal_mask``), where they are central differences with
+    gradients and the eikonal term sees them (1: every sample, all central). ``beta`` as
+    in ``volsdf_grid``: learned, capped by a ceiling from ``beta_init`` to ``beta_final`` over
     ``anneal_steps`` from the SDF's start (``beta_init`` 0: 0.02 after the warm-up, 0.05
     from a sphere). ``step_size``: the occupancy sampler's march step (0: ``volsdf_grid``'s,
     0.3 / 127 of the box's longest side).
@@ -109,6 +117,7 @@ class HashSDFField(Field):
         radius: float = 0.0,
         gradient_step: float = 0.0,
         detach_normals: bool = True,
+        eikonal_fraction: float = EIKONAL_FRACTION,
         color_width: int = 64,
         color_depth: int = 2,
         dir_frequencies: int = 4,
@@ -128,6 +137,8 @@ class HashSDFField(Field):
             raise ValueError("need initial_levels >= 1 and level_steps >= 0")
         if radius < 0 or gradient_step < 0 or step_size < 0:
             raise ValueError("radius, gradient_step and step_size must be >= 0")
+        if not 0 < eikonal_fraction <= 1:
+            raise ValueError(f"eikonal_fraction must be in (0, 1], got {eikonal_fraction}")
         if init not in BETA_INIT:
             raise ValueError(f"init must be 'density' or 'sphere', got {init!r}")
         if init == "density" and (warmup_steps < 1 or fit_steps < 0 or warmup_resolution < 4):
@@ -180,6 +191,7 @@ class HashSDFField(Field):
             self.encoding.out_dim, width, depth, (), geometry_features, self.radius
         )
         self.fixed_step, self.detach_normals = gradient_step, detach_normals
+        self.eikonal_fraction = eikonal_fraction
         self.march_step = step_size or STEP_OF_EXTENT * self.extent
         self.laplace = LaplaceDensity(beta_init, beta_min)
         self.beta_init, self.beta_final, self.anneal_steps = beta_init, beta_final, anneal_steps
@@ -328,23 +340,51 @@ class HashSDFField(Field):
             return self.teacher.density(positions)
         return self.laplace_density(self.sdf(positions))
 
+    def one_sided_gradient(self, positions: Tensor, sdf: Tensor) -> Tensor:
+        """``(sdf(x + h e_i) - sdf(x)) / h`` for each axis, given ``sdf(x)`` [N, 1]."""
+        h = self.gradient_step
+        shifted = (positions[None] + h * torch.eye(3).to(positions)[:, None]).reshape(-1, 3)
+        values = self.sdf(shifted).view(3, -1)
+        return ((values - sdf[:, 0]) / h).t()
+
+    def eikonal_rows(self, count: int, device: torch.device) -> Tensor:
+        """A random ``eikonal_fraction`` of ``count`` sample rows (at least one)."""
+        keep = torch.rand(count, device=device) < self.eikonal_fraction
+        if count and not bool(keep.any()):
+            keep[torch.randint(count, (1,), device=device)] = True
+        return keep.nonzero()[:, 0]
+
     def forward(self, samples: RaySamples) -> dict[str, Tensor]:
-        """Density, colour, SDF, unit normals and the numerical SDF gradients per sample."""
+        """Density, colour, SDF, unit normals and the numerical SDF gradients per sample
+        (and, when only some samples carry the eikonal term, the ``eikonal_mask`` of those,
+        1 or 0)."""
         if self.teacher is not None:
             return self.teacher(samples)
         positions = samples.positions
         sdf, features = self.geometry(positions)
-        gradients = self.numerical_gradient(positions)
+        out: dict[str, Tensor] = {}
+        if self.detach_normals and self.eikonal_fraction < 1:
+            with torch.no_grad():
+                gradients = self.one_sided_gradient(positions, sdf.detach())
+            if self.training and torch.is_grad_enabled():
+                rows = self.eikonal_rows(len(positions), positions.device)
+                central = self.numerical_gradient(positions[rows])
+                gradients = gradients.index_put((rows,), central)
+                mask = positions.new_zeros(len(positions), 1)
+                out["eikonal_mask"] = mask.index_fill_(0, rows, 1.0)
+        else:
+            gradients = self.numerical_gradient(positions)
         normals = gradients / gradients.norm(dim=-1, keepdim=True).clamp_min(1e-6)
         shading = normals.detach() if self.detach_normals else normals
         colour_in = torch.cat([features, shading, self.dir_encoding(samples.directions)], -1)
-        return {
-            "density": self.laplace_density(sdf),
-            "rgb": torch.sigmoid(self.color_mlp(colour_in)),
-            "sdf": sdf,
-            "normals": normals,
-            "sdf_gradients": gradients,
-        }
+        out.update(
+            density=self.laplace_density(sdf),
+            rgb=torch.sigmoid(self.color_mlp(colour_in)),
+            sdf=sdf,
+            normals=normals,
+            sdf_gradients=gradients,
+        )
+        return out
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         """A checkpoint saved after the warm-up has no warm-up field: drop ours first."""

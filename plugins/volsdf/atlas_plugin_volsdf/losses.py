@@ -22,6 +22,8 @@ def find_sdf_module(field: nn.Module) -> nn.Module | None:
 class EikonalLoss(Loss):
     """``mean((|grad d(x)| - 1)^2)`` over the batch's sample points.
 
+    A field whose gradients carry the term at only some samples marks those with a
+    per-sample ``eikonal_mask`` (``volsdf_hash``); the mean is then over them.
     With ``--set volsdf.eikonal_points=N`` the term also covers N uniform random points
     in the scene box each training step (as in VolSDF), so unseen space stays an SDF.
     """
@@ -61,6 +63,9 @@ class EikonalLoss(Loss):
     ) -> Tensor:
         """The mean squared deviation of the SDF gradient norm from one."""
         gradients = field_outputs.get("sdf_gradients")
+        mask = field_outputs.get("eikonal_mask")
+        if gradients is not None and mask is not None:
+            gradients = gradients[mask.view(-1) > 0]
         if gradients is None:
             raise ConfigError(
                 "loss 'eikonal' needs a field with an SDF (e.g. field=volsdf); "

@@ -9,8 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 from atlas_plugin_volsdf import HashSDFField
+from atlas_plugin_volsdf.losses import EikonalLoss
 
-from atlas_core.api import BuildContext, ConfigError, RunConfig, SceneData
+from atlas_core.api import (
+    BuildContext,
+    ConfigError,
+    RayBundle,
+    RaySamples,
+    RunConfig,
+    SceneData,
+    samples_from_bins,
+)
 from atlas_core.api import grid as grids
 from atlas_core.testing import configure, load_toml, run_cli
 
@@ -222,3 +231,49 @@ def test_relight_renders_the_fast_sdf_fields(atlas_pm, field: str) -> None:  # n
     default.plugins = ["volsdf", "relight"]
     configure(default, atlas_pm(enable=("volsdf", "relight")))
     assert (default.field.name, default.renderer.name) == ("volsdf", "relight")
+
+
+def ray_samples(rays: int = 32, per_ray: int = 16) -> RaySamples:
+    """Packed samples along rays through the box's centre, all inside [-1, 1]^3."""
+    generator = torch.Generator().manual_seed(3)
+    directions = torch.randn(rays, 3, generator=generator)
+    directions = directions / directions.norm(dim=-1, keepdim=True)
+    ones = torch.ones(rays, 1)
+    bundle = RayBundle(
+        -directions, directions, 0.1 * ones, 1.9 * ones, 1e-3 * ones, torch.zeros(rays)
+    )
+    edges = torch.linspace(0.1, 1.9, per_ray + 1).expand(rays, per_ray + 1)
+    return samples_from_bins(bundle, edges)
+
+
+def test_the_eikonal_term_covers_a_fraction_of_the_samples(atlas_pm) -> None:  # noqa: ANN001
+    field = make(atlas_pm, radius=0.5, gradient_step=1e-3).train()
+    samples = ray_samples()
+    out = field(samples)
+    count = len(samples.positions)
+    chosen = out["eikonal_mask"].view(-1) > 0
+    assert out["eikonal_mask"].shape == (count, 1) and out["sdf_gradients"].requires_grad
+    assert 0.1 * count < int(chosen.sum()) < 0.4 * count  # a quarter, drawn at random
+    # central differences at the chosen samples, one-sided ones (no gradients) elsewhere
+    central = field.numerical_gradient(samples.positions).detach()
+    gradients = out["sdf_gradients"]
+    assert torch.allclose(gradients[chosen], central[chosen], atol=1e-5)
+    assert not torch.allclose(gradients[~chosen], central[~chosen], atol=1e-5)
+    assert float((gradients - central).norm(dim=-1).median()) < 0.02  # to the step's order
+    assert torch.allclose(out["normals"].norm(dim=-1), torch.ones(count), atol=1e-4)
+    # the loss is the mean over the chosen samples, whose gradients reach the SDF network
+    loss = EikonalLoss()(samples.rays, {}, out)
+    norms = gradients[chosen].norm(dim=-1)
+    assert float(loss) == pytest.approx(float((norms - 1).square().mean()), rel=1e-5)
+    (grad,) = torch.autograd.grad(loss, gradients)
+    assert grad[chosen].abs().sum() > 0 and grad[~chosen].abs().sum() == 0
+    with torch.no_grad():
+        assert "eikonal_mask" not in field(samples)  # not without gradients
+    assert "eikonal_mask" not in field.eval()(samples)  # nor in evaluation
+    whole = make(atlas_pm, radius=0.5, eikonal_fraction=1.0).train()(samples)
+    assert "eikonal_mask" not in whole and whole["sdf_gradients"].requires_grad
+    attached = make(atlas_pm, radius=0.5, detach_normals=False).train()(samples)
+    assert "eikonal_mask" not in attached and attached["sdf_gradients"].requires_grad
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="eikonal_fraction"):
+            make(atlas_pm, eikonal_fraction=bad)

@@ -179,6 +179,16 @@ def test_configure_chooses_occupancy_and_eikonal(atlas_pm) -> None:  # noqa: ANN
     configure(config, atlas_pm(enable=("volsdf", "ngp")))
     assert config.sampler.name == "occupancy" and config.losses["eikonal"] == 0.1
     assert config.renderer.options["background"] == "random"
+    assert config.sampler.options["decay"] == 0.5  # the grid forgets the early, wide band
+    chosen = RunConfig()
+    chosen.set("field", "volsdf_hash")
+    chosen.set("sampler.decay", 0.9)
+    configure(chosen, atlas_pm(enable=("volsdf", "ngp")))
+    assert chosen.sampler.options["decay"] == 0.9  # the user's wins
+    grid = RunConfig()
+    grid.set("field", "volsdf_grid")
+    configure(grid, atlas_pm(enable=("volsdf",)))
+    assert "decay" not in grid.sampler.options  # Instant-NGP's 0.95 for the dense grid
 
 
 @pytest.mark.slow

@@ -8,7 +8,9 @@ configuration trains for each budget, exports ``mesh --visible-only`` and measur
 Chamfer distance with ``tools/chamfer.py`` (DTU's accuracy and completeness; true points no
 camera sees left out) and the test PSNR (for the point-light scene: held-out views under
 held-out lights). ``point-relight`` is the README command (the SDF grid, ``relight_volume``);
-``point-relight-network`` the SDF network traced to its surface (the plugin's default field).
+``point-relight-hash`` the same on ``volsdf_hash`` (ngp's hash encoding); ``dtu-hash`` the
+scan on it; ``point-relight-network`` the SDF network traced to its surface (the plugin's
+default field).
 
     python benchmarks/surfaces.py --budgets 300 600
     python benchmarks/surfaces.py --budgets 5 --resolution 64 --configs dtu-grid   # a check
@@ -34,6 +36,8 @@ CONFIGS: dict[str, dict] = {
     "dtu-hash": {"scene": "dtu", "plugins": "dtu,volsdf,ngp",
                  "set": ["field=volsdf_hash", "losses.mask=0.1"]},
     "point-relight": {"scene": "point", "plugins": "volsdf,relight", "set": ["field=volsdf_grid"]},
+    "point-relight-hash": {"scene": "point", "plugins": "volsdf,relight,ngp",
+                           "set": ["field=volsdf_hash"]},
     "point-relight-network": {"scene": "point", "plugins": "volsdf,relight",
                               "set": ["field=volsdf", "train.lr=1e-3"]},
 }  # fmt: skip

@@ -247,7 +247,7 @@ class Cloud(Field):
 
     def __init__(self) -> None:
         super().__init__()
-        self.evaluated = 0
+        self.evaluated, self.calls = 0, 0
 
     def forward(self, samples):  # noqa: ANN001, ANN201
         d = self.density(samples.positions)
@@ -255,26 +255,39 @@ class Cloud(Field):
 
     def density(self, positions, times=None):  # noqa: ANN001, ANN201
         self.evaluated += len(positions)
+        self.calls += 1
         x = positions
         inner = 30.0 * (1.0 + torch.sin(7.0 * x[:, :1]) * torch.cos(5.0 * x[:, 1:2]))
         return torch.where(x.norm(dim=-1, keepdim=True) < 0.5, inner, torch.full_like(inner, 0.5))
 
 
-def test_culling_in_rounds_keeps_what_one_pass_keeps_and_skips_what_is_hidden() -> None:
+def one_pass_keep(sampler: OccupancySampler, field: Field, r: RayBundle, ray, starts, ends):  # noqa: ANN001, ANN201
+    """Which intervals to keep, from the definitions, over every sample at once."""
+    tau = field.density(r.points(ray, 0.5 * (starts + ends))).view(-1) * (ends - starts)
+    transmittance = torch.exp(-segment_exclusive_cumsum(tau, ray, len(r)))
+    weight = transmittance * -torch.expm1(-tau)
+    return transmittance > sampler.early_stop, weight > sampler.weight_threshold
+
+
+@pytest.mark.parametrize("rounds", [True, False])
+def test_culling_in_rounds_keeps_what_one_pass_keeps_and_skips_what_is_hidden(
+    rounds: bool,
+) -> None:
     cloud, r = Cloud(), rays(48)
-    sampler = make_sampler(cloud, resolution=16, step_size=0.02, weight_threshold=1e-4).eval()
+    options = {"resolution": 16, "step_size": 0.02, "weight_threshold": 1e-4, "rounds": rounds}
+    sampler = make_sampler(cloud, **options).eval()
     ray, s = sampler.march(r)
     starts, ends = s, s + sampler.step_size
     assert int(torch.bincount(ray).max()) > 3 * FIRST_ROUND  # several rounds per ray
-    cloud.evaluated = 0
+    cloud.evaluated = cloud.calls = 0
     keep = sampler.visible(cloud, r, ray, starts, ends)
-    evaluated = cloud.evaluated
-    # the single pass over every sample, from the definitions
-    tau = cloud.density(r.points(ray, 0.5 * (starts + ends))).view(-1) * (ends - starts)
-    transmittance = torch.exp(-segment_exclusive_cumsum(tau, ray, len(r)))
-    weight = transmittance * -torch.expm1(-tau)
-    expected = (transmittance > sampler.early_stop) & (weight > 1e-4)
-    assert torch.equal(keep, expected)
-    hidden = ~(transmittance > sampler.early_stop)
-    assert int(hidden.sum()) > 0.3 * len(ray)  # behind the ball: opaque
-    assert evaluated < len(ray) - 0.4 * int(hidden.sum()), evaluated  # much of it never evaluated
+    evaluated, calls = cloud.evaluated, cloud.calls
+    seen, heavy = one_pass_keep(sampler, cloud, r, ray, starts, ends)
+    assert torch.equal(keep, seen & heavy)
+    assert calls > 2 if rounds else calls == 1
+    hidden = int((~seen).sum())
+    if rounds:
+        assert hidden > 0.3 * len(ray)  # behind the ball: opaque
+        assert evaluated < len(ray) - 0.4 * hidden  # much of it never evaluated
+    else:
+        assert evaluated == len(ray)

@@ -175,7 +175,11 @@ class OccupancySampler(Sampler):
     ``early_stop``, ``alpha_threshold``, ``weight_threshold``: samples behind a
     transmittance of ``early_stop``, with an opacity or a weight (transmittance times
     opacity, as DVGO's ``fast_color_thres``) below these are dropped before the field
-    runs with gradients; a density pass without gradients finds them. ``kernel``: the
+    runs with gradients; a density pass without gradients finds them, in one pass or, with
+    ``rounds``, in rounds along the rays that stop at each ray's ``early_stop`` (fewer
+    evaluations where rays cross solid insides, as an SDF's; more calls where they do
+    not: lego on ngp, about 20 samples a ray, took 14 ms a step in rounds, 7 in one
+    pass). ``kernel``: the
     march runs as one C++ pass per ray (``auto``, when it builds; ``cpp``) or in PyTorch
     (``torch``, the reference; also for contracted rays and off the CPU).
     """
@@ -193,6 +197,7 @@ class OccupancySampler(Sampler):
         early_stop: float = 1e-4,
         alpha_threshold: float = 0.0,
         weight_threshold: float = 0.0,
+        rounds: bool = False,
         kernel: str = "auto",
     ):
         super().__init__()
@@ -220,7 +225,7 @@ class OccupancySampler(Sampler):
         self.warmup_every = warmup_every
         self.decay, self.threshold = decay, threshold
         self.early_stop, self.alpha_threshold = early_stop, alpha_threshold
-        self.weight_threshold = weight_threshold
+        self.weight_threshold, self.rounds = weight_threshold, rounds
         self.kernel = kernel
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
@@ -317,40 +322,55 @@ class OccupancySampler(Sampler):
         """Which intervals [M] to keep: a transmittance above ``early_stop`` and an opacity
         and a weight above their thresholds, by a density pass without gradients.
 
-        The pass runs in rounds along the rays (``FIRST_ROUND`` samples each, then
-        ``ROUND_GROWTH`` times as many per round): a ray whose transmittance has fallen
-        to ``early_stop`` is not evaluated further, so the density behind a surface (an
-        object's inside, what it hides) costs nothing, as in Instant-NGP's march, which
-        stops at that point.
+        With ``rounds`` the pass runs in rounds along the rays (``FIRST_ROUND`` samples,
+        then ``ROUND_GROWTH`` times as many per round): a ray whose transmittance has
+        fallen to ``early_stop`` is not evaluated further, so the density behind a surface
+        (an object's inside, what it hides) costs nothing, as in Instant-NGP's march,
+        which stops at that point. The kept samples are the same either way.
         """
         rays_count, total = len(rays), ray_index.numel()
+        depth = starts.new_zeros(rays_count)  # optical depth of each ray's evaluated samples
+        if not self.rounds:
+            return self.judge(field, rays, ray_index, starts, ends, depth)
         counts = torch.bincount(ray_index, minlength=rays_count)
         slot = torch.arange(total, device=ray_index.device) - (counts.cumsum(0) - counts)[ray_index]
-        depth = starts.new_zeros(rays_count)  # optical depth of each ray's evaluated samples
         keep = torch.zeros(total, dtype=torch.bool, device=ray_index.device)
         rest = torch.arange(total, device=ray_index.device)  # not yet evaluated
         low, size = 0, FIRST_ROUND
         while rest.numel():
             chosen = rest[slot[rest] < low + size]
-            ray = ray_index[chosen]
-            positions = rays.points(ray, 0.5 * (starts[chosen] + ends[chosen]))
-            times = None if rays.times is None else rays.times[ray]
-            tau = field.density(positions, times).view(-1) * (ends[chosen] - starts[chosen])
-            before = segment_exclusive_cumsum(tau, ray, rays_count) + depth[ray]
-            transmittance = torch.exp(-before)
-            alpha = -torch.expm1(-tau)
-            kept = transmittance > self.early_stop
-            if self.alpha_threshold > 0:
-                kept &= alpha > self.alpha_threshold
-            if self.weight_threshold > 0:  # DVGO's fast_color_thres (Sun et al. 2022)
-                kept &= transmittance * alpha > self.weight_threshold
-            keep[chosen] = kept
-            depth.index_add_(0, ray, tau)
+            keep[chosen] = self.judge(
+                field, rays, ray_index[chosen], starts[chosen], ends[chosen], depth
+            )
             low += size
             size = round(size * ROUND_GROWTH)
             rest = rest[slot[rest] >= low]
             rest = rest[torch.exp(-depth[ray_index[rest]]) > self.early_stop]
         return keep
+
+    def judge(
+        self,
+        field: Field,
+        rays: RayBundle,
+        ray: Tensor,
+        starts: Tensor,
+        ends: Tensor,
+        depth: Tensor,
+    ) -> Tensor:
+        """Keep or drop each of these consecutive intervals per ray, given the optical
+        ``depth`` [R] in front of them, which is advanced past them."""
+        positions = rays.points(ray, 0.5 * (starts + ends))
+        times = None if rays.times is None else rays.times[ray]
+        tau = field.density(positions, times).view(-1) * (ends - starts)
+        transmittance = torch.exp(-(segment_exclusive_cumsum(tau, ray, len(rays)) + depth[ray]))
+        alpha = -torch.expm1(-tau)
+        kept = transmittance > self.early_stop
+        if self.alpha_threshold > 0:
+            kept &= alpha > self.alpha_threshold
+        if self.weight_threshold > 0:  # DVGO's fast_color_thres (Sun et al. 2022)
+            kept &= transmittance * alpha > self.weight_threshold
+        depth.index_add_(0, ray, tau)
+        return kept
 
 
 def prefer_occupancy(config: RunConfig, target_samples: int) -> None:

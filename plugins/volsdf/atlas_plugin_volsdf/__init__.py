@@ -39,7 +39,7 @@ GRID_SAMPLER_OPTIONS = {"weight_threshold": 1e-4}  # DVGO's fast_color_thres
 # after beta fell to 0.0015, and late steps evaluated ~25 samples per ray in front of the
 # surfaces (synth scene, 300 s: 367 steps and Chamfer 0.0065 at 0.95; 635 and 642 steps,
 # 0.0060 and 0.0073, at 0.5; volsdf_grid, whose density is cheap, 0.0084 and 0.0079)
-HASH_SAMPLER_OPTIONS = {"decay": 0.5}
+HASH_SAMPLER_OPTIONS = {"decay": 0.5, "rounds": True}
 GRID_TARGET_SAMPLES = 1 << 16  # samples per step; the ray batch follows (Instant-NGP)
 
 

@@ -180,6 +180,7 @@ def test_configure_chooses_occupancy_and_eikonal(atlas_pm) -> None:  # noqa: ANN
     assert config.sampler.name == "occupancy" and config.losses["eikonal"] == 0.1
     assert config.renderer.options["background"] == "random"
     assert config.sampler.options["decay"] == 0.5  # the grid forgets the early, wide band
+    assert config.sampler.options["rounds"] is True  # the culling stops at the surface
     chosen = RunConfig()
     chosen.set("field", "volsdf_hash")
     chosen.set("sampler.decay", 0.9)

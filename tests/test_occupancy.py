@@ -242,6 +242,24 @@ def test_refreshes_follow_warmup_every_then_update_every() -> None:
         make_sampler(Ball(), warmup_every=0)
 
 
+@pytest.mark.parametrize("decay", [0.95, 0.5])
+def test_a_refresh_keeps_decay_times_the_old_opacity(decay: float) -> None:
+    ball = Ball()
+    sampler = make_sampler(ball, resolution=8, warmup_steps=4, warmup_every=1, decay=decay)
+    sampler.maybe_update(ball)  # every cell, the ball's density
+    before = sampler.grid.opacity.clone()
+    assert float(before.max()) > 0
+    sampler.maybe_update(NoDensityBall())  # the ball has gone
+    assert torch.allclose(sampler.grid.opacity, decay * before)
+
+
+class NoDensityBall(Ball):
+    """The ball after it went: zero density everywhere."""
+
+    def density(self, positions, times=None):  # noqa: ANN001, ANN201
+        return torch.zeros(len(positions), 1)
+
+
 class Cloud(Field):
     """A textured dense ball in thin fog; counts the points its density was asked for."""
 

@@ -31,6 +31,7 @@ def test_configure_claims_the_field_and_occupancy_sampling(atlas_pm) -> None:  #
     assert config.field.name == "ngp" and config.sampler.name == "occupancy"
     assert config.train.target_samples == TARGET_SAMPLES
     assert config.sampler.options == SAMPLER_DEFAULTS
+    assert SAMPLER_DEFAULTS == {"update_every": 64, "decay": 0.5}  # measured, see the plugin
     assert (config.train.lr, config.train.beta2, config.train.eps) == (1e-2, 0.99, 1e-15)
     refresh = RunConfig()
     refresh.set("sampler.update_every", 8)

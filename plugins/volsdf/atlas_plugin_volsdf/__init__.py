@@ -94,7 +94,7 @@ def atlas_configure(config: RunConfig) -> None:
         if config.sampler.name == "occupancy":
             for key, value in GRID_SAMPLER_OPTIONS.items():
                 config.sampler.options.setdefault(key, value)
-            if config.field.name == "volsdf_hash":
+            if config.field.name == "volsdf_hash":  # faster decay, culling in rounds
                 for key, value in HASH_SAMPLER_OPTIONS.items():
                     config.sampler.options.setdefault(key, value)
         if config.renderer.name == "volume":  # white fog would pass for the background

@@ -40,6 +40,7 @@ def test_configure_fills_the_default_field_and_sampling(atlas_pm) -> None:  # no
     assert config.losses == {"rgb_l2": 1.0}  # the TV terms are opt-in
     assert config.sampler.name == "occupancy"  # with DVGO's weight culling
     assert {k: config.sampler.options[k] for k in SAMPLER_OPTIONS} == SAMPLER_OPTIONS
+    assert SAMPLER_OPTIONS == {"weight_threshold": 1e-4, "decay": 0.5}  # measured defaults
     assert config.train.target_samples == TARGET_SAMPLES
 
 

@@ -16,12 +16,14 @@ from atlas_plugin_volsdf.losses import EikonalLoss
 from atlas_plugin_volsdf.options import VolSDFOptions
 from atlas_plugin_volsdf.sampler import FieldImportanceSampler
 from atlas_plugin_volsdf.sdf_network import SDFNetwork
+from atlas_plugin_volsdf.smoothness import NormalSmoothnessLoss
 
 __all__ = [
     "EikonalLoss",
     "FieldImportanceSampler",
     "HashSDFField",
     "LaplaceDensity",
+    "NormalSmoothnessLoss",
     "SDFGridField",
     "SDFNetwork",
     "VolSDFField",
@@ -63,6 +65,8 @@ def atlas_register_fields(register: Register) -> None:
 def atlas_register_losses(register: Register) -> None:
     """The eikonal regulariser."""
     register("eikonal", EikonalLoss, description="(|grad sdf| - 1)^2 at the sample points")
+    register("normal_smoothness", NormalSmoothnessLoss,
+             description="UNISURF: |n(x) - n(x + e)|^2 at surface points")  # fmt: skip
 
 
 @hookimpl

@@ -19,6 +19,17 @@ def find_sdf_module(field: nn.Module) -> nn.Module | None:
     return first_with(field, HasSDF)
 
 
+def sdf_gradients_at(module: nn.Module, positions: Tensor) -> Tensor:
+    """The SDF's gradient [N, 3] at positions [N, 3] (with a graph to the SDF's parameters):
+    a grid's own derivative, else autograd (empty [0, 3] while a grid has no SDF yet)."""
+    if isinstance(module, HasSDFGradient):
+        return module.sdf_gradient(positions)
+    positions = positions.detach().requires_grad_(True)
+    sdf = module.sdf(positions)
+    (gradients,) = torch.autograd.grad(sdf, positions, torch.ones_like(sdf), create_graph=True)
+    return gradients
+
+
 class EikonalLoss(Loss):
     """``mean((|grad d(x)| - 1)^2)`` over the batch's sample points.
 
@@ -49,14 +60,7 @@ class EikonalLoss(Loss):
     def random_gradients(self) -> Tensor:
         """SDF gradients [points, 3] at uniform random points in the scene box."""
         unit = torch.rand(self.points, 3, device=self.box_low.device)
-        positions = self.box_low + self.box_size * unit
-        module = self._sdf[0]
-        if isinstance(module, HasSDFGradient):  # grids: the exact derivative
-            return module.sdf_gradient(positions)
-        positions.requires_grad_(True)
-        sdf = module.sdf(positions)
-        (gradients,) = torch.autograd.grad(sdf, positions, torch.ones_like(sdf), create_graph=True)
-        return gradients
+        return sdf_gradients_at(self._sdf[0], self.box_low + self.box_size * unit)
 
     def forward(
         self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]

@@ -1,0 +1,50 @@
+"""Smooth surface normals: UNISURF's surface regulariser (Oechsle et al. 2021, eq. 9).
+
+``mean |n(x) - n(x + e)|^2`` over each ray's surface point ``x`` (the depth of rays at
+least half opaque) with a small random offset ``e``: a curvature penalty that flattens
+bumps the photometric terms leave on flat, textured surfaces.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from atlas_core.api import ConfigError, Loss, RayBundle
+from atlas_plugin_volsdf.losses import find_sdf_module, sdf_gradients_at
+
+if TYPE_CHECKING:
+    from atlas_core.api import BuildContext
+
+OFFSET = 0.005  # std of the offset e, as a fraction of the scene box's longest side
+OPAQUE = 0.5  # rays at least this opaque have a surface point
+
+
+class NormalSmoothnessLoss(Loss):
+    """Squared difference of unit SDF normals at surface points and jittered copies."""
+
+    def __init__(self, context: BuildContext):
+        super().__init__()
+        module = find_sdf_module(context.field_module())
+        if module is None:
+            raise ConfigError("loss 'normal_smoothness' needs a field with an SDF (volsdf)")
+        self._sdf = [module]  # a plain list: the field is not registered twice
+        bounds = context.scene.bounds
+        self.offset = OFFSET * max(hi - lo for lo, hi in zip(bounds[:3], bounds[3:], strict=True))
+
+    def forward(
+        self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]
+    ) -> Tensor:
+        """The mean over the batch's surface points (zero without any, or without an SDF)."""
+        opaque = torch.nonzero(outputs["acc"].detach().view(-1) >= OPAQUE).view(-1)
+        depth = outputs["depth"].detach().view(-1)[opaque]
+        points = rays.points(opaque, depth)  # in the space the field sees (contracted, NDC)
+        jittered = points + self.offset * torch.randn_like(points)
+        gradients = sdf_gradients_at(self._sdf[0], torch.cat([points, jittered]))
+        if not len(gradients):  # no surface point, or no SDF yet (a grid's warm-up)
+            return outputs["acc"].new_zeros(())
+        normals = gradients / gradients.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        here, there = normals.chunk(2)
+        return (here - there).square().sum(dim=-1).mean()

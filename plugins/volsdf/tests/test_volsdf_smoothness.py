@@ -8,21 +8,17 @@ from types import SimpleNamespace
 import pytest
 import torch
 from atlas_plugin_volsdf import NormalSmoothnessLoss, SDFGridField
+from test_volsdf_grid import BOUNDS, grid_run, make_field
 
 from atlas_core.api import ConfigError, RayBundle
-from atlas_core.testing import run_cli
 
-BOUNDS = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
 RADIUS = 0.5
 
 
 def field_and_loss(**options: object) -> tuple[SDFGridField, NormalSmoothnessLoss]:
     """A sphere-started grid field over the unit box and the loss on it."""
-    scene = SimpleNamespace(bounds=BOUNDS)
-    settings = {"resolution": 33, "initial_resolution": 33, "upscale_steps": (),
-                "init": "sphere", "radius": RADIUS, "smooth": 0}  # fmt: skip
-    field = SDFGridField(SimpleNamespace(scene=scene), **{**settings, **options})
-    context = SimpleNamespace(scene=scene, field_module=lambda: field)
+    field = make_field(initial_resolution=33, upscale_steps=(), radius=RADIUS, **options)
+    context = SimpleNamespace(scene=SimpleNamespace(bounds=BOUNDS), field_module=lambda: field)
     return field, NormalSmoothnessLoss(context)
 
 
@@ -77,12 +73,8 @@ def test_needs_an_sdf_field() -> None:
 
 def test_a_run_trains_with_the_term(atlas_scene, tmp_path) -> None:  # noqa: ANN001
     out = tmp_path / "run"
-    args = ["run", "--data", str(atlas_scene), "--out", str(out), "--plugins", "volsdf",
-            "--max-steps", "30", "--eval-views", "1", "--set", "eval.video_frames=0",
-            "--set", "field=volsdf_grid", "--set", "field.resolution=24",
-            "--set", "field.initial_resolution=24", "--set", "field.upscale_steps=[]",
-            "--set", "field.init=sphere", "--set", "train.target_samples=4096",
-            "--set", "losses.normal_smoothness=0.1", "--set", "train.log_every=5"]  # fmt: skip
-    assert run_cli(args) == 0
+    extra = ("--set", "field.init=sphere", "--set", "losses.normal_smoothness=0.1",
+             "--set", "train.log_every=5")  # fmt: skip
+    assert grid_run(atlas_scene, out, *extra) == 0
     rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert any(row.get("normal_smoothness", 0) > 0 for row in rows)

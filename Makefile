@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	@echo "building the C++ CPU kernels (about 2 min once; without a compiler PyTorch code runs)"
 	$(BIN)/python -c "from atlas_core.nerf import native; native.grid_ops()"
 	$(BIN)/python -c "from atlas_plugin_ngp import fused; fused.extension()"
+	$(BIN)/python -c "from atlas_plugin_dnerf import plane_product; plane_product.extension()"
 	touch $@
 
 install: $(STAMP)

@@ -14,10 +14,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from atlas_core.api import Field, PositionalEncoding, RaySamples, mlp, tag_parameter, trunc_exp
+from atlas_core.api import (
+    Field,
+    PositionalEncoding,
+    RaySamples,
+    kernel_choice,
+    mlp,
+    tag_parameter,
+    trunc_exp,
+)
+from atlas_plugin_dnerf.plane_product import (
+    KERNEL_ENV,
+    extension,
+    plane_product,
+    sample_planes,
+    use_fused,
+)
 
 if TYPE_CHECKING:
     from atlas_core.api import BuildContext
@@ -27,14 +41,6 @@ __all__ = ["SPACE_PAIRS", "TIME_PAIRS", "KPlanesField", "max_over_time", "sample
 SPACE_PAIRS = ((0, 1), (0, 2), (1, 2))  # xy, xz, yz: (width axis, height axis)
 TIME_PAIRS = (0, 1, 2)  # xt, yt, zt: width = the space axis, height = time
 DENSITY_SHIFT = -1.0  # trunc_exp(raw - 1): a low initial density (K-Planes)
-
-
-def sample_planes(planes: Tensor, coords: Tensor) -> Tensor:
-    """Bilinear lookups of planes [P, C, H, W] at per-plane (w, h) in [-1, 1]^2,
-    ``coords`` [P, N, 2]: [P, N, C]."""
-    sampled = F.grid_sample(planes, coords[:, :, None, :], mode="bilinear",
-                            align_corners=True, padding_mode="border")  # fmt: skip
-    return sampled[..., 0].permute(0, 2, 1)
 
 
 def max_over_time(density_at: callable, positions: Tensor, count: int) -> Tensor:
@@ -60,7 +66,10 @@ class KPlanesField(Field):
     density to colour; ``plane_lr_scale``, ``decoder_lr_scale``: the planes' and the
     decoders' learning rates as multiples of ``train.lr`` (high, as a voxel grid's: a CPU
     budget buys hundreds of steps, not K-Planes' 30k); ``occupancy_times``: times at
-    which ``density(x)`` without times takes its maximum (the time-aware occupancy grid).
+    which ``density(x)`` without times takes its maximum (the time-aware occupancy grid);
+    ``kernel``: ``auto`` multiplies each group's lookups in the fused C++ kernel on CPU
+    when it builds (``ATLAS_KPLANES_KERNEL`` overrides auto), ``cpp`` requires it,
+    ``torch`` runs ``grid_sample``.
     """
 
     def __init__(
@@ -75,6 +84,7 @@ class KPlanesField(Field):
         plane_lr_scale: float = 20.0,
         decoder_lr_scale: float = 4.0,
         occupancy_times: int = 4,
+        kernel: str = "auto",
     ):
         super().__init__()
         if not resolutions or min(resolutions) < 2 or time_resolution < 2:
@@ -87,6 +97,10 @@ class KPlanesField(Field):
         self.register_buffer("low", torch.tensor(bounds[:3], dtype=torch.float32))
         self.register_buffer("high", torch.tensor(bounds[3:], dtype=torch.float32))
         self.occupancy_times = occupancy_times
+        self.kernel = kernel
+        if kernel_choice(kernel, KERNEL_ENV) != "torch" and not torch.cuda.is_available():
+            extension()  # build now, before any training clock starts (cached)
+        self.last_kernel = ""  # "cpp" or "torch": the path the last lookup took
         self.space_planes = nn.ParameterList()
         self.time_planes = nn.ParameterList()
         for res in resolutions:
@@ -108,18 +122,24 @@ class KPlanesField(Field):
         """Positions mapped so the scene box is [-1, 1]^3."""
         return 2.0 * (positions - self.low) / (self.high - self.low) - 1.0
 
+    def lookup(self, planes: Tensor, coords: Tensor) -> Tensor:
+        """Product of one group's bilinear lookups at ``coords`` [3, N, 2]: [N, F]."""
+        fused = use_fused(self.kernel, planes, coords)
+        self.last_kernel = "cpp" if fused else "torch"
+        return plane_product(planes, coords, fused)
+
     def space_features(self, positions: Tensor) -> list[Tensor]:
         """Per scale, the product of the three space planes' features [N, F]."""
         x = self.unit(positions)
         space = torch.stack([x[:, list(pair)] for pair in SPACE_PAIRS])
-        return [sample_planes(plane, space).prod(dim=0) for plane in self.space_planes]
+        return [self.lookup(plane, space) for plane in self.space_planes]
 
     def time_features(self, positions: Tensor, times: Tensor) -> list[Tensor]:
         """Per scale, the product of the three space-time planes' features [N, F]."""
         x = self.unit(positions)
         t = (2.0 * times - 1.0).expand(-1, 1)
         time = torch.stack([torch.cat([x[:, [axis]], t], -1) for axis in TIME_PAIRS])
-        return [sample_planes(plane, time).prod(dim=0) for plane in self.time_planes]
+        return [self.lookup(plane, time) for plane in self.time_planes]
 
     def features(self, positions: Tensor, times: Tensor) -> Tensor:
         """Hadamard product of the six planes' features, scales concatenated: [N, F * S]."""

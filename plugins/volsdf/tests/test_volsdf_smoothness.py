@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -48,7 +49,7 @@ def test_bumps_cost_more_than_the_smooth_sphere() -> None:
     with torch.no_grad():
         field.sdf_grid.add_(0.02 * torch.randn_like(field.sdf_grid))
     torch.manual_seed(0)
-    assert float(loss(rays, outputs, {})) > 2 * float(smooth)
+    assert float(loss(rays, outputs, {}).detach()) > 2 * float(smooth.detach())
 
 
 def test_only_opaque_rays_have_surface_points() -> None:
@@ -78,3 +79,51 @@ def test_a_run_trains_with_the_term(atlas_scene, tmp_path) -> None:  # noqa: ANN
     assert grid_run(atlas_scene, out, *extra) == 0
     rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert any(row.get("normal_smoothness", 0) > 0 for row in rows)
+
+
+class Bumpy(torch.nn.Module):
+    """An analytic SDF network: a sphere of radius ``RADIUS`` plus learnable bumps, which
+    records the points it is asked about."""
+
+    def __init__(self, bumps: float):
+        super().__init__()
+        self.bumps = torch.nn.Parameter(torch.tensor(bumps))
+        self.seen: list[torch.Tensor] = []
+
+    def sdf(self, positions: torch.Tensor) -> torch.Tensor:
+        """Signed distance [N, 1] with sin bumps of amplitude ``bumps``."""
+        self.seen.append(positions.detach())
+        waves = torch.sin(25.0 * positions).prod(dim=-1, keepdim=True)
+        return positions.norm(dim=-1, keepdim=True) - RADIUS + self.bumps * waves
+
+
+def network_loss(bumps: float) -> tuple[Bumpy, NormalSmoothnessLoss]:
+    """The loss on an SDF network (no grid derivative: autograd's normals)."""
+    network = Bumpy(bumps)
+    context = SimpleNamespace(scene=SimpleNamespace(bounds=BOUNDS), field_module=lambda: network)
+    return network, NormalSmoothnessLoss(context)
+
+
+def test_network_normals_come_from_autograd_with_a_graph() -> None:
+    rays, outputs = sphere_hits()
+    smooth_net, smooth_loss = network_loss(0.0)
+    bumpy_net, bumpy_loss = network_loss(0.02)
+    torch.manual_seed(0)
+    smooth = smooth_loss(rays, outputs, {})
+    torch.manual_seed(0)
+    bumpy = bumpy_loss(rays, outputs, {})
+    assert 0 < float(smooth.detach()) < 0.05 and float(bumpy.detach()) > 4 * float(smooth)
+    (gradient,) = torch.autograd.grad(bumpy, bumpy_net.bumps)  # double backward
+    assert float(gradient) > 0  # larger bumps, rougher normals
+
+
+def test_surface_points_are_in_the_space_the_field_sees() -> None:
+    rays, outputs = sphere_hits(64)
+    far = replace(rays, origins=rays.origins * 10.0, contracted=True)
+    depth = torch.full((64, 1), 25.0)  # surface points 5 units out: contracted to 1.8
+    network, loss = network_loss(0.0)
+    loss(far, {"acc": outputs["acc"], "depth": depth}, {})
+    seen = network.seen[0][:64]
+    expected = far.points(torch.arange(64), depth.view(-1))  # the bundle's own mapping
+    assert torch.allclose(seen, expected, atol=1e-5)
+    assert torch.allclose(seen.norm(dim=-1), torch.full((64,), 1.8), atol=1e-4)  # not 5

@@ -27,10 +27,11 @@ Building blocks
     (``look_at``, ``focal_from_fov``, ``project``, ``INTRINSICS``), crops
     (``CROP_KEY``, ``BLOCK_KEY``, ``crop_shape``, ``decimate``, ``undo_blocks``), images
     (``read_rgba``, ``downscale_rgba``, ``to_uint8``), C++ kernels built just in time
-    (``load_extension``, ``kernel_choice``), evaluation (``eval_indices``,
-    ``protocol_background``), meshes (``read_ply``, ``connected_components``), and two
-    namespaces: ``grid`` (dense voxel grids), ``synth`` (procedural scenes) and
-    ``realistic`` (textured, glossy objects on a plate under point lights).
+    (``load_extension``, ``kernel_choice``, ``use_native``, ``cpu_floats``), evaluation
+    (``eval_indices``, ``protocol_background``), meshes (``read_ply``,
+    ``connected_components``), and three namespaces: ``grid`` (dense voxel grids),
+    ``synth`` (procedural scenes) and ``realistic`` (textured, glossy objects on a plate
+    under point lights).
 The blender reader
     ``load_blender``, ``load_split``, ``read_json``, ``read_images``, ``parse_pose``,
     ``parse_fov``, ``parse_frames``, ``image_file``, ``short``, ``SPLITS``.
@@ -94,7 +95,7 @@ from atlas_core.nerf.fields import Field
 from atlas_core.nerf.frustums import frustum_multisamples, level_weights
 from atlas_core.nerf.losses import ColourLoss, Loss
 from atlas_core.nerf.mlp import mlp, trunc_exp
-from atlas_core.nerf.native import kernel_choice, load_extension
+from atlas_core.nerf.native import cpu_floats, kernel_choice, load_extension, use_native
 from atlas_core.nerf.occupancy import prefer_occupancy
 from atlas_core.nerf.pipeline import Pipeline, protocol_background
 from atlas_core.nerf.rays import DisplacedSamples, RayBundle, RaySamples, samples_from_bins
@@ -174,6 +175,7 @@ __all__ = [
     "invert_cdf",
     "load_blender",
     "load_split",
+    "cpu_floats",
     "kernel_choice",
     "level_weights",
     "load_extension",
@@ -207,4 +209,5 @@ __all__ = [
     "to_uint8",
     "trunc_exp",
     "undo_blocks",
+    "use_native",
 ]

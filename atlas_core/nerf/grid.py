@@ -136,9 +136,7 @@ def sample(
     """
     wants_grad = torch.is_grad_enabled() and grid.requires_grad
     supported = (
-        grid.device.type == positions.device.type == "cpu"
-        and grid.dtype == positions.dtype
-        and grid.dtype in (torch.float32, torch.float64)
+        native.cpu_floats(grid, positions)
         and grid.dim() == 2
         and not (torch.is_grad_enabled() and positions.requires_grad)
         and (sparse or not wants_grad)

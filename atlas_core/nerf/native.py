@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -22,6 +23,7 @@ import torch
 
 __all__ = [
     "KERNELS",
+    "cpu_floats",
     "cpu_tag",
     "grid_ops",
     "kernel_choice",
@@ -107,17 +109,33 @@ def prepare(kernel: str) -> None:
         grid_ops()
 
 
-def use_native(kernel: str, supported: bool, what: str) -> bool:
-    """True when a call with this ``kernel`` choice runs the C++ grid kernels.
+def cpu_floats(*tensors: torch.Tensor) -> bool:
+    """True when every tensor is on the CPU in one dtype, float32 or float64: what the
+    C++ kernels take (other inputs run the PyTorch reference)."""
+    dtype = tensors[0].dtype
+    return dtype in (torch.float32, torch.float64) and all(
+        t.device.type == "cpu" and t.dtype == dtype for t in tensors
+    )
+
+
+def use_native(
+    kernel: str,
+    supported: bool,
+    what: str,
+    build: Callable[[], Any | None] | None = None,
+    env: str = GRID_ENV,
+) -> bool:
+    """True when a call with this ``kernel`` choice runs the C++ kernels ``build`` returns
+    (None: the core's grid kernels, ``grid_ops``; ``env`` overrides ``auto``).
 
     ``supported``: the inputs suit the kernel (CPU tensors of a handled dtype...); when
     they do not, the reference runs. ``kernel=cpp`` without a build is an error.
     """
-    chosen = kernel_choice(kernel)
+    chosen = kernel_choice(kernel, env)
     if chosen == "torch" or not supported:
         return False
-    if grid_ops() is not None:
+    if (build or grid_ops)() is not None:
         return True
     if chosen == "cpp":
-        raise RuntimeError(f"{what}: kernel=cpp but the C++ grid kernels could not be built")
+        raise RuntimeError(f"{what}: kernel=cpp but its C++ kernel could not be built")
     return False

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from atlas_core.api import kernel_choice, load_extension
+from atlas_core.api import cpu_floats, load_extension, use_native
 
 __all__ = ["KERNEL_ENV", "extension", "plane_product", "sample_planes", "use_fused"]
 
@@ -42,10 +42,7 @@ def extension() -> Any | None:
 def supports(planes: Tensor, coords: Tensor) -> bool:
     """True when the fused kernel handles these planes [P, C, H, W] and coords [P, N, 2]."""
     return (
-        planes.device.type == "cpu"
-        and coords.device.type == "cpu"
-        and planes.dtype in (torch.float32, torch.float64)
-        and coords.dtype == planes.dtype
+        cpu_floats(planes, coords)
         and not (coords.requires_grad and torch.is_grad_enabled())
         and planes.shape[-1] >= 2
         and planes.shape[-2] >= 2
@@ -54,14 +51,7 @@ def supports(planes: Tensor, coords: Tensor) -> bool:
 
 def use_fused(kernel: str, planes: Tensor, coords: Tensor) -> bool:
     """True when a lookup with this ``kernel`` choice (auto, cpp, torch) runs the C++ kernel."""
-    chosen = kernel_choice(kernel, KERNEL_ENV)
-    if chosen == "torch" or not supports(planes, coords):
-        return False
-    if extension() is not None:
-        return True
-    if chosen == "cpp":
-        raise RuntimeError("dnerf: kernel=cpp but the fused K-Planes lookup could not be built")
-    return False
+    return use_native(kernel, supports(planes, coords), "dnerf", extension, KERNEL_ENV)
 
 
 class _FusedPlaneProduct(torch.autograd.Function):

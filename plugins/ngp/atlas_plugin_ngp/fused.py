@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from atlas_core.api import load_extension
+from atlas_core.api import cpu_floats, load_extension
 
 MODULE = "atlas_ngp_hash"
 # 0: threads own whole levels (no extra memory); 1: per-thread gradient copies, summed
@@ -40,10 +40,7 @@ def extension() -> Any | None:
 def supports(xt: Tensor, table: Tensor) -> bool:
     """True when the fused kernel handles points ``xt`` [d, N] and this table."""
     return (
-        xt.device.type == "cpu"
-        and table.device.type == "cpu"
-        and table.dtype in (torch.float32, torch.float64)
-        and xt.dtype == table.dtype
+        cpu_floats(xt, table)
         and xt.shape[0] in SUPPORTED_DIMS
         and table.shape[1] in SUPPORTED_FEATURES
     )

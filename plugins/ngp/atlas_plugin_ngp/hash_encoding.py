@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor, nn
 
-from atlas_core.api import Encoding, kernel_choice, level_weights
+from atlas_core.api import Encoding, kernel_choice, level_weights, use_native
 from atlas_plugin_ngp import fused
 
 if TYPE_CHECKING:
@@ -364,14 +364,8 @@ class HashEncoding(Encoding):
 
     def use_fused(self, points: Tensor) -> bool:
         """True when this lookup runs the fused C++ kernel."""
-        kernel = self.chosen_kernel()
-        if kernel == "torch" or not fused.supports(points, self.table):
-            return False
-        if fused.extension() is not None:
-            return True
-        if kernel == "cpp":
-            raise RuntimeError("ngp: kernel=cpp but the fused hash encoding could not be built")
-        return False
+        supported = fused.supports(points, self.table)
+        return use_native(self.kernel, supported, "ngp", fused.extension, KERNEL_ENV)
 
     def encode_unit(self, x: Tensor) -> Tensor:
         """Encode points in [0, 1]^d (clamped) to [N, levels * features]."""

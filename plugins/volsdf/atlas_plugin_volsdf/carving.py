@@ -6,10 +6,7 @@ down is where each ray's transmittance falls to one half, its median depth. So t
 solid is trimmed as in space carving (Kutulakos and Seitz 2000, "A Theory of Shape by
 Space Carving"), with rendered depths in place of photo-consistency: a vertex is empty
 when enough training views see it in front of their median depth (a depth map at a
-pixel stride, interpolated where smooth, the nearest sample at edges). Where a view's
-alpha marks background (masks, or RGBA renders), its rays see through the whole scene,
-as silhouettes carve a visual hull (Laurentini 1994): a warm-up haze or blob that the
-images show as background goes, even where a background colour could explain it.
+pixel stride, interpolated where smooth, the nearest sample at edges).
 """
 
 from __future__ import annotations
@@ -121,19 +118,15 @@ def depth_maps(
     stride: int,
     device: torch.device,
     tolerance: float = TOLERANCE,
-    masks: bool = False,
 ) -> list[DepthMap]:
     """Median-depth maps of every view on a lattice of every ``stride``-th pixel (0: a stride
-    that keeps to about ``RAYS`` rays in all), interpolated within ``tolerance``; with
-    ``masks``, infinite where the view's alpha is below one half (when the split has alpha
-    at all: views whose every pixel is opaque carve by depth alone)."""
+    that keeps to about ``RAYS`` rays in all), interpolated within ``tolerance``."""
     if stride == 0:
         pixels = len(views) * views.height * views.width
         stride = max(1, math.ceil(math.sqrt(pixels / RAYS)))
     rows = torch.arange(stride // 2, views.height, stride)
     cols = torch.arange(stride // 2, views.width, stride)
     grid_rows, grid_cols = torch.meshgrid(rows, cols, indexing="ij")
-    has_alpha = masks and bool((views.images[..., 3] < 255).any())
     maps = []
     for index in range(len(views)):
         indices = torch.full((grid_rows.numel(),), index, dtype=torch.long)
@@ -145,10 +138,7 @@ def depth_maps(
             rays.near.to(device),
             rays.far.to(device),
             step,
-        ).cpu()
-        if masks and has_alpha:
-            alpha = views.images[index, grid_rows.reshape(-1), grid_cols.reshape(-1), 3]
-            depths = torch.where(alpha.cpu() < 128, torch.inf, depths)
+        )
         maps.append(DepthMap(views, index, stride, depths.reshape(grid_rows.shape), tolerance))
     return maps
 

@@ -79,9 +79,8 @@ class SDFGridField(Field):
     that many voxels, exceeds ``opacity``; components under ``min_component`` of the
     largest are dropped; vertices at least ``carve_views`` training views, and a quarter
     of those that observe them, see in front of their median depths, on a lattice of every
-    ``carve_stride``-th pixel (0: about 600k rays), are emptied, and with ``carve_masks``
-    every vertex that many views see as background in their alpha (a visual hull); the SDF
-    is blurred the same). ``init="sphere"``: the SDF of a
+    ``carve_stride``-th pixel (0: about 600k rays), are emptied; the SDF is blurred the
+    same). ``init="sphere"``: the SDF of a
     sphere of ``radius`` around the box's centre (0: the largest inside the box) from the
     start. Every SDF read goes through ``smooth`` binomial passes over the grid (Voxurf).
     Colour is a small MLP of the interpolated ``features``, the unit normal and the
@@ -115,7 +114,6 @@ class SDFGridField(Field):
         detach_normals: bool = True,
         carve_views: int = 3,
         carve_stride: int = 0,
-        carve_masks: bool = True,
         alpha_init: float = 1e-2,
         radius: float = 0.0,
         beta_init: float = 0.02,
@@ -157,7 +155,6 @@ class SDFGridField(Field):
         self.opacity, self.min_component, self.blur = opacity, min_component, blur
         self.smooth, self.detach_normals = smooth, detach_normals
         self.carve_views, self.carve_stride = carve_views, carve_stride
-        self.carve_masks = carve_masks
         self._scene = context.scene if hasattr(context.scene, "split") else None
         self._smoothed: tuple[Any, Tensor | None] = (None, None)  # no-grad reads, per version
         # DVGO's density activation: softplus(raw + shift) / unit, unit one final voxel,
@@ -361,9 +358,8 @@ class SDFGridField(Field):
         views = self._scene.split("train")
         step = float(self.spacing.min())
         maps = depth_maps(
-            self.density, views, self._scene, step, self.carve_stride, self.low.device,
-            masks=self.carve_masks,
-        )  # fmt: skip
+            self.density, views, self._scene, step, self.carve_stride, self.low.device
+        )
         points = grids.vertices(self.low, self.high, self.shape).double().cpu().numpy()
         return carve(solid, points, maps, self.carve_views, 2 * step)
 

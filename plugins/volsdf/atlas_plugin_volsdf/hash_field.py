@@ -95,8 +95,7 @@ class HashSDFField(Field):
     ``init="density"`` (default): for ``warmup_steps`` steps a ``volsdf_grid`` field (its
     defaults, ``warmup_resolution`` vertices along the box's longest side, half that for
     the first two thirds of the steps) trains a DVGO density and converts it to an SDF,
-    carved where ``carve_views`` training views see through it (0: not carved; with
-    ``carve_masks``, also where their alpha shows background);
+    carved where ``carve_views`` training views see through it (0: not carved);
     the hash SDF then regresses onto it for ``fit_steps`` Adam steps (``distill``) with
     the levels up to the warm-up grid's resolution on, and VolSDF training goes on from
     there. ``init="sphere"``: the sphere of ``radius`` from the start.
@@ -126,7 +125,6 @@ class HashSDFField(Field):
         warmup_steps: int = 150,
         warmup_resolution: int = 128,
         carve_views: int = 3,
-        carve_masks: bool = True,
         fit_steps: int = 300,
         beta_init: float = 0.0,
         beta_final: float = BETA_FINAL,
@@ -181,7 +179,6 @@ class HashSDFField(Field):
                 upscale_steps=(max(1, 2 * warmup_steps // 3),),
                 warmup_steps=warmup_steps,
                 carve_views=carve_views,
-                carve_masks=carve_masks,
             )
             self.sdf_start = warmup_steps
             warm = sum(1 for r in self.resolutions if r <= warmup_resolution * (1 + 1e-6))

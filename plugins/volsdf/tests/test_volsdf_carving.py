@@ -17,17 +17,12 @@ from atlas_core.api import grid as grids
 BOUNDS = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
 
 
-def looking_down(
-    eyes: list[tuple[float, float, float]], size: int = 32, background_columns: int = 0
-) -> Views:
-    """Views of ``size`` px from ``eyes`` towards the origin: black, opaque except for the
-    first ``background_columns`` columns, whose alpha is 0."""
+def looking_down(eyes: list[tuple[float, float, float]], size: int = 32) -> Views:
+    """Views of ``size`` px from ``eyes`` towards the origin (images unused)."""
     c2w = torch.stack(
         [look_at(torch.tensor(eye), torch.zeros(3), torch.tensor([0.0, 1.0, 0.0])) for eye in eyes]
     )
     images = torch.zeros(len(eyes), size, size, 4, dtype=torch.uint8)
-    images[..., 3] = 255
-    images[:, :, :background_columns, 3] = 0
     return Views(images, c2w, focal=30.0)
 
 
@@ -94,13 +89,11 @@ def test_occlusion_edges_are_not_carved_behind_the_edge() -> None:
     assert not depth_map.in_front(np.array([[x, 0.0, 0.0]])).any()
 
 
-def haze_over_slab(carve_views: int, background: int = 0, **options: object) -> SDFGridField:
+def haze_over_slab(carve_views: int, **options: object) -> SDFGridField:
     """A grid field whose warm-up density is an opaque slab under a faint haze layer,
-    converted to its SDF with five cameras looking down (the first ``background`` image
-    columns of each marked background by their alpha)."""
+    converted to its SDF with five cameras looking down."""
     eyes = [(0.0, 0.0, 3.0), (1.0, 0.0, 3.0), (-1.0, 0.0, 3.0), (0.0, 1.0, 3.0), (0.0, -1.0, 3.0)]
-    views = looking_down(eyes, background_columns=background)
-    scene = SceneData({"train": views}, near=0.1, far=10.0, bounds=BOUNDS)
+    scene = SceneData({"train": looking_down(eyes)}, near=0.1, far=10.0, bounds=BOUNDS)
     field = SDFGridField(
         SimpleNamespace(scene=scene),
         resolution=33,
@@ -136,8 +129,8 @@ def test_carving_trims_a_haze_that_rays_see_through() -> None:
 def test_the_field_carves_on_its_stride(monkeypatch: pytest.MonkeyPatch) -> None:
     strides = []
 
-    def recording(*args: object, **kwargs: object) -> list[DepthMap]:
-        maps = carving.depth_maps(*args, **kwargs)
+    def recording(*args: object) -> list[DepthMap]:
+        maps = carving.depth_maps(*args)
         strides.append([m.stride for m in maps])
         return maps
 
@@ -153,27 +146,3 @@ def test_carving_options_are_checked() -> None:
         SDFGridField(context, carve_views=-1)
     with pytest.raises(ValueError, match="carve"):
         SDFGridField(context, carve_stride=-1)
-
-
-def test_alpha_background_sees_through_the_scene() -> None:
-    views = looking_down([(0.0, 0.0, 3.0)], background_columns=8)
-    scene = SceneData({"train": views}, near=0.1, far=10.0, bounds=BOUNDS)
-    solid = lambda points: torch.full((len(points), 1), 50.0)  # noqa: E731
-    cpu = torch.device("cpu")
-    masked = carving.depth_maps(solid, views, scene, 0.05, 1, cpu, masks=True)[0].depths
-    plain = carving.depth_maps(solid, views, scene, 0.05, 1, cpu, masks=False)[0].depths
-    assert np.isinf(masked[:, :8]).all() and np.isfinite(plain[:, :8]).any()
-    assert np.array_equal(masked[:, 8:], plain[:, 8:])  # rays off the box: inf in both
-    opaque = looking_down([(0.0, 0.0, 3.0)])  # every pixel opaque: depths alone
-    scene = SceneData({"train": opaque}, near=0.1, far=10.0, bounds=BOUNDS)
-    kept = carving.depth_maps(solid, opaque, scene, 0.05, 1, cpu, masks=True)[0].depths
-    assert np.array_equal(kept, plain)
-
-
-@pytest.mark.parametrize("carve_masks", [True, False])
-def test_the_field_carves_what_every_mask_calls_background(carve_masks: bool) -> None:
-    field = haze_over_slab(3, background=12, carve_masks=carve_masks)
-    left, right = torch.tensor([[-0.6, 0.0, -0.5]]), torch.tensor([[0.6, 0.0, -0.5]])
-    with torch.no_grad():
-        inside = [float(field.sdf(p)) < 0 for p in (left, right)]
-    assert inside == ([False, True] if carve_masks else [True, True])

@@ -166,8 +166,6 @@ def test_options_are_checked(atlas_pm) -> None:  # noqa: ANN001
     warm = {"init": "density", "warmup_resolution": 16}
     assert make(atlas_pm, **warm, carve_views=0).teacher.carve_views == 0  # the warm-up's
     assert make(atlas_pm, **warm).teacher.carve_views == 3
-    assert make(atlas_pm, **warm, carve_masks=False).teacher.carve_masks is False
-    assert make(atlas_pm, **warm).teacher.carve_masks is True
     assert make(atlas_pm, **warm).teacher.resolutions == [8, 16]  # half, then the full grid
     with pytest.raises(ValueError, match="beta"):
         make(atlas_pm, beta_final=0.1)

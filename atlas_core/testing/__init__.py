@@ -26,7 +26,12 @@ from atlas_core.testing.contracts import (
     SamplerContract,
     WrapperContract,
 )
-from atlas_core.testing.fixtures import QUICK_SETTINGS, quick_trainer, requires_plugins
+from atlas_core.testing.fixtures import (
+    QUICK_SETTINGS,
+    break_kernel_builds,
+    quick_trainer,
+    requires_plugins,
+)
 from atlas_core.testing.scenes import forward_facing_scene
 from atlas_core.testing.surface import import_violations
 
@@ -42,6 +47,7 @@ __all__ = [
     "Trainer",
     "WrapperContract",
     "assert_finite",
+    "break_kernel_builds",
     "build_pipeline",
     "configure",
     "contract_scene",

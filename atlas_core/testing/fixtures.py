@@ -17,10 +17,25 @@ __all__ = [
     "QUICK_SETTINGS",
     "atlas_pm",
     "atlas_scene",
+    "break_kernel_builds",
     "plugin_name",
     "quick_trainer",
     "requires_plugins",
 ]
+
+
+def break_kernel_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every C++ kernel build fail (no compiler) and forget the ones already loaded,
+    so a test sees the warning and the PyTorch fallback."""
+    import torch.utils.cpp_extension
+
+    from atlas_core.nerf import native
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Error building extension: no compiler")
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", broken)
+    monkeypatch.setattr(native, "_modules", {})
 
 
 def plugin_name(plugin: Any, index: int) -> str:

@@ -12,7 +12,7 @@ from atlas_plugin_dnerf import plane_product
 from atlas_plugin_dnerf.plane_product import KERNEL_ENV, sample_planes
 from test_dnerf_kplanes import kplanes, samples
 
-from atlas_core.testing import native
+from atlas_core.testing import break_kernel_builds
 
 needs_build = pytest.mark.skipif(plane_product.extension() is None, reason="no C++ toolchain")
 
@@ -112,13 +112,7 @@ def test_field_outputs_and_gradients_agree_on_both_kernels(
 
 
 def test_failed_build_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    import torch.utils.cpp_extension
-
-    def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("Error building extension 'atlas_dnerf_planes': no compiler")
-
-    monkeypatch.setattr(torch.utils.cpp_extension, "load", broken)
-    monkeypatch.setattr(native, "_modules", {})
+    break_kernel_builds(monkeypatch)
     with pytest.warns(RuntimeWarning, match="could not be built"):  # built when created
         field = kplanes()
     field.density(torch.rand(4, 3), torch.zeros(4, 1))

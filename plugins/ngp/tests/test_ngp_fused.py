@@ -13,7 +13,7 @@ from atlas_plugin_ngp import fused
 from atlas_plugin_ngp.field import NGPField
 from atlas_plugin_ngp.hash_encoding import KERNEL_ENV, HashEncoding
 
-from atlas_core.testing import native
+from atlas_core.testing import break_kernel_builds
 
 needs_build = pytest.mark.skipif(fused.extension() is None, reason="no C++ toolchain")
 
@@ -146,13 +146,7 @@ def test_auto_uses_the_fused_kernel_unless_the_environment_says_torch(
 
 
 def test_failed_build_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    import torch.utils.cpp_extension
-
-    def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("Error building extension 'atlas_ngp_hash': no compiler")
-
-    monkeypatch.setattr(torch.utils.cpp_extension, "load", broken)
-    monkeypatch.setattr(native, "_modules", {})
+    break_kernel_builds(monkeypatch)
     with pytest.warns(RuntimeWarning, match="could not be built"):  # built when created
         encoding = HashEncoding(levels=4, log2_table=10)
     out = encoding.encode_unit(torch.rand(10, 3))

@@ -7,7 +7,9 @@ are built with ``-march=native``) and of the source, so later processes only loa
 When there is no compiler or the build fails it warns once and returns None, and the
 caller runs its reference code. :func:`kernel_choice` reads a component's ``kernel``
 option (``auto``, ``cpp`` or ``torch``) and the environment variable that overrides
-``auto`` for a whole run.
+``auto`` for a whole run; :func:`use_native` turns that choice, whether the inputs suit
+a kernel (:func:`cpu_floats` and the caller's own checks) and whether it built into the
+decision to run it. Plugins pass their own build function and variable.
 """
 
 from __future__ import annotations

@@ -28,6 +28,25 @@ def edge_coords(planes: int, n: int, dtype: torch.dtype) -> torch.Tensor:
     return coords
 
 
+class Spy:
+    """The compiled module, counting its forward and backward calls."""
+
+    def __init__(self, module: object):
+        self.module, self.calls = module, {"forward": 0, "backward": 0}
+
+    def __getattr__(self, name: str) -> object:
+        self.calls[name] += 1
+        return getattr(self.module, name)
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
+    """Count the C++ kernel's calls (what runs, not what the field says it ran)."""
+    watcher = Spy(plane_product.extension())
+    monkeypatch.setattr(plane_product, "extension", lambda: watcher)
+    return watcher
+
+
 def reference(planes: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     """grid_sample lookups multiplied over planes: what the kernel computes."""
     return sample_planes(planes, coords).prod(dim=0)
@@ -36,7 +55,7 @@ def reference(planes: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
 @needs_build
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("count", [1, 3])
-def test_matches_grid_sample_and_its_gradient(dtype: torch.dtype, count: int) -> None:
+def test_matches_grid_sample_and_its_gradient(dtype: torch.dtype, count: int, spy: Spy) -> None:
     planes = torch.randn(count, 5, 7, 9, dtype=dtype, requires_grad=True)
     coords = edge_coords(count, 500, dtype)
     weights = torch.randn(500, 5, dtype=dtype)
@@ -47,6 +66,7 @@ def test_matches_grid_sample_and_its_gradient(dtype: torch.dtype, count: int) ->
     tol = 1e-12 if dtype == torch.float64 else 1e-5
     assert torch.allclose(fused, expected, atol=tol, rtol=tol)
     assert torch.allclose(grad_fused, grad_expected, atol=tol * 10, rtol=tol)
+    assert spy.calls == {"forward": 1, "backward": 1}  # the C++ kernel ran both ways
 
 
 @needs_build
@@ -87,7 +107,7 @@ def test_field_kernel_option_is_obeyed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @needs_build
 def test_field_outputs_and_gradients_agree_on_both_kernels(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, spy: Spy
 ) -> None:
     torch.manual_seed(0)
     fast = kplanes(kernel="cpp").double()
@@ -99,6 +119,9 @@ def test_field_outputs_and_gradients_agree_on_both_kernels(
         density = field.density(positions, torch.full((64, 1), 0.7, dtype=torch.float64))
         density.sum().backward()
         outputs.append((density, [p.grad for p in field.time_planes]))
+        if field is fast:  # two scales, space and time groups: four calls each way
+            assert spy.calls == {"forward": 4, "backward": 4}
+    assert spy.calls == {"forward": 4, "backward": 4}  # none from the torch field
     assert fast.last_kernel == "cpp" and slow.last_kernel == "torch"
     assert torch.allclose(outputs[0][0], outputs[1][0], atol=1e-10)
     for a, b in zip(outputs[0][1], outputs[1][1], strict=True):
@@ -106,7 +129,7 @@ def test_field_outputs_and_gradients_agree_on_both_kernels(
     monkeypatch.setenv(KERNEL_ENV, "torch")  # the environment overrides auto only
     auto = kplanes()
     auto.density(torch.rand(4, 3), torch.zeros(4, 1))
-    assert auto.last_kernel == "torch"
+    assert auto.last_kernel == "torch" and spy.calls["forward"] == 4
     fast.density(torch.rand(4, 3).double(), torch.zeros(4, 1, dtype=torch.float64))
     assert fast.last_kernel == "cpp"
 

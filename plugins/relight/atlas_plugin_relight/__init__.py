@@ -5,7 +5,8 @@ Enabling the plugin (``--plugins volsdf,relight``) on volsdf's SDF network choos
 ``surface`` sampler (ray-SDF intersection), the ``relight`` renderer (reflectance x
 lights x shadows, direct or one-bounce) and adds the ``relight_mask`` silhouette term.
 On volsdf's SDF grids (``--set field=volsdf_grid``, or ``volsdf_hash``) it renders with
-``relight_volume`` instead: every sample shaded under the lights, then composited.
+``relight_volume`` instead: every sample shaded under the lights, then composited, and
+their density warm-up is not carved (``field.carve_views=0`` unless set).
 Without the volsdf plugin (or a user-chosen SDF field) the run stops at start-up and
 names the plugins.
 """
@@ -36,6 +37,10 @@ MASK_WEIGHT = 1.0
 RADIANCE_WEIGHT = 1.0  # the geometry's term under relight_volume, as heavy as the image's
 FIELD = "volsdf"  # the default field, as volsdf's (so the two never claim it differently)
 VOLUME_FIELDS = ("volsdf_grid", "volsdf_hash")  # rendered with relight_volume
+CARVE_VIEWS = 0  # their warm-up is not carved: under moving lights its depths are not the
+# surface's (shadows that move between images), and carving cut real parts away (the thin
+# pole, the spheres' sides): 23.57 dB at 650 steps on the realistic point-light scene
+# against 21.03 with volsdf's default of 3
 
 
 @hookimpl
@@ -83,7 +88,8 @@ def require_sdf_field(config: RunConfig) -> None:
 @hookimpl
 def atlas_configure(config: RunConfig) -> None:
     """Check ``relight.*``, require an SDF field and claim the renderer: ``relight_volume``
-    for the SDF grids, else the ``surface`` sampler, ``relight`` and the mask term."""
+    for the SDF grids (their warm-up uncarved), else the ``surface`` sampler, ``relight``
+    and the mask term."""
     from atlas_core.api import plugin_options
 
     plugin_options(config, "relight", RelightOptions)
@@ -93,6 +99,7 @@ def atlas_configure(config: RunConfig) -> None:
     if config.field.name in VOLUME_FIELDS:
         config.renderer.name = "relight_volume"
         config.renderer.options.setdefault("background", "random")  # as volsdf's grids
+        config.field.options.setdefault("carve_views", CARVE_VIEWS)
         config.losses.setdefault("relight_radiance", RADIANCE_WEIGHT)
         return
     config.sampler.name = "surface"

@@ -11,6 +11,7 @@ Integrator = Literal["direct", "path"]
 Shadow = Literal["none", "hard", "learned"]
 Encoding = Literal["grid", "positional"]
 Geometry = Literal["radiance", "neural"]
+Warmup = Literal["falloff", "radiance"]
 REFLECTANCES = ("diffuse", "blinn_phong", "ggx", "mlp", "sh", "fourier")
 
 
@@ -28,7 +29,10 @@ class RelightOptions:
     vertices along the box's longest side, ``grid_features`` channels) or the positional
     encoding of the point (``frequencies``). ``geometry`` (``relight_volume`` only): what
     the geometry learns from, a light-aware network of the material features, normal,
-    light and view (``neural``) or the field's own radiance (``radiance``).
+    light and view (``neural``) or the field's own radiance (``radiance``). ``warmup``
+    (``relight_volume`` only): the colour of the field's density warm-up, its radiance
+    times each image's inverse-square falloff relative to the scene's centre
+    (``falloff``) or its radiance alone (``radiance``).
     """
 
     intersect: Intersect = "sphere"
@@ -47,6 +51,7 @@ class RelightOptions:
     grid_resolution: int = 128
     grid_features: int = 8
     geometry: Geometry = "neural"
+    warmup: Warmup = "falloff"
     sh_degree: int = 2
     fourier_terms: int = 4
     soft_alpha: float = 50.0
@@ -76,6 +81,8 @@ class RelightOptions:
             raise ValueError(f"encoding must be 'grid' or 'positional', got {self.encoding!r}")
         if self.geometry not in ("radiance", "neural"):
             raise ValueError(f"geometry must be 'radiance' or 'neural', got {self.geometry!r}")
+        if self.warmup not in ("falloff", "radiance"):
+            raise ValueError(f"warmup must be 'falloff' or 'radiance', got {self.warmup!r}")
         if self.grid_resolution < 2 or self.grid_features < 1:
             raise ValueError("grid_resolution must be >= 2 and grid_features >= 1")
         if self.soft_alpha <= 0:

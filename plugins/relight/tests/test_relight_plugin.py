@@ -174,3 +174,15 @@ def test_configure_claims_sampler_renderer_and_mask_term(point_scene: Path) -> N
     with pytest.raises(ConfigError, match="relight.integrator"):
         bad = config_for(point_scene, ["volsdf", "relight"], {"relight.integrator": "bidir"})
         configure(bad, load_plugins(bad.plugins))
+
+
+@pytest.mark.parametrize("field", ["volsdf_grid", "volsdf_hash"])
+def test_on_an_sdf_grid_the_warm_up_is_not_carved(point_scene: Path, field: str) -> None:
+    config = config_for(point_scene, ["volsdf", "relight"], {"field": field})
+    configure(config, load_plugins(config.plugins))
+    assert config.renderer.name == "relight_volume"
+    assert config.field.options["carve_views"] == 0
+    chosen = config_for(point_scene, ["volsdf", "relight"],
+                        {"field": field, "field.carve_views": 2})  # fmt: skip
+    configure(chosen, load_plugins(chosen.plugins))
+    assert chosen.field.options["carve_views"] == 2

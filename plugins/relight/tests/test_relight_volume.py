@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 from atlas_plugin_relight.data import load_nerv_point
+from atlas_plugin_relight.lights import POSITIONS, POWER
 from atlas_plugin_relight.losses import RadianceLoss
 from atlas_plugin_relight.synth import write_point_scene
+from atlas_plugin_relight.volume import relative_falloff
 
 from atlas_core.api import ConfigError, RunConfig, make_rays
 from atlas_core.testing import build_pipeline, load_plugins
@@ -55,6 +57,7 @@ def test_shading_trains_the_material_and_radiance_the_geometry(
     settings = {"field.init": "sphere", "relight.shadow": "hard", "relight.geometry": geometry}
     pipe, rays = pipeline_and_rays(point_scene, settings)
     assert type(pipe.renderer).__name__ == "RelightVolumeRenderer"
+    assert pipe.field.carve_views == 0  # the plugin's default for the warm-up
     outputs, field_outputs = pipe(rays)
     assert outputs["rgb"].shape == (128, 3) and bool(torch.isfinite(outputs["rgb"]).all())
     assert not torch.allclose(outputs["rgb"], outputs["relight_radiance"])
@@ -90,10 +93,48 @@ def test_the_geometry_image_shades_with_the_live_normals(point_scene: Path) -> N
     assert to_shaded is None or float(to_shaded.abs().sum()) == 0.0
 
 
-def test_density_warm_up_renders_the_field_radiance(point_scene: Path) -> None:
-    pipe, rays = pipeline_and_rays(point_scene, {"field.init": "density"})
+@pytest.mark.parametrize("warmup", ["falloff", "radiance"])
+def test_density_warm_up_renders_the_field_radiance(point_scene: Path, warmup: str) -> None:
+    settings = {"field.init": "density", "relight.warmup": warmup}
+    pipe, rays = pipeline_and_rays(point_scene, settings)
     outputs, _ = pipe(rays)
     assert torch.equal(outputs["rgb"], outputs["relight_radiance"])
+
+
+def test_relative_falloff_is_one_at_the_centre_and_unit_free() -> None:
+    centre = torch.tensor([0.0, 0.0, 0.5])
+    x = torch.tensor([[0.0, 0.0, 0.5], [0.0, 0.0, 2.0], [0.0, 0.0, -1.0]])
+    lights = torch.tensor([0.0, 0.0, 3.5]).expand(3, 1, 3)  # 3 units above the centre
+    power = torch.full((3, 1, 3), 7.0)
+    ratio = relative_falloff(x, lights, power, centre)
+    assert torch.allclose(ratio[:, 0], torch.tensor([1.0, 9 / 1.5**2, 9 / 4.5**2]))
+    assert torch.allclose(relative_falloff(x, lights, 1e3 * power, centre), ratio)
+    two = torch.cat([lights, torch.tensor([0.0, 0.0, -2.5]).expand(3, 1, 3)], dim=1)
+    weights = torch.cat([power, 3 * power], dim=1)  # the lower light 3x as strong
+    expected = (1 / 1.5**2 + 3 / 4.5**2) / (1 / 9 + 3 / 9)
+    assert torch.allclose(relative_falloff(x, two, weights, centre)[1], torch.tensor(expected))
+
+
+def warm_up_image(scene: Path, warmup: str, distance: float, power: float) -> torch.Tensor:
+    """The warm-up image of the same rays with every light ``distance`` from the scene's
+    centre, along each camera's direction, of ``power``."""
+    pipe, rays = pipeline_and_rays(scene, {"field.init": "density", "relight.warmup": warmup})
+    pipe.eval()  # the white background, not a random one
+    toward = rays.origins / rays.origins.norm(dim=-1, keepdim=True)
+    rays.extras[POSITIONS] = (distance * toward)[:, None, :]
+    rays.extras[POWER] = torch.full_like(rays.extras[POWER], power)
+    with torch.no_grad():
+        return pipe(rays)[0]["rgb"]
+
+
+def test_the_warm_up_colour_falls_off_with_the_lights_distance(point_scene: Path) -> None:
+    far = warm_up_image(point_scene, "falloff", 6.0, 1.0)
+    near = warm_up_image(point_scene, "falloff", 1.5, 1.0)
+    assert (far - near).abs().max() > 1e-3  # the sphere's near side is lit more
+    assert torch.allclose(warm_up_image(point_scene, "falloff", 6.0, 50.0), far, atol=1e-6)
+    plain = warm_up_image(point_scene, "radiance", 6.0, 1.0)
+    assert torch.allclose(warm_up_image(point_scene, "radiance", 1.5, 9.0), plain)
+    assert (plain - far).abs().max() > 1e-3
 
 
 class Blocked(torch.nn.Module):

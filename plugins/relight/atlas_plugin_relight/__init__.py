@@ -63,7 +63,9 @@ def atlas_register_samplers(register: Register) -> None:
 @hookimpl
 def atlas_register_losses(register: Register) -> None:
     """The silhouette term."""
-    register("relight_mask", MaskLoss, description="IDR mask BCE of sigmoid(-alpha sdf) vs alpha")
+    register(
+        "relight_mask", MaskLoss, description="mask BCE vs alpha (IDR's, or NeuS's on opacity)"
+    )
     register("relight_radiance", RadianceLoss, description="MSE of relight_volume's radiance image")
 
 

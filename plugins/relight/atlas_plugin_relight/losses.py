@@ -1,27 +1,39 @@
-"""The silhouette loss of surface rendering (IDR, Yariv et al. 2020, eq. 7) and the
-radiance term that trains the geometry under ``relight_volume``."""
+"""The silhouette loss (IDR, Yariv et al. 2020, eq. 7, for surface rendering; NeuS, Wang
+et al. 2021, L_mask, for ``relight_volume``) and the radiance term that trains the
+geometry under ``relight_volume``."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.nn.functional import binary_cross_entropy_with_logits
+from torch.nn.functional import binary_cross_entropy, binary_cross_entropy_with_logits
 
 from atlas_core.api import ConfigError, Loss, RayBundle
 
+OPACITY_EPS = 1e-3  # opacities clamped to [eps, 1 - eps] before the cross-entropy (NeuS)
+
 
 class MaskLoss(Loss):
-    """BCE between ``sigmoid(-alpha f)`` at each ray's surface or closest point and the
-    target alpha, over rays that are not both hit and inside the mask."""
+    """Surface rendering: BCE between ``sigmoid(-alpha f)`` at each ray's surface or
+    closest point and the target alpha, over rays that are not both hit and inside the
+    mask. Under ``relight_volume``: BCE between the opacity of each ray's geometry image
+    (``relight_opacity``: the shaded image's weights carry no gradient) and its alpha."""
 
     def forward(
         self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]
     ) -> Tensor:
         """Mean BCE over all rays (zero where the ray hits inside the mask)."""
-        if "relight_logit" not in outputs:
-            raise ConfigError("loss 'relight_mask' needs renderer 'relight' (--plugins relight)")
+        volume = "relight_opacity" in outputs
+        if "relight_logit" not in outputs and not volume:
+            raise ConfigError(
+                "loss 'relight_mask' needs renderer 'relight' or 'relight_volume' "
+                "(--plugins relight)"
+            )
         if rays.rgba is None:
-            return outputs["relight_logit"].sum() * 0.0
+            return outputs["acc"].sum() * 0.0
+        if volume:
+            opacity = outputs["relight_opacity"].clamp(OPACITY_EPS, 1 - OPACITY_EPS)
+            return binary_cross_entropy(opacity, rays.rgba[:, 3:].to(opacity.dtype))
         target = rays.rgba[:, 3:]
         keep = ~((outputs["relight_hit"] > 0) & (target > 0.5))
         bce = binary_cross_entropy_with_logits(outputs["relight_logit"], target, reduction="none")

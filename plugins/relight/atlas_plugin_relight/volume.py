@@ -50,6 +50,7 @@ from atlas_plugin_relight.shading import Shading
 from atlas_plugin_relight.shadows import NoShadow
 
 RADIANCE = "relight_radiance"  # outputs key: the image the geometry learns from
+OPACITY = "relight_opacity"  # ... and its opacity (the shaded image's has no gradient)
 
 if TYPE_CHECKING:
     from atlas_core.api import BuildContext
@@ -118,7 +119,7 @@ class RelightVolumeRenderer(Shading, VolumeRenderer):
                 )
                 outputs = {**outputs, "rgb": outputs["rgb"] * scale}
             image = super().forward(outputs, samples, background)
-            return {**image, RADIANCE: image["rgb"]}
+            return {**image, RADIANCE: image["rgb"], OPACITY: image["acc"]}
         if "normals" not in outputs:
             raise ConfigError("renderer 'relight_volume' needs a field that outputs normals")
         rays, index = samples.rays, samples.ray_indices
@@ -138,4 +139,5 @@ class RelightVolumeRenderer(Shading, VolumeRenderer):
             aware = self.light_aware(features, normals, wi, wo, radiance * lit)
             geometry = super().forward({**outputs, "rgb": aware}, samples, background)
         fixed = {**outputs, "rgb": shaded, "density": outputs["density"].detach()}
-        return {**super().forward(fixed, samples, background), RADIANCE: geometry["rgb"]}
+        image = super().forward(fixed, samples, background)
+        return {**image, RADIANCE: geometry["rgb"], OPACITY: geometry["acc"]}

@@ -8,7 +8,7 @@ import pytest
 import torch
 from atlas_plugin_relight.data import load_nerv_point
 from atlas_plugin_relight.lights import POSITIONS, POWER
-from atlas_plugin_relight.losses import RadianceLoss
+from atlas_plugin_relight.losses import MaskLoss, RadianceLoss
 from atlas_plugin_relight.synth import write_point_scene
 from atlas_plugin_relight.volume import relative_falloff
 
@@ -161,3 +161,24 @@ def test_shadows_gate_each_light_per_ray(point_scene: Path) -> None:
 def test_radiance_loss_needs_the_volume_renderer() -> None:
     with pytest.raises(ConfigError, match="relight_volume"):
         RadianceLoss()(None, {"rgb": torch.zeros(1, 3)}, {})
+
+
+@pytest.mark.parametrize("init", ["density", "sphere"])  # the warm-up, then the SDF
+def test_the_mask_term_compares_opacity_with_alpha(point_scene: Path, init: str) -> None:
+    settings = {"field.init": init, "losses.relight_mask": 0.1}
+    pipe, rays = pipeline_and_rays(point_scene, settings)
+    outputs, field_outputs = pipe(rays)
+    _, terms = pipe.loss(rays, outputs, field_outputs)
+    assert torch.allclose(outputs["relight_opacity"], outputs["acc"])  # the same weights
+    opacity = outputs["relight_opacity"].clamp(1e-3, 1 - 1e-3)
+    alpha = rays.rgba[:, 3:]
+    expected = -(alpha * opacity.log() + (1 - alpha) * (1 - opacity).log()).mean()
+    assert float(terms["relight_mask"]) == pytest.approx(float(expected), rel=1e-4)
+    assert 0.0 < float(alpha.mean()) < 1.0  # the batch has object and background rays
+    # the shaded image's opacity is held fixed; the geometry image's trains the grid
+    assert outputs["relight_opacity"].requires_grad
+    assert init == "density" or not outputs["acc"].requires_grad
+    if init == "density":  # (a converged sphere's opacities sit at the clamp's ends)
+        assert grads(MaskLoss()(rays, outputs, field_outputs), pipe.field.sdf_grid)[0] > 0
+    rays.rgba = None
+    assert float(MaskLoss()(rays, outputs, field_outputs)) == 0.0

@@ -78,8 +78,8 @@ def test_shading_trains_the_material_and_radiance_the_geometry(
         assert pipe.renderer.neural is None
         assert grads(radiance, material)[0] == 0.0 and grads(radiance, field_colour)[0] > 0
     total, terms = pipe.loss(rays, outputs, field_outputs)
-    assert {"rgb_l2", "relight_radiance", "eikonal"} <= set(terms)
-    assert "relight_mask" not in terms
+    assert {"rgb_l2", "relight_radiance", "eikonal", "relight_mask"} <= set(terms)
+    assert pipe.weights["relight_mask"] == pytest.approx(0.1)
 
 
 def test_the_geometry_image_shades_with_the_live_normals(point_scene: Path) -> None:

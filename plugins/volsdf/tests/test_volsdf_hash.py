@@ -232,13 +232,13 @@ def test_relight_renders_the_fast_sdf_fields(atlas_pm, field: str) -> None:  # n
     configure(config, atlas_pm(enable=("volsdf", "relight", "ngp")))
     assert (config.sampler.name, config.renderer.name) == ("occupancy", "relight_volume")
     assert config.renderer.options["background"] == "random" and "eikonal" in config.losses
-    assert "relight_mask" not in config.losses
+    assert config.losses["relight_mask"] == 0.1  # NeuS's opacity mask, not IDR's (1)
     network = RunConfig()
     network.set("field", "volsdf")
     network.plugins = ["volsdf", "relight"]
     configure(network, atlas_pm(enable=("volsdf", "relight")))
     assert (network.sampler.name, network.renderer.name) == ("surface", "relight")
-    assert "relight_mask" in network.losses
+    assert network.losses["relight_mask"] == 1.0
     default = RunConfig()
     default.plugins = ["volsdf", "relight"]
     configure(default, atlas_pm(enable=("volsdf", "relight")))

@@ -13,7 +13,8 @@ Data types
     ``RayBundle``, ``RaySamples``, ``SceneData``, ``Views``, ``Run``, ``Pipeline``,
     ``SamplerExtras``, ``COARSE_RGB``, ``COARSE_ACC``.
 Base classes
-    ``Field``, ``Encoding``, ``Sampler``, ``Renderer``, ``Loss``, ``ColourLoss``.
+    ``Field``, ``Encoding``, ``Sampler``, ``Renderer``, ``Loss``, ``ColourLoss``, and
+    ``mask_cross_entropy`` (opacity against alpha, for mask losses).
 Capabilities and parameter tags
     ``HasDensity``, ``HasSDF``, ``HasSDFGradient``, ``HasSampleStep``, ``Grows``, ``Antialiases``,
     ``RendersViews``, ``ViewRenderer``, ``NeedsCrops``, ``has_density``, ``first_with``,
@@ -93,7 +94,7 @@ from atlas_core.nerf.crops import BLOCK_KEY, CROP_KEY, crop_shape, decimate, und
 from atlas_core.nerf.encodings import Encoding, IdentityEncoding, PositionalEncoding
 from atlas_core.nerf.fields import Field
 from atlas_core.nerf.frustums import frustum_multisamples, level_weights
-from atlas_core.nerf.losses import ColourLoss, Loss
+from atlas_core.nerf.losses import ColourLoss, Loss, mask_cross_entropy
 from atlas_core.nerf.mlp import mlp, trunc_exp
 from atlas_core.nerf.native import cpu_floats, kernel_choice, load_extension, use_native
 from atlas_core.nerf.occupancy import prefer_occupancy
@@ -181,6 +182,7 @@ __all__ = [
     "load_extension",
     "look_at",
     "make_rays",
+    "mask_cross_entropy",
     "mlp",
     "parameter_tags",
     "parse_fov",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
+from torch.nn import functional
 
 from atlas_core.nerf.colour import LossColour
 from atlas_core.nerf.rays import RayBundle
@@ -16,7 +17,17 @@ from atlas_core.nerf.rays import RayBundle
 if TYPE_CHECKING:
     from atlas_core.build import BuildContext
 
-__all__ = ["ColourLoss", "Loss", "RGBL1Loss", "RGBL2Loss", "RGBRMSELoss", "loss_colour"]
+__all__ = [
+    "ColourLoss",
+    "Loss",
+    "RGBL1Loss",
+    "RGBL2Loss",
+    "RGBRMSELoss",
+    "loss_colour",
+    "mask_cross_entropy",
+]
+
+MASK_EPS = 1e-3  # opacities clamped to [eps, 1 - eps] before the cross-entropy, as NeuS does
 
 
 class Loss(nn.Module):
@@ -27,6 +38,14 @@ class Loss(nn.Module):
     ) -> Tensor:
         """The unweighted loss value."""
         raise NotImplementedError
+
+
+def mask_cross_entropy(opacity: Tensor, alpha: Tensor) -> Tensor:
+    """Mean binary cross-entropy of ray opacities [R, 1] against target alphas [R, 1]:
+    NeuS's mask term (Wang et al. 2021, sec. 3.4, L_mask), opacities clamped to
+    [MASK_EPS, 1 - MASK_EPS]."""
+    clamped = opacity.clamp(MASK_EPS, 1.0 - MASK_EPS)
+    return functional.binary_cross_entropy(clamped, alpha.to(clamped.dtype))
 
 
 def loss_colour(context: BuildContext | None) -> LossColour:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
-from torch.nn import functional
 
-from atlas_core.api import Loss, RayBundle
-
-EPS = 1e-3
-"""Opacity is clamped to [EPS, 1 - EPS] before the cross-entropy, as NeuS does."""
+from atlas_core.api import Loss, RayBundle, mask_cross_entropy
 
 
 class MaskLoss(Loss):
@@ -27,13 +22,7 @@ class MaskLoss(Loss):
         if rays.rgba is None:
             raise ValueError("the mask loss needs rays with target alpha")
         target = rays.rgba[:, 3:]
-        loss = cross_entropy(outputs["acc"], target)
+        loss = mask_cross_entropy(outputs["acc"], target)
         if "coarse_acc" in outputs:
-            loss = loss + cross_entropy(outputs["coarse_acc"], target)
+            loss = loss + mask_cross_entropy(outputs["coarse_acc"], target)
         return loss
-
-
-def cross_entropy(opacity: Tensor, target: Tensor) -> Tensor:
-    """Mean binary cross-entropy of clamped opacities [R, 1] against targets [R, 1]."""
-    clamped = torch.clamp(opacity, EPS, 1.0 - EPS)
-    return functional.binary_cross_entropy(clamped, target.to(clamped.dtype))

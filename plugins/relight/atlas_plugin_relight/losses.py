@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.nn.functional import binary_cross_entropy, binary_cross_entropy_with_logits
+from torch.nn.functional import binary_cross_entropy_with_logits
 
-from atlas_core.api import ConfigError, Loss, RayBundle
-
-OPACITY_EPS = 1e-3  # opacities clamped to [eps, 1 - eps] before the cross-entropy (NeuS)
+from atlas_core.api import ConfigError, Loss, RayBundle, mask_cross_entropy
 
 
 class MaskLoss(Loss):
@@ -32,8 +30,7 @@ class MaskLoss(Loss):
         if rays.rgba is None:
             return outputs["acc"].sum() * 0.0
         if volume:
-            opacity = outputs["relight_opacity"].clamp(OPACITY_EPS, 1 - OPACITY_EPS)
-            return binary_cross_entropy(opacity, rays.rgba[:, 3:].to(opacity.dtype))
+            return mask_cross_entropy(outputs["relight_opacity"], rays.rgba[:, 3:])
         target = rays.rgba[:, 3:]
         keep = ~((outputs["relight_hit"] > 0) & (target > 0.5))
         bce = binary_cross_entropy_with_logits(outputs["relight_logit"], target, reduction="none")

@@ -111,12 +111,13 @@ class RelightVolumeRenderer(Shading, VolumeRenderer):
     ) -> dict[str, Tensor]:
         """Shade each sample, then composite as the volume renderer does."""
         if "sdf" not in outputs:  # a density warm-up: no surface to shade yet
-            if self.falloff:
-                lights, power = self.light(samples.rays)
-                index = samples.ray_indices
-                scale = relative_falloff(
-                    samples.positions, lights[index], power[index], self.centre
-                )
+            if self.falloff:  # a fixed scale: the warm-up trains no light
+                with torch.no_grad():
+                    lights, power = self.light(samples.rays)
+                    index = samples.ray_indices
+                    scale = relative_falloff(
+                        samples.positions, lights[index], power[index], self.centre
+                    )
                 outputs = {**outputs, "rgb": outputs["rgb"] * scale}
             image = super().forward(outputs, samples, background)
             return {**image, RADIANCE: image["rgb"], OPACITY: image["acc"]}

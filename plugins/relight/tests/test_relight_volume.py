@@ -165,7 +165,8 @@ def test_radiance_loss_needs_the_volume_renderer() -> None:
 
 @pytest.mark.parametrize("init", ["density", "sphere"])  # the warm-up, then the SDF
 def test_the_mask_term_compares_opacity_with_alpha(point_scene: Path, init: str) -> None:
-    settings = {"field.init": init, "losses.relight_mask": 0.1}
+    soft = {"field.beta_init": 0.3, "field.beta_final": 0.3}  # opacities off the clamp's ends
+    settings = {"field.init": init, "losses.relight_mask": 0.1, **soft}
     pipe, rays = pipeline_and_rays(point_scene, settings)
     outputs, field_outputs = pipe(rays)
     _, terms = pipe.loss(rays, outputs, field_outputs)
@@ -176,9 +177,16 @@ def test_the_mask_term_compares_opacity_with_alpha(point_scene: Path, init: str)
     assert float(terms["relight_mask"]) == pytest.approx(float(expected), rel=1e-4)
     assert 0.0 < float(alpha.mean()) < 1.0  # the batch has object and background rays
     # the shaded image's opacity is held fixed; the geometry image's trains the grid
-    assert outputs["relight_opacity"].requires_grad
     assert init == "density" or not outputs["acc"].requires_grad
-    if init == "density":  # (a converged sphere's opacities sit at the clamp's ends)
-        assert grads(MaskLoss()(rays, outputs, field_outputs), pipe.field.sdf_grid)[0] > 0
+    assert grads(MaskLoss()(rays, outputs, field_outputs), pipe.field.sdf_grid)[0] > 0
     rays.rgba = None
     assert float(MaskLoss()(rays, outputs, field_outputs)) == 0.0
+
+
+def test_the_warm_up_trains_no_light(point_scene: Path) -> None:
+    settings = {"field.init": "density", "relight.light": "learned"}
+    pipe, rays = pipeline_and_rays(point_scene, settings)
+    image = pipe(rays)[0]["relight_radiance"].sum()
+    light = pipe.renderer.light
+    assert grads(image, light.position, light.log_power) == [0.0, 0.0]
+    assert grads(image, pipe.field.sdf_grid)[0] > 0

@@ -59,14 +59,6 @@ def occupancy_to_sdf(inside: np.ndarray, spacing: tuple[float, ...]) -> np.ndarr
     return np.where(inside, half - inside_distance, outside_distance - half)
 
 
-def smooth_sdf(sdf: np.ndarray, sigma: float) -> np.ndarray:
-    """``sdf`` blurred by a Gaussian of ``sigma`` voxels, but no vertex moved more than
-    halfway toward the surface: the staircase is rounded while parts one voxel thin (a
-    pole, an edge), whose every vertex the blur would carry outside, survive."""
-    blurred = ndimage.gaussian_filter(sdf, sigma)
-    return np.where(sdf < 0, np.minimum(blurred, 0.5 * sdf), np.maximum(blurred, 0.5 * sdf))
-
-
 def clean_occupancy(opaque: np.ndarray, min_fraction: float) -> np.ndarray:
     """``opaque`` with enclosed cavities filled and components smaller than
     ``min_fraction`` of the largest dropped (floaters of the density warm-up)."""
@@ -88,7 +80,7 @@ class SDFGridField(Field):
     largest are dropped; vertices at least ``carve_views`` training views, and a quarter
     of those that observe them, see in front of their median depths, on a lattice of every
     ``carve_stride``-th pixel (0: about 600k rays), are emptied; the SDF is blurred the
-    same, by ``smooth_sdf``, so parts one voxel thin stay inside). ``init="sphere"``: the SDF of a
+    same). ``init="sphere"``: the SDF of a
     sphere of ``radius`` around the box's centre (0: the largest inside the box) from the
     start. Every SDF read goes through ``smooth`` binomial passes over the grid (Voxurf).
     Colour is a small MLP of the interpolated ``features``, the unit normal and the
@@ -355,7 +347,7 @@ class SDFGridField(Field):
         spacing = tuple(float(s) for s in self.spacing.tolist())
         sdf = occupancy_to_sdf(solid, spacing)
         if self.blur:
-            sdf = smooth_sdf(sdf, self.blur)
+            sdf = ndimage.gaussian_filter(sdf, self.blur)
         sdf = torch.from_numpy(sdf).to(self.sdf_grid)
         self.is_sdf.fill_(True)
         self.set_grid("sdf_grid", sdf.reshape(-1, 1), self.shape)

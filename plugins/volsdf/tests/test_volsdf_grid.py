@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 from atlas_plugin_volsdf import SDFGridField
-from atlas_plugin_volsdf.grid_field import clean_occupancy, occupancy_to_sdf, smooth_sdf
-from scipy import ndimage
+from atlas_plugin_volsdf.grid_field import clean_occupancy, occupancy_to_sdf
 
 from atlas_core.api import (
     RayBundle,
@@ -104,19 +103,6 @@ def test_occupancy_helpers_on_edge_cases() -> None:
     two = empty.copy()
     two[0, 0, 0] = two[3, 3, 3] = True
     assert clean_occupancy(two, 0.5).sum() == 2  # equal sizes both stay
-
-
-def test_smoothing_keeps_one_voxel_thin_parts() -> None:
-    inside = np.zeros((16, 16, 16), dtype=bool)
-    inside[8, 8, 2:14] = True  # a pole one voxel thin
-    grid = np.stack(np.meshgrid(*[np.arange(16)] * 3, indexing="ij"), axis=-1)
-    inside |= np.linalg.norm(grid - np.array([4, 4, 8]), axis=-1) < 3.5  # and a ball
-    sdf = occupancy_to_sdf(inside, (0.1,) * 3)
-    assert (ndimage.gaussian_filter(sdf, 1.0)[8, 8, 2:14] > 0).all()  # a plain blur loses it
-    smooth = smooth_sdf(sdf, 1.0)
-    assert ((smooth < 0) == inside).all()
-    assert (np.abs(smooth) >= 0.5 * np.abs(sdf) - 1e-12).all()
-    assert not np.allclose(smooth[inside], sdf[inside])  # the ball's staircase is rounded
 
 
 def test_the_sampler_steps_a_third_of_a_final_voxel() -> None:

@@ -30,7 +30,7 @@ GRID_WARMUP_STEPS = 300  # volsdf_grid's density warm-up on a scan (volsdf's def
 # after 300 steps the haze is gone (DTU-layout scene, 600 s: Chamfer 1.64% -> 1.25% of
 # the objects' size, 29.34 -> 30.52 dB; 500 steps: 1.23%, 30.47). Not volsdf's default:
 # on the 360-degree synth scene (300 s) it left an inner surface in a hollow object
-# (Chamfer 0.0096 -> 0.0356).
+# (Chamfer 0.0096 -> 0.0356) until volsdf_grid sealed pinholes (0.0088; 0.0083 at 150).
 
 
 @hookimpl

@@ -17,9 +17,9 @@ with enclosed cavities filled and specks dropped and what the training rays see 
 carved away (``carving``), become the inside of a signed distance given by two Euclidean
 distance transforms; VolSDF training then refines that surface.
 A longer warm-up is not better in general: the density learns the texture (darker patches
-come out less opaque) and the conversion turns that into pits, or into an inner surface of
-a hollow object (300 steps on the 360-degree synth scene); the dtu plugin chooses 300 for
-scans seen from one side, whose plate keeps a haze after 150.
+come out less opaque) and the conversion turns that into pits; an object's inside stays
+faint, so its shell converts hollow unless pinholes are sealed (``seal``). The dtu plugin
+chooses 300 steps for scans seen from one side, whose plate keeps a haze after 150.
 """
 
 from __future__ import annotations
@@ -61,10 +61,14 @@ def occupancy_to_sdf(inside: np.ndarray, spacing: tuple[float, ...]) -> np.ndarr
     return np.where(inside, half - inside_distance, outside_distance - half)
 
 
-def clean_occupancy(opaque: np.ndarray, min_fraction: float) -> np.ndarray:
-    """``opaque`` with enclosed cavities filled and components smaller than
-    ``min_fraction`` of the largest dropped (floaters of the density warm-up)."""
+def clean_occupancy(opaque: np.ndarray, min_fraction: float, seal: int = 0) -> np.ndarray:
+    """``opaque`` with enclosed cavities filled, also those open only through pinholes a
+    closing of ``seal`` iterations shuts (their interiors are added, not the plugs), and
+    components smaller than ``min_fraction`` of the largest dropped (warm-up floaters)."""
     solid = ndimage.binary_fill_holes(opaque)
+    if seal:
+        closed = ndimage.binary_closing(solid, iterations=seal)
+        solid |= ndimage.binary_fill_holes(closed) & ~closed
     labels, count = ndimage.label(solid)
     if count <= 1:
         return solid
@@ -79,7 +83,8 @@ class SDFGridField(Field):
     ``init="density"`` (default): DVGO density for ``warmup_steps``, then the SDF of its
     opaque voxels (voxels whose opacity across one voxel, after a Gaussian ``blur`` of
     that many voxels, exceeds ``opacity``; components under ``min_component`` of the
-    largest are dropped; vertices at least ``carve_views`` training views, and a quarter
+    largest are dropped; cavities open only through pinholes that ``seal`` closing
+    iterations shut are filled; vertices at least ``carve_views`` training views, and a quarter
     of those that observe them, see in front of their median depths, on a lattice of every
     ``carve_stride``-th pixel (0: about 600k rays), are emptied; the SDF is blurred the
     same). ``init="sphere"``: the SDF of a
@@ -111,6 +116,7 @@ class SDFGridField(Field):
         warmup_steps: int = 150,
         opacity: float = 0.2,
         min_component: float = 0.01,
+        seal: int = 1,
         blur: float = 1.0,
         smooth: int = 1,
         detach_normals: bool = True,
@@ -140,8 +146,8 @@ class SDFGridField(Field):
             raise ValueError(
                 f"need carve_views >= 0, carve_stride >= 0, got {carve_views}, {carve_stride}"
             )
-        if blur < 0 or smooth < 0:
-            raise ValueError(f"need blur >= 0 and smooth >= 0, got {blur} and {smooth}")
+        if blur < 0 or smooth < 0 or seal < 0:
+            raise ValueError(f"need blur, smooth, seal >= 0, got {blur}, {smooth}, {seal}")
         if radius < 0 or min(density_lr_scale, sdf_lr_scale, feature_lr_scale) <= 0:
             raise ValueError("need radius >= 0 and positive learning-rate scales")
         if not beta_min < beta_final <= beta_init or anneal_steps < 0:
@@ -155,6 +161,7 @@ class SDFGridField(Field):
         self.radius = radius or 0.5 * min(extent)
         self.warmup_steps = warmup_steps if init == "density" else 0
         self.opacity, self.min_component, self.blur = opacity, min_component, blur
+        self.seal = seal
         self.smooth, self.detach_normals = smooth, detach_normals
         self.carve_views, self.carve_stride = carve_views, carve_stride
         self._scene = context.scene if hasattr(context.scene, "split") else None
@@ -343,9 +350,9 @@ class SDFGridField(Field):
         opacity = self.voxel_opacity(self.sdf_grid[:, 0]).view(self.shape).cpu().numpy()
         if self.blur:
             opacity = ndimage.gaussian_filter(opacity, self.blur)
-        solid = clean_occupancy(opacity > self.opacity, self.min_component)
+        solid = clean_occupancy(opacity > self.opacity, self.min_component, self.seal)
         if self.carve_views and self._scene is not None and self._scene.space == "box":
-            solid = clean_occupancy(self.carved(solid), self.min_component)
+            solid = clean_occupancy(self.carved(solid), self.min_component, self.seal)
         spacing = tuple(float(s) for s in self.spacing.tolist())
         sdf = occupancy_to_sdf(solid, spacing)
         if self.blur:

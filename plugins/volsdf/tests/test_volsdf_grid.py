@@ -79,6 +79,24 @@ def test_conversion_gives_the_sdf_of_the_opaque_voxels_cleaned(blur: float) -> N
     assert parameter_tags(field.sdf_grid).lr_scale == 0.2 and field.beta == pytest.approx(0.02)
 
 
+@pytest.mark.parametrize("seal", [0, 1])
+def test_conversion_seals_a_shell_open_through_a_pinhole(seal: int) -> None:
+    field = make_field(init="density", warmup_steps=1, upscale_steps=(),
+                       initial_resolution=33, blur=0.0, seal=seal)  # fmt: skip
+    points = grids.vertices(field.low, field.high, field.shape)
+    radius = points.norm(dim=-1)
+    pinhole = (points[:, :2].abs() < 0.01).all(dim=-1) & (points[:, 2] > 0)  # one vertex wide
+    shell = (radius < 0.5) & (radius > 0.3) & ~pinhole
+    with torch.no_grad():
+        field.sdf_grid.copy_(torch.where(shell, 20.0, -20.0)[:, None])
+    assert field.grow(1)
+    centre, hole = torch.tensor([[0.0, 0.0, 0.0]]), torch.tensor([[0.0, 0.0, 0.4]])
+    assert (float(field.sdf(centre).detach()) < -0.2) == bool(seal)  # the cavity filled
+    assert float(field.sdf(hole).detach()) > 0  # the plug is not added
+    outside = (radius > 0.56) & (radius < 0.9)
+    assert (field.sdf(points[outside]) > 0).all()  # nothing grows outside the shell
+
+
 def test_conversion_blur_drops_single_voxel_specks() -> None:
     speck_vertex = torch.tensor([[0.8125, 0.8125, 0.8125]])  # vertex 29 of 33 on each axis
     for blur, kept in ((0.0, True), (1.0, False)):
@@ -103,6 +121,7 @@ def test_occupancy_helpers_on_edge_cases() -> None:
     two = empty.copy()
     two[0, 0, 0] = two[3, 3, 3] = True
     assert clean_occupancy(two, 0.5).sum() == 2  # equal sizes both stay
+    assert clean_occupancy(two, 0.5, seal=2).sum() == 2  # sealing adds no plug or fillet
 
 
 def test_the_sampler_steps_a_third_of_a_final_voxel() -> None:
@@ -190,7 +209,7 @@ def test_state_dict_round_trip_across_resolutions_and_stages() -> None:
 def test_bad_options_are_refused() -> None:
     for options in ({"init": "cube"}, {"beta_final": 0.5}, {"alpha_init": 1.0},
                     {"radius": -1.0}, {"initial_resolution": 40}, {"opacity": 0.0},
-                    {"init": "density", "warmup_steps": 0}, {"blur": -1.0},
+                    {"init": "density", "warmup_steps": 0}, {"blur": -1.0}, {"seal": -1},
                     {"smooth": -1}):  # fmt: skip
         with pytest.raises(ValueError):
             make_field(**options)

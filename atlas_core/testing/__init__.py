@@ -29,6 +29,7 @@ from atlas_core.testing.contracts import (
 from atlas_core.testing.fixtures import (
     QUICK_SETTINGS,
     break_kernel_builds,
+    configured,
     quick_trainer,
     requires_plugins,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "break_kernel_builds",
     "build_pipeline",
     "configure",
+    "configured",
     "contract_scene",
     "export_mesh",
     "forward_facing_scene",

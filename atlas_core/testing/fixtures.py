@@ -18,6 +18,7 @@ __all__ = [
     "atlas_pm",
     "atlas_scene",
     "break_kernel_builds",
+    "configured",
     "plugin_name",
     "quick_trainer",
     "requires_plugins",
@@ -81,6 +82,21 @@ def quick_trainer(data: Path, out: Path, **sets: Any) -> Any:
     for key, value in {**QUICK_SETTINGS, **overrides}.items():
         config.set(key, value)
     return Trainer(config, load(), out)
+
+
+def configured(plugins: list[str], settings: dict[str, Any] | None = None) -> Any:
+    """A RunConfig with ``plugins`` enabled and ``settings`` set (dotted keys, as with
+    ``--set``), after the plugins' ``atlas_configure`` adjusted it."""
+    from atlas_core.build import configure
+    from atlas_core.config import RunConfig
+    from atlas_core.plugins import load
+
+    config = RunConfig()
+    config.plugins = list(plugins)
+    for key, value in (settings or {}).items():
+        config.set(key, value)
+    configure(config, load(config.plugins))
+    return config
 
 
 def requires_plugins(*names: str) -> pytest.MarkDecorator:

@@ -24,14 +24,14 @@ __all__ = ["MaskLoss", "decompose", "load_dtu", "rq"]
 __version__ = "1.0.0"
 
 NAME = "dtu"
-GRID_WARMUP_STEPS = 300  # volsdf_grid's density warm-up on a scan (volsdf's default: 150).
-# Seen from one side and above, a scan's plate kept a haze up to 0.1 (scene units)
-# above it after 150 steps, so
-# the conversion put it 3-6 voxels too high and the SDF never came all the way down;
-# after 300 steps the haze is gone (DTU-layout scene, 600 s: Chamfer 1.64% -> 1.25% of
-# the objects' size, 29.34 -> 30.52 dB; 500 steps: 1.23%, 30.47). Not volsdf's default:
-# on the 360-degree synth scene (300 s) it left an inner surface in a hollow object
-# (Chamfer 0.0096 -> 0.0356) until volsdf_grid sealed pinholes (0.0088; 0.0083 at 150).
+# volsdf_grid's density warm-up on a scan (volsdf's default: 150). Seen from one side and
+# above, a scan's plate kept a haze up to 0.1 (scene units) above it after 150 steps, so
+# the conversion put it 3-6 voxels too high; after 300 steps the haze is gone
+# (DTU-layout scene, 600 s: Chamfer 1.64% -> 1.25% of the objects' size, 29.34 -> 30.52
+# dB; 500 steps: 1.23%, 30.47). Not volsdf's default: on the 360-degree synth scene it
+# left an inner surface in a hollow object until volsdf_grid sealed pinholes
+# (benchmarks/results/surfaces-2026-12-06.md).
+GRID_WARMUP_STEPS = 300
 
 
 @hookimpl

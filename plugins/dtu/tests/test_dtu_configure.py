@@ -9,22 +9,17 @@ import pytest
 from atlas_plugin_dtu import GRID_WARMUP_STEPS
 
 from atlas_core.api import RunConfig
-from atlas_core.testing import configure, load_plugins, requires_plugins
+from atlas_core.testing import configured, requires_plugins
 
 
-def configured(scan: Path, kind: str, settings: dict[str, Any]) -> RunConfig:
+def on_scan(scan: Path, kind: str, settings: dict[str, Any]) -> RunConfig:
     """The config of ``--plugins dtu,volsdf`` on ``scan`` after the plugins adjusted it."""
-    config = RunConfig()
-    config.data.path, config.data.kind, config.plugins = str(scan), kind, ["dtu", "volsdf"]
-    for key, value in settings.items():
-        config.set(key, value)
-    configure(config, load_plugins(config.plugins))
-    return config
+    return configured(["dtu", "volsdf"], {"data.path": str(scan), "data.kind": kind, **settings})
 
 
 @requires_plugins("volsdf")
 def test_a_scan_gives_volsdf_grid_the_longer_warm_up(dtu_scan: Path) -> None:
-    config = configured(dtu_scan, "dtu", {"field": "volsdf_grid"})
+    config = on_scan(dtu_scan, "dtu", {"field": "volsdf_grid"})
     assert config.field.options["warmup_steps"] == GRID_WARMUP_STEPS != 150
 
 
@@ -40,5 +35,5 @@ def test_a_scan_gives_volsdf_grid_the_longer_warm_up(dtu_scan: Path) -> None:
 def test_the_warm_up_is_left_alone_otherwise(
     dtu_scan: Path, kind: str, settings: dict[str, Any], expected: int | None
 ) -> None:
-    config = configured(dtu_scan, kind, settings)
+    config = on_scan(dtu_scan, kind, settings)
     assert config.field.options.get("warmup_steps") == expected

@@ -17,7 +17,7 @@ from atlas_core.testing import (
     FieldContract,
     SamplerContract,
     Trainer,
-    configure,
+    configured,
     load_plugins,
     run_cli,
 )
@@ -26,23 +26,14 @@ QUICK = ["--eval-views", "2", "--set", "eval.video_frames=0", "--set", "train.ba
          "--set", "field.planes=16", "--set", "field.plane_width=32"]  # fmt: skip
 
 
-def configured(*settings: tuple[str, object]) -> RunConfig:
-    """A config with the mpi plugin enabled after ``configure``."""
-    config = RunConfig()
-    for key, value in settings:
-        config.set(key, value)
-    configure(config, load_plugins(["mpi"]))
-    return config
-
-
 def test_claims_field_and_sampler_unless_chosen() -> None:
-    config = configured()
+    config = configured(["mpi"])
     assert (config.field.name, config.sampler.name) == ("mpi", "mpi")
-    config = configured(("field", "tiny"))
+    config = configured(["mpi"], {"field": "tiny"})
     assert (config.field.name, config.sampler.name) == ("tiny", "stratified")
-    config = configured(("sampler", "stratified"))
+    config = configured(["mpi"], {"sampler": "stratified"})
     assert (config.field.name, config.sampler.name) == ("mpi", "stratified")
-    config = configured(("sampler.samples", 8))  # options of another sampler: left alone
+    config = configured(["mpi"], {"sampler.samples": 8})  # another sampler's options: left alone
     assert (config.field.name, config.sampler.name) == ("mpi", "stratified")
 
 

@@ -10,7 +10,7 @@ import torch
 from atlas_plugin_pixelnerf import ObjectBatches, PixelNeRFField, load_pixel_single
 
 from atlas_core.api import BuildContext, PositionalEncoding, RunConfig
-from atlas_core.testing import Trainer, configure, load_plugins, run_cli
+from atlas_core.testing import Trainer, configured, load_plugins, run_cli
 
 
 def run_args(data: Path, out: Path, *extra: str, samples: bool = True) -> list[str]:
@@ -28,19 +28,9 @@ def test_registers_field_and_data_kind(atlas_pm) -> None:  # noqa: ANN001
     assert loaded.registry.get("datasets", "pixel-single").factory is load_pixel_single
 
 
-def configured(*settings: tuple[str, object]) -> RunConfig:
-    """A config with the plugin enabled, after ``configure``."""
-    config = RunConfig()
-    config.plugins = ["pixelnerf"]
-    for key, value in settings:
-        config.set(key, value)
-    configure(config, load_plugins(config.plugins))
-    return config
-
-
 def test_configure_claims_the_field_unless_chosen() -> None:
-    assert configured().field.name == "pixelnerf"
-    assert configured(("field", "plain")).field.name == "plain"
+    assert configured(["pixelnerf"]).field.name == "pixelnerf"
+    assert configured(["pixelnerf"], {"field": "plain"}).field.name == "plain"
 
 
 @pytest.mark.parametrize(
@@ -49,7 +39,7 @@ def test_configure_claims_the_field_unless_chosen() -> None:
 def test_pixelnerf_frequencies_unless_the_encoding_is_set(
     objects_data: Path, settings: tuple[tuple[str, object], ...], frequencies: int
 ) -> None:
-    config = configured(("field.encoder_width", 2), *settings)
+    config = configured(["pixelnerf"], {"field.encoder_width": 2, **dict(settings)})
     context = BuildContext(config, load_plugins(config.plugins), load_pixel_single(objects_data))
     encoding = context.make_field().encoding
     assert isinstance(encoding, PositionalEncoding) and encoding.out_dim == 3 + 6 * frequencies
@@ -120,8 +110,8 @@ def test_cli_run_with_every_option(objects_data: Path, tmp_path: Path) -> None:
 
 
 def test_batches_serve_only_the_pixelnerf_field(objects_data: Path, tmp_path: Path) -> None:
-    config = configured(("field", "tiny"), ("field.width", 8), ("sampler.samples", 4),
-                        ("train.max_steps", 1), ("train.batch_rays", 16))  # fmt: skip
+    config = configured(["pixelnerf"], {"field": "tiny", "field.width": 8, "sampler.samples": 4,
+                        "train.max_steps": 1, "train.batch_rays": 16})  # fmt: skip
     config.data.path = str(objects_data)
     config.set("data.kind", "pixel-single")
     trainer = Trainer(config, load_plugins(config.plugins), tmp_path / "run")

@@ -16,6 +16,7 @@ from atlas_core.nerf.grid import (
     to_volume,
     trilinear,
     vertices,
+    weighted_rows,
 )
 
 LOW = torch.tensor([-1.0, -2.0, 0.0], dtype=torch.float64)
@@ -131,6 +132,23 @@ def test_gradcheck() -> None:
     grid = torch.randn(3 * 4 * 3, 2, dtype=torch.float64, requires_grad=True)
     at = corners(inside_points(20, seed=1), LOW, HIGH, (3, 4, 3))
     assert torch.autograd.gradcheck(lambda g: interpolate(g, at), (grid,))
+
+
+def test_dense_gradients_reach_the_grid_and_the_weights_as_embedding_bag_gives_them() -> None:
+    # a smoothed (non-leaf) grid takes the scattered backward: same values and gradients
+    generator = torch.Generator().manual_seed(4)
+    grid = torch.randn(VOXELS, 2, dtype=torch.float64, generator=generator, requires_grad=True)
+    index = torch.randint(0, VOXELS, (25, 8), generator=generator)
+    weights = torch.rand(25, 8, dtype=torch.float64, generator=generator, requires_grad=True)
+    ours = weighted_rows(grid * 1.0, index, weights)
+    theirs = F.embedding_bag(index, grid * 1.0, per_sample_weights=weights, mode="sum")
+    assert torch.equal(ours, theirs)
+    probe = torch.randn(25, 2, dtype=torch.float64, generator=generator)
+    mine = torch.autograd.grad((ours * probe).sum(), (grid, weights))
+    reference = torch.autograd.grad((theirs * probe).sum(), (grid, weights))
+    for a, b in zip(mine, reference, strict=True):
+        assert torch.allclose(a, b, atol=1e-12) and a.abs().sum() > 0
+    assert torch.autograd.gradcheck(lambda g, w: weighted_rows(g, index, w), (grid, weights))
 
 
 def test_positions_receive_gradients_through_the_weights() -> None:

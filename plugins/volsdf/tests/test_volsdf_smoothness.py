@@ -112,7 +112,7 @@ def test_network_normals_come_from_autograd_with_a_graph() -> None:
     smooth = smooth_loss(rays, outputs, {})
     torch.manual_seed(0)
     bumpy = bumpy_loss(rays, outputs, {})
-    assert 0 < float(smooth.detach()) < 0.05 and float(bumpy.detach()) > 4 * float(smooth)
+    assert 0 < float(smooth.detach()) < 0.05 and float(bumpy.detach()) > 4 * float(smooth.detach())
     (gradient,) = torch.autograd.grad(bumpy, bumpy_net.bumps)  # double backward
     assert float(gradient) > 0  # larger bumps, rougher normals
 

@@ -75,7 +75,7 @@ class KPlanesField(Field):
     def __init__(
         self,
         context: BuildContext,
-        resolutions: tuple[int, ...] = (32, 64, 128),  # benchmarks/results/dnerf-motion-2026-12-06
+        resolutions: tuple[int, ...] = (16, 32, 64, 128),  # results/dnerf-motion-2026-12-06
         time_resolution: int = 32,
         features: int = 16,
         width: int = 64,

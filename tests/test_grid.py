@@ -143,6 +143,7 @@ def test_dense_gradients_reach_the_grid_and_the_weights_as_embedding_bag_gives_t
     ours = weighted_rows(grid * 1.0, index, weights)
     theirs = F.embedding_bag(index, grid * 1.0, per_sample_weights=weights, mode="sum")
     assert torch.equal(ours, theirs)
+    assert type(ours.grad_fn).__name__ == "_DenseBagBackward"  # the scatter, not the sort
     probe = torch.randn(25, 2, dtype=torch.float64, generator=generator)
     mine = torch.autograd.grad((ours * probe).sum(), (grid, weights))
     reference = torch.autograd.grad((theirs * probe).sum(), (grid, weights))

@@ -118,8 +118,9 @@ def weighted_rows(grid: Tensor, index: Tensor, weights: Tensor, sparse: bool = F
     """``sum_k weights[n, k] * grid[index[n, k]]`` [N, C]: one ``embedding_bag``.
 
     A dense gradient for ``grid`` (a smoothed copy, not a leaf) is scattered back with
-    ``index_add_``: ``embedding_bag``'s own dense backward sorts the indices and cost
-    about ten times the lookup on a CPU (a third of a ``volsdf_grid`` step).
+    ``index_add_``: ``embedding_bag``'s own dense backward sorts the indices and took 35%
+    of a ``volsdf_grid`` step on a CPU; the scatter is 13x faster
+    (``benchmarks/results/surfaces-2026-12-06.md``).
     """
     if sparse or not (torch.is_grad_enabled() and grid.requires_grad):
         return F.embedding_bag(index, grid, per_sample_weights=weights, mode="sum", sparse=sparse)

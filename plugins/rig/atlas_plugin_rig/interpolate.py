@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from atlas_core.api import grid
 from atlas_plugin_rig.neighbours import Neighbours
 
 
@@ -31,5 +31,4 @@ def interpolate(
     ``sparse``: the features' gradient holds only the rows the samples touched."""
     if not len(weights):
         return features.new_zeros(0, features.shape[1])
-    return F.embedding_bag(neighbours.index, features, per_sample_weights=weights,
-                           mode="sum", sparse=sparse)  # fmt: skip
+    return grid.weighted_rows(features, neighbours.index, weights, sparse)

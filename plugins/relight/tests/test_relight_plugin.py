@@ -186,3 +186,18 @@ def test_on_an_sdf_grid_the_warm_up_is_not_carved(point_scene: Path, field: str)
                         {"field": field, "field.carve_views": 2})  # fmt: skip
     configure(chosen, load_plugins(chosen.plugins))
     assert chosen.field.options["carve_views"] == 2
+
+
+def test_on_the_sdf_grid_the_warm_up_converts_at_a_higher_opacity_unblurred(
+    point_scene: Path,
+) -> None:
+    config = config_for(point_scene, ["volsdf", "relight"], {"field": "volsdf_grid"})
+    configure(config, load_plugins(config.plugins))
+    assert config.field.options["opacity"] == 0.35 and config.field.options["opacity_blur"] == 0
+    hashed = config_for(point_scene, ["volsdf", "relight"], {"field": "volsdf_hash"})
+    configure(hashed, load_plugins(hashed.plugins))
+    assert "opacity" not in hashed.field.options  # its teacher keeps volsdf's conversion
+    chosen = config_for(point_scene, ["volsdf", "relight"],
+                        {"field": "volsdf_grid", "field.opacity": 0.2})  # fmt: skip
+    configure(chosen, load_plugins(chosen.plugins))
+    assert chosen.field.options["opacity"] == 0.2

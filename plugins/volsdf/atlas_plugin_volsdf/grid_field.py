@@ -81,15 +81,16 @@ class SDFGridField(Field):
     """Dense SDF grid + feature grid; outputs density, rgb, sdf, normals, sdf_gradients.
 
     ``init="density"`` (default): DVGO density for ``warmup_steps``, then the SDF of its
-    opaque voxels (voxels whose opacity across one voxel, after a Gaussian ``blur`` of
-    that many voxels, exceeds ``opacity``; components under ``min_component`` of the
-    largest are dropped; cavities open only through pinholes that ``seal`` closing
-    iterations shut are filled; vertices at least ``carve_views`` training views, and a quarter
-    of those that observe them, see in front of their median depths, on a lattice of every
-    ``carve_stride``-th pixel (0: about 600k rays), are emptied; the SDF is blurred the
-    same). ``init="sphere"``: the SDF of a
-    sphere of ``radius`` around the box's centre (0: the largest inside the box) from the
-    start. Every SDF read goes through ``smooth`` binomial passes over the grid (Voxurf).
+    opaque voxels (voxels whose opacity across one voxel, after a Gaussian
+    ``opacity_blur`` of that many voxels, exceeds ``opacity``; components under
+    ``min_component`` of the largest are dropped; cavities open only through pinholes
+    that ``seal`` closing iterations shut are filled; vertices at least ``carve_views``
+    training views, and a quarter of those that observe them, see in front of their
+    median depths, on a lattice of every ``carve_stride``-th pixel (0: about 600k rays),
+    are emptied; the SDF is then blurred by a Gaussian of ``blur`` voxels).
+    ``init="sphere"``: the SDF of a sphere of ``radius`` around the box's centre (0: the
+    largest inside the box) from the start. Every SDF read goes through ``smooth``
+    binomial passes over the grid (Voxurf).
     Colour is a small MLP of the interpolated ``features``, the unit normal and the
     encoded view direction (the normal input as in IDR and VolSDF); ``detach_normals``
     stops the colour loss from reaching the SDF through that input, which on a grid
@@ -118,6 +119,7 @@ class SDFGridField(Field):
         min_component: float = 0.01,
         seal: int = 1,
         blur: float = 1.0,
+        opacity_blur: float = 1.0,
         smooth: int = 1,
         detach_normals: bool = True,
         carve_views: int = 3,
@@ -146,8 +148,11 @@ class SDFGridField(Field):
             raise ValueError(
                 f"need carve_views >= 0, carve_stride >= 0, got {carve_views}, {carve_stride}"
             )
-        if blur < 0 or smooth < 0 or seal < 0:
-            raise ValueError(f"need blur, smooth, seal >= 0, got {blur}, {smooth}, {seal}")
+        if min(blur, opacity_blur) < 0 or smooth < 0 or seal < 0:
+            raise ValueError(
+                f"need blur, opacity_blur, smooth, seal >= 0, got {blur}, {opacity_blur}, "
+                f"{smooth}, {seal}"
+            )
         if radius < 0 or min(density_lr_scale, sdf_lr_scale, feature_lr_scale) <= 0:
             raise ValueError("need radius >= 0 and positive learning-rate scales")
         if not beta_min < beta_final <= beta_init or anneal_steps < 0:
@@ -160,7 +165,8 @@ class SDFGridField(Field):
             raise ValueError(f"scene bounds {bounds} enclose no volume")
         self.radius = radius or 0.5 * min(extent)
         self.warmup_steps = warmup_steps if init == "density" else 0
-        self.opacity, self.min_component, self.blur = opacity, min_component, blur
+        self.opacity, self.min_component = opacity, min_component
+        self.blur, self.opacity_blur = blur, opacity_blur
         self.seal = seal
         self.smooth, self.detach_normals = smooth, detach_normals
         self.carve_views, self.carve_stride = carve_views, carve_stride
@@ -348,8 +354,8 @@ class SDFGridField(Field):
     def to_sdf(self) -> None:
         """Replace the warm-up density by the SDF of its cleaned opaque voxels."""
         opacity = self.voxel_opacity(self.sdf_grid[:, 0]).view(self.shape).cpu().numpy()
-        if self.blur:
-            opacity = ndimage.gaussian_filter(opacity, self.blur)
+        if self.opacity_blur:
+            opacity = ndimage.gaussian_filter(opacity, self.opacity_blur)
         solid = clean_occupancy(opacity > self.opacity, self.min_component, self.seal)
         if self.carve_views and self._scene is not None and self._scene.space == "box":
             solid = clean_occupancy(self.carved(solid), self.min_component, self.seal)

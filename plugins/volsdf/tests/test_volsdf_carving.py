@@ -102,6 +102,7 @@ def haze_over_slab(carve_views: int, **options: object) -> SDFGridField:
         init="density",
         warmup_steps=1,
         blur=0.0,
+        opacity_blur=0.0,
         smooth=0,
         carve_views=carve_views,
         **options,

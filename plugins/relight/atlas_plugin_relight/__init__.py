@@ -47,9 +47,9 @@ CARVE_VIEWS = 0  # their warm-up is not carved: under moving lights its depths a
 # volsdf_grid's conversion without carving: volsdf's threshold (0.2 after a one-voxel blur)
 # turns the warm-up's haze over the plate into a solid mound up to 0.14 above it by the
 # objects (shadows shift and tilt with it); a voxel must hold more of the light, unblurred
-# (the thin pole's 0.6-0.9 survives). Realistic point-light scene, 600 s: 25.07 dB, plate
-# median 0.009 above its true top (p90 0.079), against 24.59 and 0.034 (p90 0.111);
-# 0.5 cut the glossy sphere (24.74), 0.5 after the blur the pole too (22.31)
+# (the thin pole's 0.6-0.9 survives). Realistic point-light scene, 600 s: 25.07 and
+# 25.34 dB, plate median 0.009 above its true top (p90 0.079), against 24.59 and 0.034
+# (p90 0.111); 0.5 cut the glossy sphere (24.74), 0.5 after the blur the pole too (22.31)
 GRID_CONVERSION = {"opacity": 0.35, "opacity_blur": 0.0}
 
 

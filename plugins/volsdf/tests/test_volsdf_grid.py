@@ -98,6 +98,20 @@ def test_conversion_seals_a_shell_open_through_a_pinhole(seal: int) -> None:
     assert (field.sdf(points[outside]) > 0).all()  # nothing grows outside the shell
 
 
+def test_conversion_blurs_the_signed_distance_by_blur_alone() -> None:
+    centre = torch.tensor([[0.0, 0.0, 0.0]])
+    depths = []
+    for blur in (0.0, 1.0):  # the opacity unblurred in both
+        field = make_field(init="density", warmup_steps=1, upscale_steps=(), blur=blur,
+                           initial_resolution=33, opacity_blur=0.0, smooth=0)  # fmt: skip
+        points = grids.vertices(field.low, field.high, field.shape)
+        with torch.no_grad():
+            field.sdf_grid.copy_(torch.where(points.norm(dim=-1) < 0.5, 20.0, -20.0)[:, None])
+        assert field.grow(1)
+        depths.append(float(field.sdf(centre).detach()))
+    assert depths[1] > depths[0] + 0.02  # a blur lifts the distance's apex at the centre
+
+
 def test_conversion_blur_drops_single_voxel_specks() -> None:
     speck_vertex = torch.tensor([[0.8125, 0.8125, 0.8125]])  # vertex 29 of 33 on each axis
     for opacity_blur, kept in ((0.0, True), (1.0, False)):  # the SDF itself unblurred

@@ -108,6 +108,7 @@ class TrainConfig:
     loss_gamma: float = option(default=1.0, metadata={"min": 0.01})  # x ** (1 / gamma)
     error_sampling: float = option(default=0.0, metadata={"min": 0})  # share drawn by error
     scales: int = option(default=1, metadata={"min": 1})  # 1, 1/2, ... resolutions (Mip-NeRF)
+    pixel_jitter: bool = False  # each ray through a random point of its pixel, not its centre
 
 
 @dataclass
@@ -118,6 +119,8 @@ class EvalConfig:
     chunk: int = option(default=4096, metadata={"min": 1})
     video_frames: int = option(default=48, metadata={"min": 0})
     fps: int = option(default=24, metadata={"min": 1})
+    # s x s rays per test pixel; 0: 2 where the training images are antialiased, else 1
+    supersample: int = option(default=1, metadata={"min": 0})
 
 
 @dataclass
@@ -176,6 +179,7 @@ class RunConfig:
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RunConfig:
         """Build from the TOML layout; unknown keys and bad types raise ConfigError."""
         config, default = cls(), cls()
+        recorded = bool(raw.get("versions"))  # a run's own config.toml: every value was used
         # plugins first: an enabled plugin's section is only valid once it is enabled
         for key, value in sorted(raw.items(), key=lambda item: item[0] != "plugins"):
             if isinstance(value, dict) and key not in ("losses", "versions"):
@@ -184,7 +188,8 @@ class RunConfig:
                     chosen = key in SLOTS and sub == "name"
                     explicit = chosen and subvalue != getattr(default, key).name
                     if key in ("train", "eval"):  # a non-default setting was chosen
-                        explicit = subvalue != getattr(getattr(default, key), sub, subvalue)
+                        explicit = recorded or subvalue != getattr(getattr(default, key), sub,
+                                                                   subvalue)  # fmt: skip
                     config.set(f"{key}.{sub}", subvalue, source=source, explicit=explicit)
             else:
                 config.set(key, value, source=source, explicit=False)

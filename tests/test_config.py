@@ -79,3 +79,11 @@ def test_component_options_checked_against_factory(atlas_pm) -> None:  # noqa: A
         apply_overrides(config, [pair])
         with pytest.raises(ConfigError, match=message):
             Pipeline(BuildContext(config, atlas_pm(), SceneData({})))
+
+
+def test_a_recorded_run_keeps_every_train_and_eval_value() -> None:
+    chosen = RunConfig()  # all defaults: a user's file names nothing explicitly ...
+    raw = chosen.to_dict()
+    assert "eval.supersample" not in RunConfig.from_dict(raw).explicit
+    recorded = RunConfig.from_dict({**raw, "versions": {"atlas-core": "0"}})
+    assert {"eval.supersample", "train.lr"} <= recorded.explicit  # ... a run's record does

@@ -97,17 +97,20 @@ def make_rays(
     cols: Tensor,
     scene: SceneData,
     with_targets: bool = True,
+    offsets: Tensor | None = None,
 ) -> RayBundle:
     """Rays through pixels ``(rows, cols)`` of images ``image_indices`` in the scene's
     ``space``: clipped to the scene's box (world or NDC), or unclipped out to ``far`` for
     contracted scenes; per-view ``extras[INTRINSICS]``, when present, replace
-    ``views.focal``."""
+    ``views.focal``. ``offsets`` [R, 2] move each ray ``(dx, dy)`` pixels from its pixel's
+    centre (within ``[-0.5, 0.5)`` it stays in the pixel, whose target it keeps)."""
     c2w = views.c2w[image_indices]
     intrinsics = views.extras.get(INTRINSICS)
     intrinsics = None if intrinsics is None else intrinsics[image_indices]
-    origins, dirs, radii = pixel_rays(
-        c2w, cols, rows, views.focal, views.width, views.height, intrinsics
-    )
+    x, y = cols, rows
+    if offsets is not None:
+        x, y = cols + offsets[:, 0], rows + offsets[:, 1]
+    origins, dirs, radii = pixel_rays(c2w, x, y, views.focal, views.width, views.height, intrinsics)
     ones = torch.ones_like(radii)
     viewdirs = None
     if scene.space == "ndc":  # NeRF appendix C: t' from 0 (near plane) to 1 (infinity)
@@ -142,8 +145,11 @@ def make_rays(
     )
 
 
-def image_rays(views: Views, index: int, scene: SceneData) -> RayBundle:
-    """All rays of one image, row-major."""
+def image_rays(
+    views: Views, index: int, scene: SceneData, offset: tuple[float, float] = (0.0, 0.0)
+) -> RayBundle:
+    """All rays of one image, row-major, each ``offset`` ``(dx, dy)`` pixels from its
+    pixel's centre."""
     device = views.c2w.device
     rows, cols = torch.meshgrid(
         torch.arange(views.height, device=device),
@@ -152,7 +158,10 @@ def image_rays(views: Views, index: int, scene: SceneData) -> RayBundle:
     )
     rows, cols = rows.reshape(-1), cols.reshape(-1)
     indices = torch.full_like(rows, index)
-    return make_rays(views, indices, rows, cols, scene)
+    offsets = None
+    if offset != (0.0, 0.0):
+        offsets = torch.tensor(offset, device=device).expand(len(rows), 2)
+    return make_rays(views, indices, rows, cols, scene, offsets=offsets)
 
 
 def camera_rays(c2w: Tensor, focal: float, width: int, height: int, scene: SceneData) -> RayBundle:

@@ -18,13 +18,25 @@ from atlas_core.nerf.contraction import distance_to_s
 from atlas_core.nerf.metrics import psnr, ssim
 from atlas_core.nerf.pipeline import Pipeline
 
-__all__ = ["REPORTED", "depth_image", "error_image", "eval_indices", "evaluate"]
+__all__ = [
+    "REPORTED",
+    "antialiased",
+    "chosen_supersample",
+    "depth_image",
+    "error_image",
+    "eval_indices",
+    "evaluate",
+    "render_view",
+    "subpixel_offsets",
+]
 
 
 REPORTED = ("psnr", "ssim", "views", "seconds_per_view", "per_view_psnr", "per_view_ssim",
-            "per_view_names", "scales", "multiscale_psnr")  # fmt: skip
+            "per_view_names", "supersample", "scales", "multiscale_psnr")  # fmt: skip
 """The keys of an evaluation that metrics.json keeps (the last two: multiscale runs)."""
 
+PARTIAL_SHARE = 1e-3  # partly covered pixels per covered pixel that mark antialiased images
+AUTO_SUPERSAMPLE = 2  # eval.supersample=0 on antialiased images: 2 x 2 rays per pixel
 ERROR_GAIN = 4.0  # error images: full red at a mean absolute error of 0.25 or more
 
 
@@ -49,15 +61,57 @@ def depth_image(depth: torch.Tensor, acc: torch.Tensor, near: float, far: float)
     return (scaled * acc).expand(*depth.shape[:-1], 3)
 
 
+def subpixel_offsets(count: int) -> list[tuple[float, float]]:
+    """The centres of a ``count`` x ``count`` grid over a pixel, as ``(dx, dy)`` from its
+    centre in pixels (``[(0, 0)]`` for one)."""
+    steps = [(i + 0.5) / count - 0.5 for i in range(count)]
+    return [(dx, dy) for dy in steps for dx in steps]
+
+
+def antialiased(views: Views) -> bool:
+    """Whether the images' alpha shows antialiased edges: partly covered pixels make up at
+    least ``PARTIAL_SHARE`` of the covered ones (one ray per pixel renders none)."""
+    alpha = views.images[..., 3]
+    covered = int((alpha > 0).sum())
+    partial = int(((alpha > 0) & (alpha < 255)).sum())
+    return covered > 0 and partial >= PARTIAL_SHARE * covered
+
+
+def chosen_supersample(setting: int, views: Views) -> int:
+    """``eval.supersample``: as set, or for 0 (auto) 2 where ``views`` are antialiased
+    (``antialiased``), else 1."""
+    if setting > 0:
+        return setting
+    return AUTO_SUPERSAMPLE if antialiased(views) else 1
+
+
+def render_view(
+    pipeline: Pipeline, data: Views, index: int, scene: SceneData, chunk: int,
+    supersample: int = 1,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """One view's outputs; with ``supersample`` s > 1 each pixel is the mean of s x s rays
+    over its area (a box filter, as renderers antialias their images), for every float
+    output the renders share a shape for."""
+    outs = [
+        pipeline.render(image_rays(data, index, scene, offset), chunk)
+        for offset in subpixel_offsets(supersample)
+    ]
+    mean = dict(outs[0])
+    for key, value in outs[0].items():
+        if len(outs) > 1 and torch.is_tensor(value) and value.is_floating_point():
+            if all(torch.is_tensor(o.get(key)) and o[key].shape == value.shape for o in outs):
+                mean[key] = torch.stack([o[key] for o in outs]).mean(dim=0)
+    return mean
+
+
 def render_views(
     pipeline: Pipeline, data: Views, indices: list[int], scene: SceneData, chunk: int, label: str,
-    progress: bool,
+    progress: bool, supersample: int = 1,
 ) -> Iterator[tuple[int, dict[str, torch.Tensor], float]]:  # fmt: skip
     """Each view of ``indices``: its index, rendered outputs and render seconds."""
     for index in tqdm(indices, desc=label, disable=not progress, leave=False):
-        rays = image_rays(data, index, scene)
         start = time.perf_counter()
-        out = pipeline.render(rays, chunk)
+        out = render_view(pipeline, data, index, scene, chunk, supersample)
         yield index, out, time.perf_counter() - start
 
 
@@ -71,12 +125,14 @@ def evaluate(
     split: str = "test",
     progress: bool = True,
     scales: int = 1,
+    supersample: int = 1,
 ) -> dict[str, Any]:
     """Mean PSNR and SSIM over the chosen views; writes pred/gt/error/depth PNGs to ``out_dir``.
 
     ``scales`` > 1 also scores the views box-filtered to 1/2, 1/4, ... (Mip-NeRF's
     multiscale protocol): ``scales`` holds each scale's means and ``multiscale_psnr``
-    their average; images are written at full resolution only.
+    their average; images are written at full resolution only. ``supersample`` s > 1
+    renders each pixel as the mean of s x s rays over its area (``render_view``).
     """
     data = scene.split(split).to(device)
     indices = eval_indices(len(data), views)
@@ -88,7 +144,7 @@ def evaluate(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     for index, out, seconds in render_views(
-        pipeline, data, indices, scene, chunk, f"eval {split}", progress
+        pipeline, data, indices, scene, chunk, f"eval {split}", progress, supersample
     ):
         render_seconds += seconds
         pred = out["rgb"].view(*shape, 3)
@@ -119,12 +175,13 @@ def evaluate(
         "per_view_psnr": psnrs,
         "per_view_ssim": ssims,
         "per_view_names": names,
+        "supersample": supersample,
     }
     if scales > 1:
         per_scale = {"1": {"psnr": result["psnr"], "ssim": result["ssim"]}}
         for factor in scale_factors(scales)[1:]:
             per_scale[str(factor)] = score_scale(
-                pipeline, scaled_views(data, factor), indices, scene, chunk, progress
+                pipeline, scaled_views(data, factor), indices, scene, chunk, progress, supersample
             )
         result["scales"] = per_scale
         result["multiscale_psnr"] = sum(v["psnr"] for v in per_scale.values()) / scales
@@ -134,12 +191,13 @@ def evaluate(
 
 def score_scale(
     pipeline: Pipeline, data: Views, indices: list[int], scene: SceneData, chunk: int,
-    progress: bool,
+    progress: bool, supersample: int = 1,
 ) -> dict[str, float]:  # fmt: skip
     """Mean PSNR and SSIM of ``indices`` of ``data`` (one coarser scale)."""
     shape, psnrs, ssims = (data.height, data.width), [], []
     label = f"eval {data.width}x{data.height}"
-    for _, out, _ in render_views(pipeline, data, indices, scene, chunk, label, progress):
+    views = render_views(pipeline, data, indices, scene, chunk, label, progress, supersample)
+    for _, out, _ in views:
         pred, target = out["rgb"].view(*shape, 3), out["target_rgb"].view(*shape, 3)
         psnrs.append(psnr(pred, target))
         ssims.append(ssim(pred, target))

@@ -98,11 +98,18 @@ def check_scales(config: RunConfig, error_sampling: bool, views: Any) -> None:
         raise ConfigError("train.scales draws single rays at several scales: set train.batch=rays")
     if error_sampling:
         raise ConfigError("train.scales and train.error_sampling cannot be combined")
+    if config.train.pixel_jitter:
+        raise ConfigError("train.scales and train.pixel_jitter cannot be combined")
 
 
 def check_batch(config: RunConfig, pipeline: torch.nn.Module, views: Any) -> None:
-    """Image losses need crop batches; crops must fit the training images."""
+    """Image losses need crop batches; crops must fit the training images; jittered rays
+    are single rays."""
     train = config.train
+    if train.pixel_jitter and train.batch != "rays":
+        raise ConfigError(
+            "train.pixel_jitter moves single rays within their pixels: set train.batch=rays"
+        )
     if train.batch == "rays":
         needing = [
             name

@@ -31,7 +31,7 @@ from atlas_core.engine.checkpoints import (
     save_checkpoint,
 )
 from atlas_core.engine.error_map import error_map_for, uniform_pixels
-from atlas_core.engine.evaluate import REPORTED, evaluate
+from atlas_core.engine.evaluate import REPORTED, chosen_supersample, evaluate
 from atlas_core.engine.faults import BadSteps, InterruptRequest, finite_gradients
 from atlas_core.engine.optimizers.choice import clip_gradients, make_optimizer
 from atlas_core.engine.progress import TrainProgress
@@ -182,7 +182,10 @@ class Trainer:
         drawn = self.error_map and self.error_map.draw(views, count)
         images, rows, cols = drawn or uniform_pixels(views, count, self.device)
         images, rows, cols = distributed.shard(self.world, images, rows, cols)
-        return make_rays(views, images, rows, cols, self.scene)
+        offsets = None
+        if self.config.train.pixel_jitter:  # anywhere in the pixel (instant-ngp's training)
+            offsets = torch.rand(len(rows), 2, device=rows.device) - 0.5
+        return make_rays(views, images, rows, cols, self.scene, offsets=offsets)
 
     def sample_crops(self) -> Any:
         """Random square crops (``crops``) or whole views (``views``), about ``batch_rays``
@@ -397,6 +400,7 @@ class Trainer:
             self.config.eval.chunk,
             out_dir=self.out / "test" if write_images else None,
             scales=self.config.train.scales,
+            supersample=chosen_supersample(self.config.eval.supersample, self.train_views),
         )
         if self.progress is not None:
             self.progress.evaluated(result["psnr"])

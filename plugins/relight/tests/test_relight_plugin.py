@@ -201,3 +201,17 @@ def test_on_the_sdf_grid_the_warm_up_converts_at_a_higher_opacity_unblurred(
                         {"field": "volsdf_grid", "field.opacity": 0.2})  # fmt: skip
     configure(chosen, load_plugins(chosen.plugins))
     assert chosen.field.options["opacity"] == 0.2
+
+
+def test_test_views_are_supersampled_unless_chosen(point_scene: Path) -> None:
+    config = config_for(point_scene, ["volsdf", "relight"], {"field": "volsdf_grid"})
+    configure(config, load_plugins(config.plugins))
+    assert config.eval.supersample == 0  # auto: 2 x 2 rays where the images are antialiased
+    chosen = config_for(point_scene, ["volsdf", "relight"],
+                        {"field": "volsdf_grid", "eval.supersample": 1})  # fmt: skip
+    configure(chosen, load_plugins(chosen.plugins))
+    assert chosen.eval.supersample == 1
+    record = {**chosen.to_dict(), "versions": {"atlas-core": "0"}}  # a run's config.toml
+    again = RunConfig.from_dict(record)
+    configure(again, load_plugins(again.plugins))
+    assert again.eval.supersample == 1

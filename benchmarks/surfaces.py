@@ -95,7 +95,8 @@ def run_one(name: str, budget: float, scene: Path, out: Path, resolution: int) -
         terms.update(json.loads(terms_file.read_text()))
     return {
         "config": name, "budget": budget, "steps": metrics.get("steps"), "wall": wall,
-        "psnr": metrics["test"]["psnr"], "command": "atlas " + " ".join(args), **terms,
+        "psnr": metrics["test"]["psnr"], "supersample": metrics["test"].get("supersample", 1),
+        "command": "atlas " + " ".join(args), **terms,
     }  # fmt: skip
 
 
@@ -107,10 +108,11 @@ def markdown(rows: list[dict]) -> str:
         scene = CONFIGS[row["config"]]["scene"]
         terms = [row.get(key) for key in ("accuracy", "completeness", "chamfer")]
         shown = [f"{t:.4f}" if t is not None else "no mesh" for t in terms]
-        percent = row.get("chamfer_percent")
+        percent, rays = row.get("chamfer_percent"), row.get("supersample", 1)
+        psnr = f"{row['psnr']:.2f}" + (f" ({rays}x{rays} rays)" if rays > 1 else "")
         shown.append(f"{percent:.2f}" if percent is not None else "-")
         lines.append(
-            f"| {row['config']} | {row['budget']:g} | {row['steps']} | {row['psnr']:.2f} "
+            f"| {row['config']} | {row['budget']:g} | {row['steps']} | {psnr} "
             f"| {' | '.join(shown)} | {PAPERS[scene]} |"
         )
     lines += ["", "Commands:", ""] + [f"    {row['command']}" for row in rows]

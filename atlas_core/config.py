@@ -109,6 +109,7 @@ class TrainConfig:
     error_sampling: float = option(default=0.0, metadata={"min": 0})  # share drawn by error
     scales: int = option(default=1, metadata={"min": 1})  # 1, 1/2, ... resolutions (Mip-NeRF)
     pixel_jitter: bool = False  # each ray through a random point of its pixel, not its centre
+    pixel_jitter_start: int = option(default=0, metadata={"min": 0})  # ... from this step on
 
 
 @dataclass

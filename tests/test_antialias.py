@@ -134,6 +134,20 @@ def test_pixel_jitter_moves_training_rays_within_their_pixels(
     assert (moved <= (corners.directions - centres.directions).norm(dim=-1) + 1e-6).all()
 
 
+def test_pixel_jitter_starts_at_its_step(
+    atlas_scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trainer = quick_trainer(atlas_scene, tmp_path / "run", train__pixel_jitter=True,
+                            train__pixel_jitter_start=5)  # fmt: skip
+    pixels = torch.arange(64) % 3, torch.arange(64) // 3 % 24, torch.arange(64) % 24
+    monkeypatch.setattr(trainer_module, "uniform_pixels", lambda views, count, device: pixels)
+    centres = make_rays(trainer.train_views, *pixels, trainer.scene).directions
+    trainer.step = 4
+    assert torch.equal(trainer.sample_batch().directions, centres)
+    trainer.step = 5
+    assert (trainer.sample_batch().directions != centres).any(dim=-1).all()
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [({"train.batch": "crops"}, "train.pixel_jitter moves single rays"),

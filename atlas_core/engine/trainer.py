@@ -183,7 +183,10 @@ class Trainer:
         images, rows, cols = drawn or uniform_pixels(views, count, self.device)
         images, rows, cols = distributed.shard(self.world, images, rows, cols)
         offsets = None
-        if self.config.train.pixel_jitter:  # anywhere in the pixel (instant-ngp's training)
+        train = self.config.train
+        if (
+            train.pixel_jitter and self.step >= train.pixel_jitter_start
+        ):  # anywhere in the pixel (instant-ngp's training)
             offsets = torch.rand(len(rows), 2, device=rows.device) - 0.5
         return make_rays(views, images, rows, cols, self.scene, offsets=offsets)
 

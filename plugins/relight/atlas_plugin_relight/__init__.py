@@ -59,11 +59,10 @@ GRID_CONVERSION = {"opacity": 0.35, "opacity_blur": 0.0}
 # (600 s). Images rendered with one ray per pixel (the small generated scenes) keep one:
 # 2 x 2 blurred the recovery test's 16 px sphere from 26.2 to 20.1 dB.
 SUPERSAMPLE = 0
-# ... and trained the same way on volsdf_grid: each ray through a random point of its pixel
-# once the density warm-up (150 steps) and the grids' last upscale (step 200) are past; in
-# the warm-up it blurred the thin pole below the conversion's threshold (22.43 dB at 600 s,
-# the pole lost). From step 300: 26.54 and 26.55 dB against 26.44 and 25.89 (600 s, 2 x 2)
-GRID_JITTER = {"pixel_jitter": True, "pixel_jitter_start": 300}
+# Training rays are not jittered within their pixels (train.pixel_jitter) by default: from
+# step 300 on volsdf_grid (after the warm-up) 26.54 and 26.55 dB, but a third run lost the
+# thin pole (22.76: its signed distance, -0.012 on the axis without jitter, -0.007 and
+# then gone); from step 0 the pole was lost too (22.43)
 
 
 @hookimpl
@@ -115,8 +114,7 @@ def atlas_configure(config: RunConfig) -> None:
     """Check ``relight.*``, require an SDF field, supersample the test views where the
     images are antialiased (``eval.supersample`` 0, auto, unless set) and claim the
     renderer: ``relight_volume`` and the mask term (0.1) for the SDF grids (their warm-up
-    uncarved, ``volsdf_grid``'s converted at ``GRID_CONVERSION`` and trained on jittered
-    rays after it, ``GRID_JITTER``), else the ``surface``
+    uncarved, ``volsdf_grid``'s converted at ``GRID_CONVERSION``), else the ``surface``
     sampler, ``relight`` and the mask term (1)."""
     from atlas_core.api import plugin_options
 
@@ -133,9 +131,6 @@ def atlas_configure(config: RunConfig) -> None:
         if config.field.name == "volsdf_grid":
             for key, value in GRID_CONVERSION.items():
                 config.field.options.setdefault(key, value)
-            for key, value in GRID_JITTER.items():
-                if f"train.{key}" not in config.explicit:
-                    setattr(config.train, key, value)
         config.losses.setdefault("relight_mask", VOLUME_MASK_WEIGHT)
         config.losses.setdefault("relight_radiance", RADIANCE_WEIGHT)
         return

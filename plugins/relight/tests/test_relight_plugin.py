@@ -215,17 +215,3 @@ def test_test_views_are_supersampled_unless_chosen(point_scene: Path) -> None:
     again = RunConfig.from_dict(record)
     configure(again, load_plugins(again.plugins))
     assert again.eval.supersample == 1
-
-
-def test_on_the_sdf_grid_rays_are_jittered_after_the_warm_up(point_scene: Path) -> None:
-    config = config_for(point_scene, ["volsdf", "relight"], {"field": "volsdf_grid"})
-    configure(config, load_plugins(config.plugins))
-    assert config.train.pixel_jitter and config.train.pixel_jitter_start == 300
-    for field in ("volsdf_hash", "volsdf"):  # measured on the grid only
-        other = config_for(point_scene, ["volsdf", "relight"], {"field": field})
-        configure(other, load_plugins(other.plugins))
-        assert not other.train.pixel_jitter
-    chosen = config_for(point_scene, ["volsdf", "relight"],
-                        {"field": "volsdf_grid", "train.pixel_jitter": False})  # fmt: skip
-    configure(chosen, load_plugins(chosen.plugins))
-    assert not chosen.train.pixel_jitter and chosen.train.pixel_jitter_start == 300

@@ -98,9 +98,9 @@ def render_view(
     ]
     mean = dict(outs[0])
     for key, value in outs[0].items():
-        if len(outs) > 1 and torch.is_tensor(value) and value.is_floating_point():
-            if all(torch.is_tensor(o.get(key)) and o[key].shape == value.shape for o in outs):
-                mean[key] = torch.stack([o[key] for o in outs]).mean(dim=0)
+        shared = all(torch.is_tensor(o.get(key)) and o[key].shape == value.shape for o in outs)
+        if len(outs) > 1 and shared and value.is_floating_point():
+            mean[key] = torch.stack([o[key] for o in outs]).mean(dim=0)
     return mean
 
 

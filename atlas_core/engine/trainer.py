@@ -182,11 +182,8 @@ class Trainer:
         drawn = self.error_map and self.error_map.draw(views, count)
         images, rows, cols = drawn or uniform_pixels(views, count, self.device)
         images, rows, cols = distributed.shard(self.world, images, rows, cols)
-        offsets = None
-        train = self.config.train
-        if (
-            train.pixel_jitter and self.step >= train.pixel_jitter_start
-        ):  # anywhere in the pixel (instant-ngp's training)
+        train, offsets = self.config.train, None
+        if train.pixel_jitter and self.step >= train.pixel_jitter_start:  # as Instant-NGP
             offsets = torch.rand(len(rows), 2, device=rows.device) - 0.5
         return make_rays(views, images, rows, cols, self.scene, offsets=offsets)
 

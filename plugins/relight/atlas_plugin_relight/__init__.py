@@ -57,12 +57,10 @@ GRID_CONVERSION = {"opacity": 0.35, "opacity_blur": 0.0}
 # perfect one-ray-per-pixel render of the realistic point-light scene scores 27.2 dB
 # against its own 2 x 2 truth; one trained model 25.34 dB at one ray, 26.39 at 2 x 2
 # (600 s). Images rendered with one ray per pixel (the small generated scenes) keep one:
-# 2 x 2 blurred the recovery test's 16 px sphere from 26.2 to 20.1 dB.
+# 2 x 2 blurred the recovery test's 16 px sphere from 26.2 to 20.1 dB. Training rays stay
+# at their pixels' centres (train.pixel_jitter off): jittered from step 300 on volsdf_grid
+# they gave 26.54 and 26.55 dB, then a third run lost the thin pole (22.76).
 SUPERSAMPLE = 0
-# Training rays are not jittered within their pixels (train.pixel_jitter) by default: from
-# step 300 on volsdf_grid (after the warm-up) 26.54 and 26.55 dB, but a third run lost the
-# thin pole (22.76: its signed distance, -0.012 on the axis without jitter, -0.007 and
-# then gone); from step 0 the pole was lost too (22.43)
 
 
 @hookimpl

@@ -25,7 +25,14 @@ from atlas_core.sweep.objective import (
     objective_value,
     trial_config,
 )
-from atlas_core.sweep.results import importances, markdown_table, table_rows, write_best
+from atlas_core.sweep.report import write_sweep_report
+from atlas_core.sweep.results import (
+    importances,
+    markdown_table,
+    summarize,
+    table_rows,
+    write_best,
+)
 from atlas_core.sweep.space import plugin_set_name, read_study_file
 from atlas_core.sweep.worker import MAX_FAILURES, needed, work, worker_threads
 
@@ -275,6 +282,21 @@ def test_surplus_rule_ignores_failed_trials() -> None:
     trial = study.ask()
     assert not needed(trial, 2)
     assert needed(trial, 3)
+
+
+def test_summary_leaves_out_a_trial_about_to_be_dropped(tmp_path: Path) -> None:
+    """A trial another worker just created past N is in neither summary.md nor report.html."""
+    study = optuna.create_study(direction="maximize", study_name="race")
+    for value in (1.0, 2.0):
+        attrs = {"psnr": value, "config": RunConfig().to_dict()}
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs=attrs))
+    late = study.ask()  # running, not yet tagged surplus by its worker
+    assert "\n| 2 | RUNNING" in summarize(study, tmp_path, "psnr")
+    text = summarize(study, tmp_path, "psnr", total=2)
+    assert text.count("\n| ") == 1 + 2 and "RUNNING" not in text
+    assert "2 finished trials of 2" in write_sweep_report(study, tmp_path, "psnr", 2).read_text()
+    study.tell(late, 0.5)
+    assert summarize(study, tmp_path, "psnr", total=2).count("\n| ") == 1 + 3  # a finished one
 
 
 def test_surplus_trial_is_dropped_quietly(

@@ -80,9 +80,11 @@ def _importances(study: optuna.Study) -> str:
     return f"<table>{rows}</table>"
 
 
-def write_sweep_report(study: optuna.Study, sweep_dir: Path, objective: str) -> Path:
+def write_sweep_report(
+    study: optuna.Study, sweep_dir: Path, objective: str, total: int | None = None
+) -> Path:
     """Write ``SWEEP/report.html`` for the study's trials as they are now."""
-    trials = shown_trials(study)
+    trials = shown_trials(study, total)
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     charts = [_psnr_against_time(done), _history(trials, objective)]
     page = [

@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from atlas_core.config import RunConfig, load_toml, save_toml
 from atlas_core.io import atomic_write_bytes
-from atlas_core.sweep.worker import SURPLUS
+from atlas_core.sweep.worker import SURPLUS, unfailed_before
 
 __all__ = [
     "COLUMNS",
@@ -27,9 +27,17 @@ __all__ = [
 COLUMNS = ("trial", "state", "plugins", "params", "PSNR", "time (s)", "value")
 
 
-def shown_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Every trial except those dropped as surplus, in order."""
-    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)]
+def shown_trials(study: optuna.Study, total: int | None = None) -> list[FrozenTrial]:
+    """Every trial except those dropped as surplus, in order.
+
+    With ``total`` (the sweep's N), an unfinished trial that ``total`` unfailed trials
+    precede is left out too: another worker created it and is about to drop it.
+    """
+    trials = study.get_trials(deepcopy=False)
+    shown = [t for t in trials if not t.user_attrs.get(SURPLUS)]
+    if total is None:
+        return shown
+    return [t for t in shown if t.state.is_finished() or unfailed_before(t.number, trials) < total]
 
 
 def _value(value: Any, digits: int) -> str:
@@ -108,9 +116,11 @@ def write_best(trial: FrozenTrial, path: Path) -> Path:
     return path
 
 
-def summarize(study: optuna.Study, sweep_dir: Path, objective: str) -> str:
-    """Write summary.md and best.toml; return the summary text."""
-    rows = table_rows(shown_trials(study))
+def summarize(
+    study: optuna.Study, sweep_dir: Path, objective: str, total: int | None = None
+) -> str:
+    """Write summary.md and best.toml for a sweep of ``total`` trials; return the text."""
+    rows = table_rows(shown_trials(study, total))
     lines = [f"# Sweep `{study.study_name}`", "", markdown_table(rows), ""]
     best = best_trial(study)
     if best is None:

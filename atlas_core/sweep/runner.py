@@ -72,7 +72,8 @@ def sweep(args: argparse.Namespace) -> int:
     except AtlasError as exc:  # trials kept failing: still show what ran
         print(f"atlas: error: {exc}", file=sys.stderr, flush=True)
         code = 2
-    print(summarize(study, Path(settings.sweep_dir), settings.objective))
-    report = write_sweep_report(study, Path(settings.sweep_dir), settings.objective)
+    folder = Path(settings.sweep_dir)
+    print(summarize(study, folder, settings.objective, settings.trials))
+    report = write_sweep_report(study, folder, settings.objective, settings.trials)
     print(f"report: {report}")
     return code

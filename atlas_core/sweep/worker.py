@@ -37,6 +37,7 @@ __all__ = [
     "counts",
     "needed",
     "report_line",
+    "unfailed_before",
     "run_workers",
     "work",
     "worker_threads",
@@ -72,11 +73,14 @@ def counts(study: optuna.Study) -> dict[TrialState, int]:
     return found
 
 
+def unfailed_before(number: int, trials: list[optuna.trial.FrozenTrial]) -> int:
+    """How many of ``trials`` numbered before ``number`` have not failed."""
+    return sum(1 for t in trials if t.number < number and t.state != TrialState.FAIL)
+
+
 def needed(trial: optuna.Trial, total: int) -> bool:
     """False when ``total`` unfailed trials were created before this one."""
-    trials = trial.study.get_trials(deepcopy=False)
-    before = [t for t in trials if t.number < trial.number and t.state != TrialState.FAIL]
-    return len(before) < total
+    return unfailed_before(trial.number, trial.study.get_trials(deepcopy=False)) < total
 
 
 def report_line(trial: optuna.trial.FrozenTrial) -> str:

@@ -1,4 +1,4 @@
-"""The dtu plugin's config choices: volsdf_grid's longer warm-up on a scan."""
+"""The dtu plugin's config choices for volsdf_grid on a scan: a longer warm-up, patch NCC."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from atlas_plugin_dtu import GRID_WARMUP_STEPS
+from atlas_plugin_dtu import GRID_WARMUP_STEPS, PHOTO_CONSISTENCY
 
 from atlas_core.api import RunConfig
 from atlas_core.testing import configured, requires_plugins
@@ -21,6 +21,7 @@ def on_scan(scan: Path, kind: str, settings: dict[str, Any]) -> RunConfig:
 def test_a_scan_gives_volsdf_grid_the_longer_warm_up(dtu_scan: Path) -> None:
     config = on_scan(dtu_scan, "dtu", {"field": "volsdf_grid"})
     assert config.field.options["warmup_steps"] == GRID_WARMUP_STEPS != 150
+    assert config.losses["photo_consistency"] == PHOTO_CONSISTENCY > 0
 
 
 @requires_plugins("volsdf")
@@ -37,3 +38,19 @@ def test_the_warm_up_is_left_alone_otherwise(
 ) -> None:
     config = on_scan(dtu_scan, kind, settings)
     assert config.field.options.get("warmup_steps") == expected
+
+
+@requires_plugins("volsdf")
+@pytest.mark.parametrize(
+    ("kind", "settings", "expected"),
+    [
+        ("dtu", {"field": "volsdf_grid", "losses.photo_consistency": 0.0}, 0.0),  # the user's
+        ("blender", {"field": "volsdf_grid"}, None),  # not a scan
+        ("dtu", {"field": "volsdf_hash"}, None),  # not measured there
+    ],
+)
+def test_photo_consistency_is_left_alone_otherwise(
+    dtu_scan: Path, kind: str, settings: dict[str, Any], expected: float | None
+) -> None:
+    config = on_scan(dtu_scan, kind, settings)
+    assert config.losses.get("photo_consistency") == expected

@@ -14,6 +14,7 @@ from atlas_plugin_volsdf.grid_field import SDFGridField
 from atlas_plugin_volsdf.hash_field import HashSDFField
 from atlas_plugin_volsdf.losses import EikonalLoss
 from atlas_plugin_volsdf.options import VolSDFOptions
+from atlas_plugin_volsdf.photo_consistency import PhotoConsistencyLoss
 from atlas_plugin_volsdf.sampler import FieldImportanceSampler
 from atlas_plugin_volsdf.sdf_network import SDFNetwork
 from atlas_plugin_volsdf.smoothness import NormalSmoothnessLoss
@@ -24,6 +25,7 @@ __all__ = [
     "HashSDFField",
     "LaplaceDensity",
     "NormalSmoothnessLoss",
+    "PhotoConsistencyLoss",
     "SDFGridField",
     "SDFNetwork",
     "VolSDFField",
@@ -63,10 +65,12 @@ def atlas_register_fields(register: Register) -> None:
 
 @hookimpl
 def atlas_register_losses(register: Register) -> None:
-    """The eikonal regulariser."""
+    """The eikonal, normal-smoothness and photometric-consistency terms."""
     register("eikonal", EikonalLoss, description="(|grad sdf| - 1)^2 at the sample points")
     register("normal_smoothness", NormalSmoothnessLoss,
              description="UNISURF: |n(x) - n(x + e)|^2 at surface points")  # fmt: skip
+    register("photo_consistency", PhotoConsistencyLoss,
+             description="Geo-NeuS: 1 - NCC of surface patches across nearby views")  # fmt: skip
 
 
 @hookimpl

@@ -33,7 +33,7 @@ def test_entry_point_registers_field_and_loss(atlas_pm) -> None:  # noqa: ANN001
     assert loaded.registry.get("samplers", "importance").factory is FieldImportanceSampler
     components = {
         "fields": ["volsdf", "volsdf_grid", "volsdf_hash"],
-        "losses": ["eikonal", "normal_smoothness"],
+        "losses": ["eikonal", "normal_smoothness", "photo_consistency"],
         "samplers": ["importance"],
     }
     assert loaded.infos["volsdf"].components == components

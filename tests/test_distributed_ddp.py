@@ -21,6 +21,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def ranks_said(result: subprocess.CompletedProcess) -> str:
+    """The ranks' stderr without progress bars, so a rank's own last words (a rare abort at
+    exit: "terminate called without an active exception") show in a failure message."""
+    said = [line for line in result.stderr.splitlines() if not line.startswith(("train", "eval"))]
+    return "\n".join(said)[-6000:]
+
+
 def test_two_ranks_match_one_process(atlas_scene: Path, tmp_path: Path) -> None:
     """Loss and gradient norm per step of a 2-rank run match one process within TOLERANCE."""
     single, double = tmp_path / "single", tmp_path / "double"
@@ -44,9 +51,7 @@ def test_torchrun_cli(atlas_scene: Path, tmp_path: Path, quick_args: list[str]) 
     ]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-    # progress bars left out, so a rank's own last words (a rare abort) show in the message
-    said = [line for line in result.stderr.splitlines() if not line.startswith(("train", "eval"))]
-    assert result.returncode == 0, "\n".join(said)[-6000:]
+    assert result.returncode == 0, ranks_said(result)
     assert result.stdout.count("test PSNR") == 1  # rank 1 keeps quiet
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 30
@@ -104,7 +109,7 @@ def test_torchrun_time_budget_ends_every_rank(
     ]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, ranks_said(result)
     metrics = json.loads((out / "metrics.json").read_text())
     # rank 0 stops when any rank reaches the budget: its own clock may be a step short
     assert 2.5 <= metrics["train_seconds"] < 10 and metrics["steps"] < 1000000

@@ -150,7 +150,8 @@ def test_pixel_jitter_starts_at_its_step(
 @pytest.mark.parametrize(
     ("setting", "message"),
     [({"train.batch": "crops"}, "train.pixel_jitter moves single rays"),
-     ({"train.scales": 2}, "train.scales and train.pixel_jitter")],
+     ({"train.scales": 2}, "train.scales and train.pixel_jitter"),
+     ({"train.pixel_jitter": False, "train.pixel_jitter_start": 5}, "does nothing without")],
 )  # fmt: skip
 def test_pixel_jitter_refuses_crops_and_scales(
     atlas_scene: Path, tmp_path: Path, setting: dict, message: str

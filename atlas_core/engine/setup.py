@@ -104,8 +104,12 @@ def check_scales(config: RunConfig, error_sampling: bool, views: Any) -> None:
 
 def check_batch(config: RunConfig, pipeline: torch.nn.Module, views: Any) -> None:
     """Image losses need crop batches; crops must fit the training images; jittered rays
-    are single rays."""
+    are single rays, and a jitter start needs jitter."""
     train = config.train
+    if train.pixel_jitter_start and not train.pixel_jitter:
+        raise ConfigError(
+            "train.pixel_jitter_start does nothing without train.pixel_jitter=true: set both"
+        )
     if train.pixel_jitter and train.batch != "rays":
         raise ConfigError(
             "train.pixel_jitter moves single rays within their pixels: set train.batch=rays"

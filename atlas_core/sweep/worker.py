@@ -37,8 +37,8 @@ __all__ = [
     "counts",
     "needed",
     "report_line",
-    "unfailed_before",
     "run_workers",
+    "unfailed_before",
     "work",
     "worker_threads",
 ]

@@ -129,12 +129,11 @@ class PhotoConsistencyLoss(Loss):
         self.register_buffer("offsets", grid, persistent=False)
 
     def surface(self, rays: RayBundle, outputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Indices of up to MAX_RAYS opaque rays and their surface points (with a graph)."""
+        """Indices of up to MAX_RAYS opaque rays and their depths (with a graph)."""
         opaque = torch.nonzero(outputs["acc"].detach().view(-1) >= OPAQUE).view(-1)
         if len(opaque) > MAX_RAYS:
             opaque = opaque[torch.randperm(len(opaque), device=opaque.device)[:MAX_RAYS]]
-        depth = outputs["depth"].view(-1)[opaque]
-        return opaque, rays.origins[opaque] + rays.directions[opaque] * depth[:, None]
+        return opaque, outputs["depth"].view(-1)[opaque]
 
     def patches(self, points: Tensor, normals: Tensor, view: Tensor, depth: Tensor) -> Tensor:
         """Patch points [R, P, 3] on the tangent planes, one pixel of ``view`` apart."""
@@ -154,16 +153,16 @@ class PhotoConsistencyLoss(Loss):
     ) -> Tensor:
         """The mean over textured surface points seen by a neighbour (zero without any)."""
         zero = outputs["acc"].new_zeros(())
-        index, points = self.surface(rays, outputs)
+        index, depth = self.surface(rays, outputs)
         if not len(index):
             return zero
+        points = rays.origins[index] + rays.directions[index] * depth[:, None]
         gradients = sdf_gradients_at(self._sdf[0], points)
         if not len(gradients):  # no SDF yet (a grid's density warm-up)
             return zero
         normals = torch.nn.functional.normalize(gradients, dim=-1)
         view = rays.camera_indices[index]
-        depth = ((points - rays.origins[index]) * rays.directions[index]).sum(-1).detach()
-        patch = self.patches(points, normals, view, depth)  # [R, P, 3]
+        patch = self.patches(points, normals, view, depth.detach())  # [R, P, 3]
         views = torch.cat([view[:, None], self.neighbours[view]], dim=1)  # [R, 1 + K]
         grid_views = views[:, :, None].expand(-1, -1, patch.shape[1])
         stacked = patch[:, None].expand(-1, views.shape[1], -1, -1)

@@ -57,6 +57,35 @@ def test_torchrun_cli(atlas_scene: Path, tmp_path: Path, quick_args: list[str]) 
     assert metrics["steps"] == 30
 
 
+THREADS_AROUND_A_RUN = """
+import os, torch
+from atlas_core.engine import distributed
+before = len(os.listdir("/proc/self/task"))
+world = distributed.init(torch.device("cpu"))
+torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # imports dynamo, as every run does
+distributed.finish(world)
+print("threads", before, len(os.listdir("/proc/self/task")))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_finish_stops_the_group_threads(tmp_path: Path) -> None:
+    """After ``finish`` no gloo thread is left to free a tensor during interpreter exit (it
+    aborted a rank about once in four runs under load: "terminate called without an active
+    exception")."""
+    script = tmp_path / "threads.py"
+    script.write_text(THREADS_AROUND_A_RUN)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        str(script),
+    ]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, ranks_said(result)
+    counts = [line.split()[1:] for line in result.stdout.splitlines() if line.startswith("threads")]
+    assert len(counts) == 2 and all(before == after for before, after in counts), counts
+
+
 def test_lost_rank_saves_and_says_how_to_resume(
     atlas_scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -94,6 +94,12 @@ def init(device: torch.device) -> World | None:
         size=int(os.environ["WORLD_SIZE"]),
         local_rank=int(os.environ.get("LOCAL_RANK", "0")),
     )
+    # Importing dynamo once a group exists makes it hold references to the group (torch
+    # 2.13; creating an optimizer imports it), so destroy_process_group would leave gloo's
+    # worker threads running into interpreter exit, where one freeing a tensor aborts the
+    # rank ("terminate called without an active exception"). Imported first, it does not.
+    import torch._dynamo  # noqa: F401
+
     backend = "gloo"
     if device.type == "cuda":
         backend = "nccl"

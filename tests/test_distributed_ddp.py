@@ -58,13 +58,15 @@ def test_torchrun_cli(atlas_scene: Path, tmp_path: Path, quick_args: list[str]) 
 
 
 THREADS_AROUND_A_RUN = """
-import os, torch
+import os, sys, torch
 from atlas_core.engine import distributed
 before = len(os.listdir("/proc/self/task"))
 world = distributed.init(torch.device("cpu"))
 torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # imports dynamo, as every run does
 distributed.finish(world)
-print("threads", before, len(os.listdir("/proc/self/task")))
+after = len(os.listdir("/proc/self/task"))
+with open(os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.txt"), "w") as out:
+    out.write(f"{before} {after}")
 """
 
 
@@ -77,13 +79,13 @@ def test_finish_stops_the_group_threads(tmp_path: Path) -> None:
     script.write_text(THREADS_AROUND_A_RUN)
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        str(script),
+        str(script), str(tmp_path),
     ]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, ranks_said(result)
-    counts = [line.split()[1:] for line in result.stdout.splitlines() if line.startswith("threads")]
-    assert len(counts) == 2 and all(before == after for before, after in counts), counts
+    counts = [(tmp_path / f"rank{rank}.txt").read_text().split() for rank in (0, 1)]
+    assert all(before == after for before, after in counts), counts  # [before, after] per rank
 
 
 def test_lost_rank_saves_and_says_how_to_resume(

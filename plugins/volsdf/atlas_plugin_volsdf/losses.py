@@ -14,9 +14,29 @@ if TYPE_CHECKING:
     from atlas_core.api import BuildContext
 
 
+OPAQUE = 0.5  # rays at least this opaque have a surface point (at their expected depth)
+
+
 def find_sdf_module(field: nn.Module) -> nn.Module | None:
     """The first module inside ``field`` (itself included) with an ``sdf()`` method."""
     return first_with(field, HasSDF)
+
+
+def required_sdf_module(context: BuildContext, what: str) -> nn.Module:
+    """The run's SDF module; a ConfigError saying that ``what`` needs one otherwise."""
+    module = find_sdf_module(context.field_module())
+    if module is None:
+        raise ConfigError(f"{what} needs a field with an SDF (volsdf)")
+    return module
+
+
+def surface_rays(outputs: dict[str, Tensor], limit: int = 0) -> Tensor:
+    """Indices of the rays at least ``OPAQUE`` opaque (``limit`` of them at random when
+    more, and ``limit`` > 0)."""
+    opaque = torch.nonzero(outputs["acc"].detach().view(-1) >= OPAQUE).view(-1)
+    if 0 < limit < len(opaque):
+        opaque = opaque[torch.randperm(len(opaque), device=opaque.device)[:limit]]
+    return opaque
 
 
 def sdf_gradients_at(module: nn.Module, positions: Tensor) -> Tensor:
@@ -49,10 +69,7 @@ class EikonalLoss(Loss):
 
         self.points = plugin_options(context.config, "volsdf", VolSDFOptions).eikonal_points
         if self.points:
-            module = find_sdf_module(context.field_module())
-            if module is None:
-                raise ConfigError("volsdf.eikonal_points needs a field with an SDF (volsdf)")
-            self._sdf.append(module)
+            self._sdf.append(required_sdf_module(context, "volsdf.eikonal_points"))
             bounds = torch.tensor(context.scene.bounds, dtype=torch.float32)
             self.register_buffer("box_low", bounds[:3], persistent=False)
             self.register_buffer("box_size", bounds[3:] - bounds[:3], persistent=False)

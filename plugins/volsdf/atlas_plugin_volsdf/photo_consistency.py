@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from atlas_core.api import INTRINSICS, ConfigError, Loss, RayBundle
-from atlas_plugin_volsdf.losses import find_sdf_module, sdf_gradients_at
+from atlas_core.api import ConfigError, Loss, RayBundle
+from atlas_plugin_volsdf.losses import required_sdf_module, sdf_gradients_at, surface_rays
 
 if TYPE_CHECKING:
     from atlas_core.api import BuildContext, Views
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 NEIGHBOURS = 8
 HALF = 2  # the patch is (2 * HALF + 1)^2 points, one pixel apart (5 x 5)
 MAX_RAYS = 512  # surface points per step
-OPAQUE = 0.5  # rays at least this opaque have a surface point
 MIN_STD = 0.005  # grey-value spread below which a patch has no texture to match
 EPS = 1e-6
 
@@ -61,10 +60,7 @@ class PatchImages(nn.Module):
         self.height, self.width = views.height, views.width
         # one byte a pixel (a DTU scan's 49 images at 1600 x 1200: 94 MB, not 376 in floats)
         grey = views.images[..., :3].float().mean(dim=-1).round().to(torch.uint8).reshape(-1)
-        intrinsics = views.extras.get(INTRINSICS)
-        if intrinsics is None:
-            shared = [views.focal, views.focal, 0.5 * views.width, 0.5 * views.height]
-            intrinsics = torch.tensor([shared] * len(views))
+        intrinsics = torch.tensor([views.intrinsics(i) for i in range(len(views))])
         self.register_buffer("grey", grey, persistent=False)
         self.register_buffer("c2w", views.c2w.float(), persistent=False)
         self.register_buffer("intrinsics", intrinsics.float(), persistent=False)
@@ -107,9 +103,7 @@ class PhotoConsistencyLoss(Loss):
 
     def __init__(self, context: BuildContext):
         super().__init__()
-        module = find_sdf_module(context.field_module())
-        if module is None:
-            raise ConfigError("loss 'photo_consistency' needs a field with an SDF (volsdf)")
+        module = required_sdf_module(context, "loss 'photo_consistency'")
         if context.scene.space != "box":
             raise ConfigError(
                 f"loss 'photo_consistency' needs world-space rays; this scene's rays are "
@@ -127,13 +121,6 @@ class PhotoConsistencyLoss(Loss):
         steps = torch.arange(-HALF, HALF + 1, dtype=torch.float32)
         grid = torch.stack(torch.meshgrid(steps, steps, indexing="xy"), dim=-1).reshape(-1, 2)
         self.register_buffer("offsets", grid, persistent=False)
-
-    def surface(self, rays: RayBundle, outputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Indices of up to MAX_RAYS opaque rays and their depths (with a graph)."""
-        opaque = torch.nonzero(outputs["acc"].detach().view(-1) >= OPAQUE).view(-1)
-        if len(opaque) > MAX_RAYS:
-            opaque = opaque[torch.randperm(len(opaque), device=opaque.device)[:MAX_RAYS]]
-        return opaque, outputs["depth"].view(-1)[opaque]
 
     def patches(self, points: Tensor, normals: Tensor, view: Tensor, depth: Tensor) -> Tensor:
         """Patch points [R, P, 3] on the tangent planes, one pixel of ``view`` apart."""
@@ -153,10 +140,11 @@ class PhotoConsistencyLoss(Loss):
     ) -> Tensor:
         """The mean over textured surface points seen by a neighbour (zero without any)."""
         zero = outputs["acc"].new_zeros(())
-        index, depth = self.surface(rays, outputs)
+        index = surface_rays(outputs, MAX_RAYS)
         if not len(index):
             return zero
-        points = rays.origins[index] + rays.directions[index] * depth[:, None]
+        depth = outputs["depth"].view(-1)[index]  # with a graph: the points move with it
+        points = rays.points(index, depth)
         gradients = sdf_gradients_at(self._sdf[0], points)
         if not len(gradients):  # no SDF yet (a grid's density warm-up)
             return zero

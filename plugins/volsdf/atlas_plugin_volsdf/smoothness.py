@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from atlas_core.api import ConfigError, Loss, RayBundle
-from atlas_plugin_volsdf.losses import find_sdf_module, sdf_gradients_at
+from atlas_core.api import Loss, RayBundle
+from atlas_plugin_volsdf.losses import required_sdf_module, sdf_gradients_at, surface_rays
 
 if TYPE_CHECKING:
     from atlas_core.api import BuildContext
 
 OFFSET = 0.005  # std of the offset e, as a fraction of the scene box's longest side
-OPAQUE = 0.5  # rays at least this opaque have a surface point
 
 
 class NormalSmoothnessLoss(Loss):
@@ -27,10 +26,8 @@ class NormalSmoothnessLoss(Loss):
 
     def __init__(self, context: BuildContext):
         super().__init__()
-        module = find_sdf_module(context.field_module())
-        if module is None:
-            raise ConfigError("loss 'normal_smoothness' needs a field with an SDF (volsdf)")
-        self._sdf = [module]  # a plain list: the field is not registered twice
+        # a plain list: the field is not registered twice
+        self._sdf = [required_sdf_module(context, "loss 'normal_smoothness'")]
         bounds = context.scene.bounds
         self.offset = OFFSET * max(hi - lo for lo, hi in zip(bounds[:3], bounds[3:], strict=True))
 
@@ -38,7 +35,7 @@ class NormalSmoothnessLoss(Loss):
         self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]
     ) -> Tensor:
         """The mean over the batch's surface points (zero without any, or without an SDF)."""
-        opaque = torch.nonzero(outputs["acc"].detach().view(-1) >= OPAQUE).view(-1)
+        opaque = surface_rays(outputs)
         depth = outputs["depth"].detach().view(-1)[opaque]
         points = rays.points(opaque, depth)  # in the space the field sees (contracted, NDC)
         jittered = points + self.offset * torch.randn_like(points)

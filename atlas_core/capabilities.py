@@ -81,7 +81,8 @@ class HasSampleStep(Protocol):
 
 @runtime_checkable
 class Grows(Protocol):
-    """A component whose parameters change shape during training (grid upscaling).
+    """A component with a schedule over the training steps (grid upscaling, a loss
+    weight that decays).
 
     The core calls ``grow(step)`` after every optimiser step, in every module of the
     pipeline that has it; when any returns True it builds a fresh optimiser.

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from atlas_core.api import Loss, RayBundle
+from atlas_core.api import Loss, RayBundle, plugin_options
 from atlas_plugin_volsdf.losses import required_sdf_module, sdf_gradients_at, surface_rays
+from atlas_plugin_volsdf.options import VolSDFOptions
 
 if TYPE_CHECKING:
     from atlas_core.api import BuildContext
@@ -22,7 +23,12 @@ OFFSET = 0.005  # std of the offset e, as a fraction of the scene box's longest 
 
 
 class NormalSmoothnessLoss(Loss):
-    """Squared difference of unit SDF normals at surface points and jittered copies."""
+    """Squared difference of unit SDF normals at surface points and jittered copies.
+
+    With ``volsdf.normal_smoothness_until=N`` the term is scaled by ``1 - step / N`` (zero
+    from step N on): it flattens the bumps an SDF starts with, then leaves fine detail to
+    the photometric terms (Neuralangelo, Li et al. 2023, decays its curvature term so).
+    """
 
     def __init__(self, context: BuildContext):
         super().__init__()
@@ -30,11 +36,28 @@ class NormalSmoothnessLoss(Loss):
         self._sdf = [required_sdf_module(context, "loss 'normal_smoothness'")]
         bounds = context.scene.bounds
         self.offset = OFFSET * max(hi - lo for lo, hi in zip(bounds[:3], bounds[3:], strict=True))
+        self.until = plugin_options(context.config, "volsdf", VolSDFOptions).normal_smoothness_until
+        self.step = 0
+
+    @property
+    def scale(self) -> float:
+        """The schedule's factor on the term at the current step (1 without a schedule)."""
+        return max(0.0, 1.0 - self.step / self.until) if self.until else 1.0
+
+    def grow(self, step: int) -> bool:
+        """Follow the training step (the core calls this after every step); no new
+        parameters."""
+        self.step = step
+        return False
 
     def forward(
         self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]
     ) -> Tensor:
-        """The mean over the batch's surface points (zero without any, or without an SDF)."""
+        """The mean over the batch's surface points (zero without any, without an SDF, or
+        past the schedule's end)."""
+        scale = self.scale
+        if scale == 0.0:
+            return outputs["acc"].new_zeros(())
         opaque = surface_rays(outputs)
         depth = outputs["depth"].detach().view(-1)[opaque]
         points = rays.points(opaque, depth)  # in the space the field sees (contracted, NDC)
@@ -44,4 +67,4 @@ class NormalSmoothnessLoss(Loss):
             return outputs["acc"].new_zeros(())
         normals = gradients / gradients.norm(dim=-1, keepdim=True).clamp_min(1e-6)
         here, there = normals.chunk(2)
-        return (here - there).square().sum(dim=-1).mean()
+        return scale * (here - there).square().sum(dim=-1).mean()

@@ -16,11 +16,19 @@ from atlas_core.api import ConfigError, RayBundle
 RADIUS = 0.5
 
 
+def context_for(module: torch.nn.Module, **volsdf: object) -> SimpleNamespace:
+    """A build context over the unit box whose field is ``module``, with volsdf options."""
+    return SimpleNamespace(
+        scene=SimpleNamespace(bounds=BOUNDS),
+        field_module=lambda: module,
+        config=SimpleNamespace(plugin_options={"volsdf": volsdf}),
+    )
+
+
 def field_and_loss(**options: object) -> tuple[SDFGridField, NormalSmoothnessLoss]:
     """A sphere-started grid field over the unit box and the loss on it."""
     field = make_field(initial_resolution=33, upscale_steps=(), radius=RADIUS, **options)
-    context = SimpleNamespace(scene=SimpleNamespace(bounds=BOUNDS), field_module=lambda: field)
-    return field, NormalSmoothnessLoss(context)
+    return field, NormalSmoothnessLoss(context_for(field))
 
 
 def sphere_hits(count: int = 256) -> tuple[RayBundle, dict[str, torch.Tensor]]:
@@ -65,6 +73,38 @@ def test_no_term_during_the_density_warm_up() -> None:
     assert float(loss(rays, outputs, {})) == 0.0
 
 
+def test_the_weight_falls_to_zero_by_the_given_step() -> None:
+    field = make_field(initial_resolution=33, upscale_steps=(), radius=RADIUS)
+    loss = NormalSmoothnessLoss(context_for(field, normal_smoothness_until=100))
+    rays, outputs = sphere_hits()
+    with torch.no_grad():
+        field.sdf_grid.add_(0.02 * torch.randn_like(field.sdf_grid))
+    values = []
+    for step in (0, 50, 100, 150):
+        assert loss.grow(step) is False  # a schedule, not new parameters
+        torch.manual_seed(0)
+        values.append(float(loss(rays, outputs, {}).detach()))
+    assert values[0] > 0
+    assert values[1] == pytest.approx(values[0] / 2, rel=1e-5)
+    assert values[2] == values[3] == 0.0
+
+
+def test_without_a_schedule_the_weight_stays() -> None:
+    field, loss = field_and_loss()
+    rays, outputs = sphere_hits()
+    torch.manual_seed(0)
+    first = float(loss(rays, outputs, {}))
+    loss.grow(10_000)
+    torch.manual_seed(0)
+    assert float(loss(rays, outputs, {})) == pytest.approx(first) and first > 0
+
+
+def test_the_schedule_end_must_not_be_negative() -> None:
+    field = make_field(initial_resolution=33, upscale_steps=(), radius=RADIUS)
+    with pytest.raises(ConfigError, match="normal_smoothness_until"):
+        NormalSmoothnessLoss(context_for(field, normal_smoothness_until=-1))
+
+
 def test_needs_an_sdf_field() -> None:
     context = SimpleNamespace(scene=SimpleNamespace(bounds=BOUNDS),
                               field_module=lambda: torch.nn.Linear(3, 1))  # fmt: skip
@@ -79,6 +119,21 @@ def test_a_run_trains_with_the_term(atlas_scene, tmp_path) -> None:  # noqa: ANN
     assert grid_run(atlas_scene, out, *extra) == 0
     rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert any(row.get("normal_smoothness", 0) > 0 for row in rows)
+
+
+def test_a_run_follows_the_schedule(atlas_scene, tmp_path) -> None:  # noqa: ANN001
+    out = tmp_path / "run"
+    schedule = ("--set", "volsdf.normal_smoothness_until=20")
+    extra = ("--set", "field.init=sphere", "--set", "losses.normal_smoothness=0.1",
+             "--set", "train.log_every=5", *schedule)  # fmt: skip
+    assert grid_run(atlas_scene, out, *extra) == 0
+    rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    terms = {row["step"]: row["normal_smoothness"] for row in rows if "normal_smoothness" in row}
+    assert any(value > 0 for step, value in terms.items() if step < 20)
+    late = [value for step, value in terms.items() if step > 20]
+    assert late and all(value == 0 for value in late)
+    bad = ("--set", "volsdf.normal_smoothness_until=-5")
+    assert grid_run(atlas_scene, tmp_path / "bad", *bad) == 2
 
 
 class Bumpy(torch.nn.Module):
@@ -100,8 +155,7 @@ class Bumpy(torch.nn.Module):
 def network_loss(bumps: float) -> tuple[Bumpy, NormalSmoothnessLoss]:
     """The loss on an SDF network (no grid derivative: autograd's normals)."""
     network = Bumpy(bumps)
-    context = SimpleNamespace(scene=SimpleNamespace(bounds=BOUNDS), field_module=lambda: network)
-    return network, NormalSmoothnessLoss(context)
+    return network, NormalSmoothnessLoss(context_for(network))
 
 
 def test_network_normals_come_from_autograd_with_a_graph() -> None:

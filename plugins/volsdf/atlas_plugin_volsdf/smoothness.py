@@ -7,7 +7,7 @@ bumps the photometric terms leave on flat, textured surfaces.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -37,18 +37,24 @@ class NormalSmoothnessLoss(Loss):
         bounds = context.scene.bounds
         self.offset = OFFSET * max(hi - lo for lo, hi in zip(bounds[:3], bounds[3:], strict=True))
         self.until = plugin_options(context.config, "volsdf", VolSDFOptions).normal_smoothness_until
-        self.step = 0
+        # in checkpoints, so a resumed run goes on where the schedule was
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
     @property
     def scale(self) -> float:
         """The schedule's factor on the term at the current step (1 without a schedule)."""
-        return max(0.0, 1.0 - self.step / self.until) if self.until else 1.0
+        return max(0.0, 1.0 - int(self.step) / self.until) if self.until else 1.0
 
     def grow(self, step: int) -> bool:
         """Follow the training step (the core calls this after every step); no new
         parameters."""
-        self.step = step
+        self.step.fill_(step)
         return False
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        """Checkpoints written before the schedule existed have no step: keep the current."""
+        state_dict.setdefault(prefix + "step", self.step.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def forward(
         self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]

@@ -89,6 +89,17 @@ def test_the_weight_falls_to_zero_by_the_given_step() -> None:
     assert values[2] == values[3] == 0.0
 
 
+def test_a_resumed_loss_goes_on_where_the_schedule_was() -> None:
+    field = make_field(initial_resolution=33, upscale_steps=(), radius=RADIUS)
+    loss = NormalSmoothnessLoss(context_for(field, normal_smoothness_until=100))
+    loss.grow(70)
+    resumed = NormalSmoothnessLoss(context_for(field, normal_smoothness_until=100))
+    resumed.load_state_dict(loss.state_dict())
+    assert resumed.scale == pytest.approx(0.3)
+    resumed.load_state_dict({})  # a checkpoint from before the schedule: the step stays
+    assert resumed.scale == pytest.approx(0.3)
+
+
 def test_without_a_schedule_the_weight_stays() -> None:
     field, loss = field_and_loss()
     rays, outputs = sphere_hits()

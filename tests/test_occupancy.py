@@ -309,3 +309,22 @@ def test_culling_in_rounds_keeps_what_one_pass_keeps_and_skips_what_is_hidden(
         assert evaluated < len(ray) - 0.4 * hidden  # much of it never evaluated
     else:
         assert evaluated == len(ray)
+
+
+def test_a_shorter_first_round_evaluates_less_and_keeps_the_same() -> None:
+    r = rays(48)
+    options = {"resolution": 16, "step_size": 0.02, "weight_threshold": 1e-4, "rounds": True}
+    kept, evaluated = [], []
+    for first in (FIRST_ROUND, 2):
+        cloud = Cloud()
+        sampler = make_sampler(cloud, first_round=first, **options).eval()
+        ray, s = sampler.march(r)
+        kept.append(sampler.visible(cloud, r, ray, s, s + sampler.step_size))
+        evaluated.append(cloud.evaluated)
+    assert torch.equal(kept[0], kept[1])
+    assert evaluated[1] < evaluated[0]  # fewer samples read past the ball's surface
+
+
+def test_the_first_round_needs_a_sample() -> None:
+    with pytest.raises(ValueError, match="first_round"):
+        make_sampler(Cloud(), first_round=0)

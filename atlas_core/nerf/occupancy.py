@@ -40,8 +40,8 @@ COARSE = 4
 """Fine steps per coarse step, and fine cells per coarse cell edge, when marching."""
 
 FIRST_ROUND = 16
-"""Samples per ray the culling pass evaluates first; each later round takes half as many
-again (``ROUND_GROWTH``), of the rays still visible."""
+"""Samples per ray the culling pass evaluates first by default (``first_round``); each
+later round takes half as many again (``ROUND_GROWTH``), of the rays still visible."""
 ROUND_GROWTH = 1.5
 
 
@@ -179,7 +179,8 @@ class OccupancySampler(Sampler):
     ``rounds``, in rounds along the rays that stop at each ray's ``early_stop`` (fewer
     evaluations where rays cross solid insides, as an SDF's; more calls where they do
     not: lego on ngp, about 20 samples a ray, took 11.4 ms a step in rounds, 6.8 in one
-    pass). ``kernel``: the
+    pass), the first of ``first_round`` samples per ray (fewer suit a field whose density
+    is dear and whose rays turn opaque within a few samples). ``kernel``: the
     march runs as one C++ pass per ray (``auto``, when it builds; ``cpp``) or in PyTorch
     (``torch``, the reference; also for contracted rays and off the CPU).
     """
@@ -198,6 +199,7 @@ class OccupancySampler(Sampler):
         alpha_threshold: float = 0.0,
         weight_threshold: float = 0.0,
         rounds: bool = False,
+        first_round: int = FIRST_ROUND,
         kernel: str = "auto",
     ):
         super().__init__()
@@ -206,8 +208,9 @@ class OccupancySampler(Sampler):
             raise ValueError(
                 "need resolution >= 2, update_every and warmup_every >= 1, 0 <= decay <= 1"
             )
-        if step_size < 0:
-            raise ValueError("need step_size >= 0")
+        if step_size < 0 or first_round < 1:
+            raise ValueError(f"need step_size >= 0 and first_round >= 1, got {step_size}, "
+                             f"{first_round}")  # fmt: skip
         field = context.field_module()
         if not has_density(field):
             raise ValueError(
@@ -226,6 +229,7 @@ class OccupancySampler(Sampler):
         self.decay, self.threshold = decay, threshold
         self.early_stop, self.alpha_threshold = early_stop, alpha_threshold
         self.weight_threshold, self.rounds = weight_threshold, rounds
+        self.first_round = first_round
         self.kernel = kernel
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
@@ -322,7 +326,7 @@ class OccupancySampler(Sampler):
         """Which intervals [M] to keep: a transmittance above ``early_stop`` and an opacity
         and a weight above their thresholds, by a density pass without gradients.
 
-        With ``rounds`` the pass runs in rounds along the rays (``FIRST_ROUND`` samples,
+        With ``rounds`` the pass runs in rounds along the rays (``first_round`` samples,
         then ``ROUND_GROWTH`` times as many per round): a ray whose transmittance has
         fallen to ``early_stop`` is not evaluated further, so the density behind a surface
         (an object's inside, what it hides) costs nothing, as in Instant-NGP's march,
@@ -336,7 +340,7 @@ class OccupancySampler(Sampler):
         slot = torch.arange(total, device=ray_index.device) - (counts.cumsum(0) - counts)[ray_index]
         keep = torch.zeros(total, dtype=torch.bool, device=ray_index.device)
         rest = torch.arange(total, device=ray_index.device)  # not yet evaluated
-        low, size = 0, FIRST_ROUND
+        low, size = 0, self.first_round
         while rest.numel():
             chosen = rest[slot[rest] < low + size]
             keep[chosen] = self.judge(

@@ -93,6 +93,11 @@ def test_kplanes_needs_no_deformation_and_uses_the_occupancy_grid(dynamic_scene,
     assert isinstance(run.pipeline.field, KPlanesField)
     assert type(run.pipeline.sampler).__name__ == "OccupancySampler"
     assert run.pipeline.sampler.grid.resolution == 64  # the plugin's default for kplanes
+    sampler = run.pipeline.sampler
+    assert (sampler.rounds, sampler.first_round) == (True, 4)  # its culling, in short rounds
+    own = trainer(dynamic_scene, tmp_path / "o", ["dnerf"], **{"field": "kplanes",
+                  "field.resolutions": [8, 16], "sampler.first_round": 9})  # fmt: skip
+    assert own.pipeline.sampler.first_round == 9  # the run's choice wins
 
 
 def test_kplanes_turns_its_regularisers_on_unless_the_run_sets_them(

@@ -56,8 +56,8 @@ KPLANES_LOSSES = {"time_smooth": 0.1, "plane_tv": 1e-4, "static_time": 1e-4, "di
 # a coarser occupancy grid, refreshed less often, for kplanes (each refresh reads 4 times;
 # steps of a third of its cells' diagonal), with DVGO's culling of low-weight samples; the
 # culling's density pass in rounds of 4 samples per ray first: at 32k samples a step it
-# had taken 330 of 430 ms a step, reading 10 times the kept samples (large-motion scene,
-# 200 px: 430 ms a step in one pass, 320 in rounds of 16, 195 in rounds of 4; the same
+# had taken 326 of 429 ms a step, reading 10 times the kept samples (large-motion scene,
+# 200 px: 429 ms a step in one pass, 297-323 in rounds of 16, 193 in rounds of 4; the same
 # samples kept)
 KPLANES_SAMPLER = {"resolution": 64, "warmup_steps": 64, "update_every": 32,
                    "weight_threshold": 1e-4, "rounds": True, "first_round": 4}  # fmt: skip

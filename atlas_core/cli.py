@@ -72,10 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--viewer-port", type=int, default=7007, metavar="PORT", help="viewer port (7007)"
     )
 
-    ev = command("eval", help="recompute a run's test metrics from its last checkpoint")
+    ev = command(
+        "eval",
+        help="recompute a run's test metrics from its last checkpoint "
+        "(or score its training views: --split train)",
+    )
     ev.add_argument("run_dir")
     ev.add_argument("--eval-views", type=int, metavar="N")
     ev.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    ev.add_argument(
+        "--split",
+        choices=("test", "train", "val"),
+        default="test",
+        help="test (default: rewrites metrics.json and report.html); train or val: scores "
+        "those views into RUN/eval-SPLIT/ and leaves the run's metrics as they are",
+    )
 
     render = command("render", help="render a video from a trained run")
     render.add_argument("run_dir")
@@ -284,10 +295,22 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Recompute test metrics and rewrite metrics.json and report.html."""
+    """Recompute test metrics and rewrite metrics.json and report.html (or score another
+    split into its own folder)."""
     from atlas_core.commands.report import write_report
 
     trainer = load_trained(args.run_dir, args.device, args.eval_views)
+    if args.split != "test":
+        result = trainer.evaluate_split(args.split)
+        folder = trainer.out / f"eval-{args.split}"
+        keep = ("psnr", "ssim", "views", "per_view_psnr", "per_view_ssim", "per_view_names")
+        scores = {key: result[key] for key in keep} | {"step": trainer.step}
+        atomic_write_json(folder / "metrics.json", scores)
+        print(
+            f"{folder}: {args.split} PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.3f} "
+            f"({result['views']} views)"
+        )
+        return 0
     metrics = trainer.metrics(trainer.evaluate())
     atomic_write_json(trainer.out / "metrics.json", metrics)
     write_report(trainer.out)

@@ -4,9 +4,10 @@ pixels and the rest.
 The movers' pixels of a test view are those where the full scene's render differs from a
 render of the static objects alone (the scene is re-traced from its own definition, so
 only the ``dnerf_motion`` scene written by ``atlas data synth`` can be scored). Reads the
-run's ``test/*_pred.png`` and ``*_gt.png``; prints one line.
+run's ``test/*_pred.png`` and ``*_gt.png`` (with ``--split train``, the training views
+that ``atlas eval RUN --split train`` wrote to ``eval-train/``); prints one line.
 
-    python benchmarks/dnerf_movers.py SCENE RUN_DIR
+    python benchmarks/dnerf_movers.py SCENE RUN_DIR [--split train]
 """
 
 from __future__ import annotations
@@ -37,16 +38,19 @@ def psnr(error: np.ndarray) -> float:
     return float(-10.0 * np.log10(max(error.mean(), 1e-12)))
 
 
-def score(scene: Path, run: Path) -> dict[str, float] | None:
-    """Mean PSNR over all, movers' and other pixels of a run's test views (None: no views)."""
-    frames = json.loads((scene / "transforms_test.json").read_text())["frames"]
+def score(scene: Path, run: Path, split: str = "test") -> dict[str, float] | None:
+    """Mean PSNR over all, movers' and other pixels of a run's evaluated views of ``split``
+    (None: no views)."""
+    frames = json.loads((scene / f"transforms_{split}.json").read_text())["frames"]
+    by_name = {Path(frame["file_path"]).name: frame for frame in frames}
     rows = []
-    for pred_path in sorted((run / "test").glob("*_pred.png")):
-        index = int(pred_path.name.split("_")[1])  # r_007_pred.png: test frame 7
+    folder = run / ("test" if split == "test" else f"eval-{split}")
+    for pred_path in sorted(folder.glob("*_pred.png")):
+        name = pred_path.name.removesuffix("_pred.png")  # r_007_pred.png: frame r_007
         pred = iio.imread(pred_path)[..., :3] / 255.0
         truth = iio.imread(pred_path.with_name(pred_path.name.replace("_pred", "_gt")))
         error = ((pred - truth[..., :3] / 255.0) ** 2).mean(-1)
-        mask = mover_mask(frames[index], error.shape[0])
+        mask = mover_mask(by_name[name], error.shape[0])
         rows.append((psnr(error), psnr(error[mask]), psnr(error[~mask]), mask.mean()))
     if not rows:
         return None
@@ -60,10 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scene", type=Path, help="the dnerf_motion scene folder")
     parser.add_argument("run", type=Path, help="a run folder with test/*_pred.png")
+    parser.add_argument("--split", choices=("test", "train"), default="test",
+                        help="train: the views `atlas eval RUN --split train` wrote")  # fmt: skip
     args = parser.parse_args(argv)
-    result = score(args.scene, args.run)
+    result = score(args.scene, args.run, args.split)
     if result is None:
-        print(f"{args.run / 'test'}: no *_pred.png test images", file=sys.stderr)
+        folder = "test" if args.split == "test" else f"eval-{args.split}"
+        print(f"{args.run / folder}: no *_pred.png images", file=sys.stderr)
         return 2
     print(f"{args.run.name}: all {result['all']:.2f} dB, movers {result['movers']:.2f}, "
           f"rest {result['rest']:.2f} (movers cover {result['share']:.1%} of the pixels; "

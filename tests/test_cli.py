@@ -98,6 +98,34 @@ def test_eval_and_render(atlas_scene, tmp_path, quick_args) -> None:  # noqa: AN
     assert run(["render", out, "--output", tmp_path / "x.avi"]) == 2
 
 
+def test_eval_scores_another_split_into_its_own_folder(atlas_scene, tmp_path, quick_args) -> None:  # noqa: ANN001, E501
+    out = tmp_path / "run"
+    assert run(["run", "--data", atlas_scene, "--out", out, *quick_args]) == 0
+    before = (out / "metrics.json").read_bytes()
+    assert run(["eval", out, "--split", "train", "--eval-views", 4]) == 0
+    scores = json.loads((out / "eval-train" / "metrics.json").read_text())
+    trained = {path.stem for path in (atlas_scene / "train").glob("*.png")}
+    assert scores["views"] == 4 and set(scores["per_view_names"]) <= trained
+    assert len(list((out / "eval-train").glob("*_pred.png"))) == 4
+    assert (out / "metrics.json").read_bytes() == before  # the test metrics stay
+    assert run(["eval", out, "--split", "val", "--eval-views", 2]) == 0
+    assert json.loads((out / "eval-val" / "metrics.json").read_text())["views"] == 2
+    assert run(["eval", out, "--split", "test"]) == 0
+    assert (out / "metrics.json").read_bytes() != before  # test still rewrites them
+
+
+def test_eval_of_a_split_the_scene_lacks_exits_2(tmp_path, quick_args, capsys) -> None:  # noqa: ANN001
+    from atlas_core.data.synth import write_scene
+
+    scene = write_scene(tmp_path / "scene", size=16, views={"train": 4, "test": 2})
+    out = tmp_path / "run"
+    assert run(["run", "--data", scene, "--out", out, *quick_args, "--max-steps", 2]) == 0
+    capsys.readouterr()
+    assert run(["eval", out, "--split", "val"]) == 2
+    assert "the scene has no 'val' split" in capsys.readouterr().err
+    assert not (out / "eval-val").exists()
+
+
 def test_time_budget_stops_training(atlas_scene, tmp_path, quick_args) -> None:  # noqa: ANN001
     out = tmp_path / "run"
     args = ["run", "--data", atlas_scene, "--out", out, *quick_args]

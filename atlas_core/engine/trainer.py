@@ -413,6 +413,23 @@ class Trainer:
             self.eval_seconds += time.perf_counter() - start  # the hook's logging included
         return result
 
+    def evaluate_split(self, split: str) -> dict[str, Any]:
+        """Score the views of another split (train, val) into ``eval-<split>/``, leaving
+        the run's test metrics, history and hooks alone (how well it fits what it saw)."""
+        if split not in self.scene.splits:
+            raise AtlasError(f"{self.out}: the scene has no '{split}' split")
+        return evaluate(
+            self.view_pipeline(),
+            self.scene,
+            self.device,
+            self.config.eval.views,
+            self.config.eval.chunk,
+            out_dir=self.out / f"eval-{split}",
+            split=split,
+            scales=self.config.train.scales,
+            supersample=chosen_supersample(self.config.eval.supersample, self.train_views),
+        )
+
     def render_video(self, path: Path, frames: int, camera_path: str = "turntable") -> Path:
         """Render a camera path to ``path`` (mp4 or gif).
 

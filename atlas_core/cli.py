@@ -300,9 +300,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from atlas_core.commands.report import write_report
 
     trainer = load_trained(args.run_dir, args.device, args.eval_views)
-    if args.split != "test":
-        result = trainer.evaluate_split(args.split)
+    if args.split != "test":  # another split, into its own folder: the test metrics stay
+        if args.split not in trainer.scene.splits:
+            raise AtlasError(f"{trainer.out}: the scene has no '{args.split}' split")
         folder = trainer.out / f"eval-{args.split}"
+        result = trainer.score(args.split, folder)
         keep = ("psnr", "ssim", "views", "per_view_psnr", "per_view_ssim", "per_view_names")
         scores = {key: result[key] for key in keep} | {"step": trainer.step}
         atomic_write_json(folder / "metrics.json", scores)

@@ -38,14 +38,18 @@ def psnr(error: np.ndarray) -> float:
     return float(-10.0 * np.log10(max(error.mean(), 1e-12)))
 
 
+def images_folder(run: Path, split: str) -> Path:
+    """Where a run's scored images of ``split`` lie: ``test/`` or ``eval-<split>/``."""
+    return run / ("test" if split == "test" else f"eval-{split}")
+
+
 def score(scene: Path, run: Path, split: str = "test") -> dict[str, float] | None:
     """Mean PSNR over all, movers' and other pixels of a run's evaluated views of ``split``
     (None: no views)."""
     frames = json.loads((scene / f"transforms_{split}.json").read_text())["frames"]
     by_name = {Path(frame["file_path"]).name: frame for frame in frames}
     rows = []
-    folder = run / ("test" if split == "test" else f"eval-{split}")
-    for pred_path in sorted(folder.glob("*_pred.png")):
+    for pred_path in sorted(images_folder(run, split).glob("*_pred.png")):
         name = pred_path.name.removesuffix("_pred.png")  # r_007_pred.png: frame r_007
         pred = iio.imread(pred_path)[..., :3] / 255.0
         truth = iio.imread(pred_path.with_name(pred_path.name.replace("_pred", "_gt")))
@@ -69,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = score(args.scene, args.run, args.split)
     if result is None:
-        folder = "test" if args.split == "test" else f"eval-{args.split}"
-        print(f"{args.run / folder}: no *_pred.png images", file=sys.stderr)
+        print(f"{images_folder(args.run, args.split)}: no *_pred.png images", file=sys.stderr)
         return 2
     print(f"{args.run.name}: all {result['all']:.2f} dB, movers {result['movers']:.2f}, "
           f"rest {result['rest']:.2f} (movers cover {result['share']:.1%} of the pixels; "

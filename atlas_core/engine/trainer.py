@@ -392,16 +392,7 @@ class Trainer:
         if not self.main:
             return distributed.skipped_eval()
         start = time.perf_counter()
-        result = evaluate(
-            self.view_pipeline(),
-            self.scene,
-            self.device,
-            self.config.eval.views,
-            self.config.eval.chunk,
-            out_dir=self.out / "test" if write_images else None,
-            scales=self.config.train.scales,
-            supersample=chosen_supersample(self.config.eval.supersample, self.train_views),
-        )
+        result = self.score("test", self.out / "test" if write_images else None)
         if self.progress is not None:
             self.progress.evaluated(result["psnr"])
         scores = {key: result[key] for key in ("psnr", "ssim", "views", "multiscale_psnr")
@@ -413,22 +404,14 @@ class Trainer:
             self.eval_seconds += time.perf_counter() - start  # the hook's logging included
         return result
 
-    def evaluate_split(self, split: str) -> dict[str, Any]:
-        """Score the views of another split (train, val) into ``eval-<split>/``, leaving
-        the run's test metrics, history and hooks alone (how well it fits what it saw)."""
-        if split not in self.scene.splits:
-            raise AtlasError(f"{self.out}: the scene has no '{split}' split")
-        return evaluate(
-            self.view_pipeline(),
-            self.scene,
-            self.device,
-            self.config.eval.views,
-            self.config.eval.chunk,
-            out_dir=self.out / f"eval-{split}",
-            split=split,
-            scales=self.config.train.scales,
-            supersample=chosen_supersample(self.config.eval.supersample, self.train_views),
-        )
+    def score(self, split: str, out_dir: Path | None) -> dict[str, Any]:
+        """Render and score ``split``'s evaluation views (images to ``out_dir`` unless None);
+        no history, hooks or progress: ``evaluate`` adds those for the test split."""
+        settings = self.config.eval
+        supersample = chosen_supersample(settings.supersample, self.train_views)
+        return evaluate(self.view_pipeline(), self.scene, self.device, settings.views,
+                        settings.chunk, out_dir, split, scales=self.config.train.scales,
+                        supersample=supersample)  # fmt: skip
 
     def render_video(self, path: Path, frames: int, camera_path: str = "turntable") -> Path:
         """Render a camera path to ``path`` (mp4 or gif).

@@ -47,9 +47,14 @@ def score(scene: Path, run: Path, split: str = "test") -> dict[str, float] | Non
     """Mean PSNR over all, movers' and other pixels of a run's evaluated views of ``split``
     (None: no views)."""
     frames = json.loads((scene / f"transforms_{split}.json").read_text())["frames"]
+    return score_frames(frames, images_folder(run, split))
+
+
+def score_frames(frames: list[dict], folder: Path) -> dict[str, float] | None:
+    """``score`` of the ``*_pred.png`` images in ``folder`` of these ``frames``."""
     by_name = {Path(frame["file_path"]).name: frame for frame in frames}
     rows = []
-    for pred_path in sorted(images_folder(run, split).glob("*_pred.png")):
+    for pred_path in sorted(folder.glob("*_pred.png")):
         name = pred_path.name.removesuffix("_pred.png")  # r_007_pred.png: frame r_007
         pred = iio.imread(pred_path)[..., :3] / 255.0
         truth = iio.imread(pred_path.with_name(pred_path.name.replace("_pred", "_gt")))

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-from atlas_plugin_dnerf.motion_scene import shapes_at
+from atlas_plugin_dnerf.motion_scene import write_frames
 from dnerf_movers import score_frames
 
-from atlas_core.api import synth
 from atlas_core.engine.setup import load_scene
 from atlas_core.engine.trainer import load_trained
 
@@ -41,22 +40,14 @@ def probe_frames(scene: Path, views: int) -> dict[str, list[tuple[np.ndarray, fl
     }
 
 
-def write_probe(scene: Path, out: Path, frames: list[tuple[np.ndarray, float]]) -> Path:
-    """A scene folder at ``out``: the scene's training split and ``frames`` as its test."""
-    size = iio.imread(next((scene / "train").glob("*.png"))).shape[0]
-    (out / "test").mkdir(parents=True, exist_ok=True)
+def write_probe(scene: Path, out: Path, cameras: list[tuple[np.ndarray, float]]) -> Path:
+    """A scene folder at ``out``: the scene's training split and ``cameras`` as its test."""
+    out.mkdir(parents=True, exist_ok=True)
     if not (out / "train").exists():
         (out / "train").symlink_to((scene / "train").resolve())
     (out / "transforms_train.json").write_text((scene / "transforms_train.json").read_text())
-    meta = []
-    for index, (c2w, time) in enumerate(frames):
-        dirs = synth.ray_directions(c2w, size).reshape(-1, 3)
-        rgba = synth.trace_rgba(c2w[:3, 3], dirs, shapes_at(time)).reshape(size, size, 4)
-        iio.imwrite(out / "test" / f"r_{index:03d}.png", np.round(rgba * 255).astype(np.uint8))
-        meta.append({"file_path": f"./test/r_{index:03d}", "time": time,
-                     "transform_matrix": c2w.tolist()})  # fmt: skip
-    angle = json.loads((scene / "transforms_test.json").read_text())["camera_angle_x"]
-    (out / "transforms_test.json").write_text(json.dumps({"camera_angle_x": angle, "frames": meta}))
+    size = iio.imread(next((scene / "train").glob("*.png"))).shape[0]
+    write_frames(out, "test", cameras, size)
     return out
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from atlas_core.api import synth
 
-__all__ = ["SpinningSphere", "mover_centres", "shapes_at", "write_motion_scene"]
+__all__ = ["SpinningSphere", "mover_centres", "shapes_at", "write_frames", "write_motion_scene"]
 
 FLOOR_Z = -0.62  # top of the floor slab
 VIEWS = {"train": 60, "test": 20}  # D-NeRF lego has 50 train and 20 test frames
@@ -105,10 +105,16 @@ def shapes_at(time: float) -> tuple[synth.Shape, ...]:
 
 def write_split(out: Path, split: str, count: int, size: int, seed: int) -> None:
     """One split: frame i (its own camera) at time i / (count - 1)."""
-    (out / split).mkdir()
+    poses = synth.camera_poses(split, count, seed)
+    write_frames(out, split, [(c2w, i / max(count - 1, 1)) for i, c2w in enumerate(poses)], size)
+
+
+def write_frames(out: Path, split: str, cameras: list[tuple[np.ndarray, float]], size: int) -> None:
+    """``split`` of the scene in ``out``: a frame per (camera-to-world [4, 4], time), traced
+    at ``size`` px, and its ``transforms_<split>.json``."""
+    (out / split).mkdir(parents=True, exist_ok=True)
     frames = []
-    for i, c2w in enumerate(synth.camera_poses(split, count, seed)):
-        time = i / max(count - 1, 1)
+    for i, (c2w, time) in enumerate(cameras):
         dirs = synth.ray_directions(c2w, size).reshape(-1, 3)
         rgba = synth.trace_rgba(c2w[:3, 3], dirs, shapes_at(time)).reshape(size, size, 4)
         iio.imwrite(out / split / f"r_{i:03d}.png", np.round(rgba * 255).astype(np.uint8))

@@ -77,7 +77,7 @@ class KPlanesField(Field):
         context: BuildContext,
         resolutions: tuple[int, ...] = (16, 32, 64, 128),  # results/dnerf-motion-2026-12-06
         time_resolution: int = 32,
-        features: int = 16,
+        features: int = 32,  # as the K-Planes paper; results/dnerf-motion-2026-12-07
         width: int = 64,
         geo_features: int = 15,
         dir_frequencies: int = 4,

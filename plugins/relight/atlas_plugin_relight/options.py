@@ -12,6 +12,7 @@ Shadow = Literal["none", "hard", "learned"]
 Encoding = Literal["grid", "positional"]
 Geometry = Literal["radiance", "neural"]
 Warmup = Literal["falloff", "radiance"]
+Tonemap = Literal["linear", "srgb"]
 REFLECTANCES = ("diffuse", "blinn_phong", "ggx", "mlp", "sh", "fourier")
 
 
@@ -32,7 +33,9 @@ class RelightOptions:
     light and view (``neural``) or the field's own radiance (``radiance``). ``warmup``
     (``relight_volume`` only): the colour of the field's density warm-up, its radiance
     times each image's inverse-square falloff relative to the scene's centre
-    (``falloff``) or its radiance alone (``radiance``).
+    (``falloff``) or its radiance alone (``radiance``). ``tonemap``: how the images encode
+    light, ``linear`` (as rendered) or ``srgb`` (the sRGB curve, as most 8-bit renders and
+    photos store it): the renderers shade in linear light and encode before the losses.
     """
 
     intersect: Intersect = "sphere"
@@ -55,6 +58,7 @@ class RelightOptions:
     sh_degree: int = 2
     fourier_terms: int = 4
     soft_alpha: float = 50.0
+    tonemap: Tonemap = "linear"
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.reflectance if name not in REFLECTANCES]

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from atlas_core.api import focal_from_fov, pixel_rays, realistic, synth
+from atlas_plugin_relight.tonemap import srgb
 
 __all__ = ["INTENSITY", "VIEWS", "render_point", "write_realistic_point"]
 
@@ -30,8 +31,11 @@ LIGHT_RADIUS = 3.0
 VIEWS = {"train": 60, "test": 8}
 
 
-def render_point(c2w: np.ndarray, light: np.ndarray, size: int, supersample: int = 2):  # noqa: ANN201
-    """One RGBA uint8 image [size, size, 4] of the scene under the point ``light``."""
+def render_point(  # noqa: ANN201
+    c2w: np.ndarray, light: np.ndarray, size: int, supersample: int = 2, encoding: str = "linear"
+):
+    """One RGBA uint8 image [size, size, 4] of the scene under the point ``light``, its
+    colour stored as linear light or sRGB-encoded (``encoding``), as most renderers store it."""
     fine = size * supersample
     rows, cols = torch.meshgrid(torch.arange(fine), torch.arange(fine), indexing="ij")
     focal = focal_from_fov(fine, synth.CAMERA_ANGLE_X)
@@ -41,6 +45,8 @@ def render_point(c2w: np.ndarray, light: np.ndarray, size: int, supersample: int
     rgb, hit = realistic.trace(c2w[:3, 3], dirs, light, INTENSITY, 0.0)
     rgba = np.concatenate([np.clip(rgb, 0, 1) * hit[:, None], hit[:, None]], axis=1)
     mean = rgba.reshape(size, supersample, size, supersample, 4).mean(axis=(1, 3))
+    if encoding == "srgb":  # the pixel filter in linear light, then the encoding
+        mean[..., :3] = srgb(torch.from_numpy(mean[..., :3])).numpy()
     return np.round(mean * 255).astype(np.uint8)
 
 
@@ -67,14 +73,15 @@ def truth_arrays(count: int = 200_000, seed: int = 0) -> dict[str, np.ndarray]:
 
 def write_realistic_point(
     out: str | Path, size: int = 128, seed: int = 0, views: dict[str, int] | None = None,
-    supersample: int = 2,
+    supersample: int = 2, encoding: str = "linear",
 ) -> Path:  # fmt: skip
-    """Write the scene to ``out`` (which must not exist) and return ``out``."""
+    """Write the scene to ``out`` (which must not exist) and return ``out``; ``encoding``:
+    ``linear`` or ``srgb`` images (see ``render_point``)."""
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out} already exists")
-    if size < 8 or supersample < 1:
-        raise ValueError("need size >= 8 and supersample >= 1")
+    if size < 8 or supersample < 1 or encoding not in ("linear", "srgb"):
+        raise ValueError("need size >= 8, supersample >= 1 and encoding 'linear' or 'srgb'")
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -87,7 +94,7 @@ def write_realistic_point(
             for i, (c2w, light) in enumerate(zip(poses, lights, strict=True)):
                 if split == "train" and i % 2 == 0:
                     light = c2w[:3, 3]  # collocated
-                image = render_point(c2w, light, size, supersample)
+                image = render_point(c2w, light, size, supersample, encoding)
                 iio.imwrite(staging / split / f"r_{i}.png", image)
                 frames.append({
                     "file_path": f"./{split}/r_{i}",

@@ -64,7 +64,7 @@ class RelightRenderer(Shading, nn.Module):
         logit = -self.alpha * sdf
         coverage = torch.where(hit, torch.ones_like(sdf), torch.sigmoid(logit))
         return {
-            "rgb": coverage * radiance + (1 - coverage) * background,
+            "rgb": self.encode(coverage * radiance) + (1 - coverage) * background,
             "acc": coverage,
             "depth": t,
             "normals": normals * hit,

@@ -13,13 +13,15 @@ from atlas_plugin_relight.material import Material
 from atlas_plugin_relight.options import RelightOptions
 from atlas_plugin_relight.shadows import make_shadow
 from atlas_plugin_relight.surface import find_sdf
+from atlas_plugin_relight.tonemap import make_tonemap
 
 if TYPE_CHECKING:
     from atlas_core.api import BuildContext
 
 
 class Shading:
-    """Mixin for an ``nn.Module`` renderer: ``material``, ``light``, ``gain``, ``shadow``."""
+    """Mixin for an ``nn.Module`` renderer: ``material``, ``light``, ``gain``, ``shadow``,
+    ``encode`` (the images' tone curve)."""
 
     def init_shading(self, context: BuildContext, what: str) -> RelightOptions:
         """Build the parts from ``relight.*`` (``what`` names the renderer in errors)."""
@@ -32,6 +34,7 @@ class Shading:
         self.light = make_light(options)
         self.gain = LightGain(options.learn_gain)
         self.shadow = make_shadow(options, self.sdf)
+        self.encode = make_tonemap(options.tonemap)
         return options
 
     def sdf(self, positions: Tensor) -> Tensor:

@@ -79,6 +79,14 @@ class RelightVolumeRenderer(Shading, VolumeRenderer):
             inputs = self.material.encoding.out_dim + 9
             self.neural = mlp(inputs, options.width, 2, 3)
 
+    def composite(
+        self, outputs: dict[str, Tensor], samples: RaySamples, background: Tensor
+    ) -> dict[str, Tensor]:
+        """Composite the samples' linear light, encode it (``relight.tonemap``), then put the
+        background, stored as it is, behind it."""
+        image = super().forward(outputs, samples, torch.zeros_like(background))
+        return {**image, "rgb": self.encode(image["rgb"]) + (1.0 - image["acc"]) * background}
+
     def light_aware(self, features: Tensor, n: Tensor, wi: Tensor, wo: Tensor,
                     radiance: Tensor) -> Tensor:  # fmt: skip
         """Per-sample radiance [S, 3]: a network of the material features, normal, light
@@ -119,7 +127,7 @@ class RelightVolumeRenderer(Shading, VolumeRenderer):
                         samples.positions, lights[index], power[index], self.centre
                     )
                 outputs = {**outputs, "rgb": outputs["rgb"] * scale}
-            image = super().forward(outputs, samples, background)
+            image = self.composite(outputs, samples, background)
             return {**image, RADIANCE: image["rgb"], OPACITY: image["acc"]}
         if "normals" not in outputs:
             raise ConfigError("renderer 'relight_volume' needs a field that outputs normals")
@@ -134,11 +142,11 @@ class RelightVolumeRenderer(Shading, VolumeRenderer):
         brdf = self.material(x, normals, wi, wo, features)
         shaded = (brdf * radiance * cos * visible[index]).sum(dim=1)
         if self.neural is None:  # the geometry learns from the field's radiance
-            geometry = super().forward(outputs, samples, background)
+            geometry = self.composite(outputs, samples, background)
         else:  # ... or from a light-aware radiance
             lit = dot(outputs["normals"][:, None, :], wi).clamp_min(0.0) * visible[index]
             aware = self.light_aware(features, normals, wi, wo, radiance * lit)
-            geometry = super().forward({**outputs, "rgb": aware}, samples, background)
+            geometry = self.composite({**outputs, "rgb": aware}, samples, background)
         fixed = {**outputs, "rgb": shaded, "density": outputs["density"].detach()}
-        image = super().forward(fixed, samples, background)
+        image = self.composite(fixed, samples, background)
         return {**image, RADIANCE: geometry["rgb"], OPACITY: geometry["acc"]}

@@ -9,6 +9,7 @@ import pytest
 import torch
 from atlas_plugin_relight import load_nerv_point, realistic_point
 from atlas_plugin_relight.lights import POSITIONS
+from atlas_plugin_relight.tonemap import srgb
 
 from atlas_core.testing import run_cli
 
@@ -53,3 +54,18 @@ def test_textured_with_shadows(scene_dir: Path) -> None:
     assert len(np.unique(rgb // 8, axis=0)) > 200
     moving = images[1][..., :3][images[1][..., 3] > 250]  # a light from the side: shadows
     assert (moving.max(axis=1) < 4).mean() > 0.02
+
+
+def test_srgb_images_encode_the_linear_render(tmp_path: Path) -> None:
+    c2w = realistic_point.synth.camera_poses("test", 1, 0)[0]
+    light = c2w[:3, 3]
+    linear = realistic_point.render_point(c2w, light, 32, supersample=1) / 255.0
+    encoded = realistic_point.render_point(c2w, light, 32, supersample=1, encoding="srgb") / 255.0
+    lit = linear[..., :3] > 0.2  # where 8-bit linear values resolve the curve
+    assert lit.sum() > 50
+    expected = srgb(torch.from_numpy(linear[..., :3])).numpy()
+    assert np.abs(encoded[..., :3] - expected)[lit].max() <= 2.5 / 255
+    assert (encoded[..., :3] >= linear[..., :3] - 1 / 255).all()  # the curve brightens
+    assert np.array_equal(encoded[..., 3], linear[..., 3])
+    with pytest.raises(ValueError, match="encoding 'linear' or 'srgb'"):
+        realistic_point.write_realistic_point(tmp_path / "bad", 16, encoding="gamma")

@@ -13,7 +13,7 @@ from atlas_plugin_relight.material import Material
 from atlas_plugin_relight.options import RelightOptions
 from atlas_plugin_relight.shadows import make_shadow
 from atlas_plugin_relight.surface import find_sdf
-from atlas_plugin_relight.tonemap import make_tonemap
+from atlas_plugin_relight.tonemap import srgb
 
 if TYPE_CHECKING:
     from atlas_core.api import BuildContext
@@ -34,8 +34,12 @@ class Shading:
         self.light = make_light(options)
         self.gain = LightGain(options.learn_gain)
         self.shadow = make_shadow(options, self.sdf)
-        self.encode = make_tonemap(options.tonemap)
+        self.tonemap = options.tonemap
         return options
+
+    def encode(self, rgb: Tensor) -> Tensor:
+        """Linear light as the images store it (``relight.tonemap``)."""
+        return srgb(rgb) if self.tonemap == "srgb" else rgb
 
     def sdf(self, positions: Tensor) -> Tensor:
         """The field's signed distance at positions [M, 3]."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 SRGB_KNEE = 0.0031308  # IEC 61966-2-1: linear below, a 1/2.4 power above
 
@@ -15,24 +15,3 @@ def srgb(linear: Tensor) -> Tensor:
     x = linear.clamp_min(0.0)
     power = 1.055 * x.clamp_min(SRGB_KNEE) ** (1 / 2.4) - 0.055  # no infinite slope at 0
     return torch.where(x <= SRGB_KNEE, 12.92 * x, power)
-
-
-class Linear(nn.Module):
-    """No encoding: the images store linear light."""
-
-    def forward(self, rgb: Tensor) -> Tensor:
-        """``rgb`` as it is."""
-        return rgb
-
-
-class SRGB(nn.Module):
-    """The sRGB curve."""
-
-    def forward(self, rgb: Tensor) -> Tensor:
-        """``rgb`` encoded."""
-        return srgb(rgb)
-
-
-def make_tonemap(name: str) -> nn.Module:
-    """The encoding ``relight.tonemap`` names: ``linear`` or ``srgb``."""
-    return SRGB() if name == "srgb" else Linear()

@@ -21,7 +21,7 @@ SURFACE = {"field": "volsdf", "field.width": 32, "field.features": 16, "field.co
 
 @pytest.fixture(scope="module")
 def point_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 16x16 generated sphere, 8 train and 2 test views, one moving light each."""
+    """A 16x16 generated sphere, 8 training views, one moving light each."""
     return write_point_scene(tmp_path_factory.mktemp("tonemap") / "scene", 16, {"train": 8})
 
 

@@ -8,6 +8,8 @@ configuration trains for each budget, exports ``mesh --visible-only`` and measur
 Chamfer distance with ``tools/chamfer.py`` (DTU's accuracy and completeness; true points no
 camera sees left out) and the test PSNR (for the point-light scene: held-out views under
 held-out lights). ``point-relight`` is the README command (the SDF grid, ``relight_volume``);
+``point-relight-srgb`` the README command on the point-light scene stored sRGB-encoded,
+as Blender and cameras store images (``write_realistic_point(..., encoding="srgb")``);
 ``point-relight-hash`` the same on ``volsdf_hash`` (ngp's hash encoding); ``dtu-hash`` the
 scan on it; ``point-relight-network`` the SDF network traced to its surface (the plugin's
 default field).
@@ -29,13 +31,20 @@ ROOT = Path(__file__).resolve().parents[1]
 ATLAS = [sys.executable, "-m", "atlas_core.cli"]
 CHAMFER = [sys.executable, str(ROOT / "tools" / "chamfer.py")]
 
-SCENES = {"dtu": ("dtu", 160), "point": ("nerv_point", 128)}
+SCENES = {"dtu": ("dtu", 160), "point": ("nerv_point", 128), "point-srgb": ("nerv_point", 128)}
+# the point-light scene as most renderers store it: sRGB-encoded PNGs (declared in its JSON)
+WRITE_SRGB = (
+    "import sys; from atlas_plugin_relight.realistic_point import write_realistic_point; "
+    "write_realistic_point(sys.argv[1], int(sys.argv[2]), encoding='srgb')"
+)
 CONFIGS: dict[str, dict] = {
     "dtu-grid": {"scene": "dtu", "plugins": "dtu,volsdf",
                  "set": ["field=volsdf_grid", "losses.mask=0.1"]},
     "dtu-hash": {"scene": "dtu", "plugins": "dtu,volsdf,ngp",
                  "set": ["field=volsdf_hash", "losses.mask=0.1"]},
     "point-relight": {"scene": "point", "plugins": "volsdf,relight", "set": ["field=volsdf_grid"]},
+    "point-relight-srgb": {"scene": "point-srgb", "plugins": "volsdf,relight",
+                           "set": ["field=volsdf_grid"]},
     "point-relight-hash": {"scene": "point", "plugins": "volsdf,relight,ngp",
                            "set": ["field=volsdf_hash"]},
     "point-relight-network": {"scene": "point", "plugins": "volsdf,relight",
@@ -45,6 +54,7 @@ PAPERS = {
     "dtu": "Chamfer 0.84-0.90 mm on ~300 mm objects (NeuS, VolSDF, IDR): about 0.3%; "
     "target here: at most 0.5% of the objects' size and at least 28 dB",
     "point": "NeRV: about 25-27 dB on its point-light scenes; target here: at least 26 dB",
+    "point-srgb": "NeRV: about 25-27 dB; target here: at least 26 dB",
 }
 
 
@@ -54,8 +64,11 @@ def ensure_scene(out: Path, name: str) -> Path:
     path = out / "scenes" / f"{name}-{size}"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        args = ["data", "synth", str(path), "--kind", kind, "--size", str(size)]
-        subprocess.run([*ATLAS, *args], check=True)
+        if name == "point-srgb":
+            subprocess.run([sys.executable, "-c", WRITE_SRGB, str(path), str(size)], check=True)
+        else:
+            args = ["data", "synth", str(path), "--kind", kind, "--size", str(size)]
+            subprocess.run([*ATLAS, *args], check=True)
     return path
 
 

@@ -6,7 +6,9 @@ paths relative to that folder. Each frame may give ``light_loc`` (one [x, y, z] 
 list of them), ``light_weights`` (RGB per light, default [1, 1, 1]) and
 ``light_intensity`` (a scalar; otherwise ``relight.light_intensity`` scales it). When no
 frame gives ``light_loc`` the light is collocated with each camera. Lights go into
-``Views.extras`` so that every ray carries its image's lights.
+``Views.extras`` so that every ray carries its image's lights. The JSON's top-level
+``encoding`` (``linear`` or ``srgb``) declares how the images encode light (see
+``tonemap.declared_encoding``; ``images_encoding`` reads it for ``relight.tonemap=auto``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from atlas_core.api import (
     short,
 )
 from atlas_plugin_relight.lights import POSITIONS, POWER, SCALED
+from atlas_plugin_relight.tonemap import declared_encoding
 
 
 def split_file(root: Path, split: str) -> Path | None:
@@ -90,6 +93,21 @@ def frame_lights(where: str, frame: dict[str, Any], camera: np.ndarray, collocat
     return positions, weights, intensity is not None
 
 
+def images_encoding(root: str | Path) -> str:
+    """How the training images of the scene at ``root`` encode light (``linear`` or
+    ``srgb``, see ``tonemap.declared_encoding``); sRGB where there is no such scene, or
+    one the loader will refuse."""
+    file = split_file(Path(root), "train")
+    if file is None:
+        return "srgb"
+    try:
+        meta = read_json(file)
+        first = image_file(file.parent, file, 0, parse_frames(file, meta)[0]["file_path"])
+        return declared_encoding(file, meta, first)
+    except (DataError, KeyError, TypeError, OSError):  # the loader names what is broken
+        return "srgb"
+
+
 def light_extras(path: Path, frames: list[dict[str, Any]], poses: list[np.ndarray]):
     """Per-view light tensors, padded to the split's most lights with zero power."""
     collocated = not any("light_loc" in frame for frame in frames)
@@ -116,6 +134,7 @@ def load_views(path: Path, downscale: int) -> Views:
     poses = [parse_pose(path, i, frame["transform_matrix"]) for i, frame in enumerate(frames)]
     files = [image_file(path.parent, path, i, f["file_path"]) for i, f in enumerate(frames)]
     extras = light_extras(path, frames, poses)
+    declared_encoding(path, meta, files[0])  # a bad declaration stops here, naming the file
     stack = torch.from_numpy(np.stack(read_images(files)))
     height, width = stack.shape[1:3]
     if downscale > min(height, width):

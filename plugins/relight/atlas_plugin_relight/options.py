@@ -12,7 +12,7 @@ Shadow = Literal["none", "hard", "learned"]
 Encoding = Literal["grid", "positional"]
 Geometry = Literal["radiance", "neural"]
 Warmup = Literal["falloff", "radiance"]
-Tonemap = Literal["linear", "srgb"]
+Tonemap = Literal["auto", "linear", "srgb"]
 REFLECTANCES = ("diffuse", "blinn_phong", "ggx", "mlp", "sh", "fourier")
 
 
@@ -35,7 +35,8 @@ class RelightOptions:
     times each image's inverse-square falloff relative to the scene's centre
     (``falloff``) or its radiance alone (``radiance``). ``tonemap``: how the images encode
     light, ``linear`` (as rendered) or ``srgb`` (the sRGB curve, as most 8-bit renders and
-    photos store it): the renderers shade in linear light and encode before the losses.
+    photos store it): the renderers shade in linear light and encode before the losses;
+    ``auto`` takes what the data declares (``tonemap.declared_encoding``), sRGB if nothing.
     """
 
     intersect: Intersect = "sphere"
@@ -58,7 +59,7 @@ class RelightOptions:
     sh_degree: int = 2
     fourier_terms: int = 4
     soft_alpha: float = 50.0
-    tonemap: Tonemap = "linear"
+    tonemap: Tonemap = "auto"
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.reflectance if name not in REFLECTANCES]

@@ -76,7 +76,7 @@ def write_realistic_point(
     supersample: int = 2, encoding: str = "linear",
 ) -> Path:  # fmt: skip
     """Write the scene to ``out`` (which must not exist) and return ``out``; ``encoding``:
-    ``linear`` or ``srgb`` images (see ``render_point``)."""
+    ``linear`` or ``srgb`` images (see ``render_point``), declared in the JSON files."""
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out} already exists")
@@ -102,7 +102,7 @@ def write_realistic_point(
                     "light_loc": [float(v) for v in light],
                     "light_intensity": INTENSITY,
                 })  # fmt: skip
-            meta = {"camera_angle_x": synth.CAMERA_ANGLE_X, "frames": frames}
+            meta = {"camera_angle_x": synth.CAMERA_ANGLE_X, "encoding": encoding, "frames": frames}
             (staging / f"transforms_{split}.json").write_text(json.dumps(meta, indent=2) + "\n")
         np.savez(staging / "truth.npz", **truth_arrays(seed=seed))
         staging.rename(out)

@@ -34,7 +34,7 @@ class Shading:
         self.light = make_light(options)
         self.gain = LightGain(options.learn_gain)
         self.shadow = make_shadow(options, self.sdf)
-        self.tonemap = options.tonemap
+        self.tonemap = options.tonemap  # auto was resolved in atlas_configure
         return options
 
     def encode(self, rgb: Tensor) -> Tensor:

@@ -99,7 +99,8 @@ def write_point_scene(
     collocated: bool = False,
     seed: int = 0,
 ) -> Path:
-    """Write the scene to ``out`` (transforms_{split}.json, PNGs) and return ``out``."""
+    """Write the scene to ``out`` (transforms_{split}.json, PNGs of linear light, which
+    the JSON declares) and return ``out``."""
     out = Path(out)
     if shape not in ("sphere", "box"):
         raise ValueError(f"shape must be sphere or box, got {shape!r}")
@@ -118,7 +119,7 @@ def write_point_scene(
                 "light_loc": [float(v) for v in light],
                 "light_intensity": INTENSITY,
             })  # fmt: skip
-        meta = {"camera_angle_x": synth.CAMERA_ANGLE_X, "frames": frames}
+        meta = {"camera_angle_x": synth.CAMERA_ANGLE_X, "encoding": "linear", "frames": frames}
         (out / f"transforms_{split}.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
 from torch import Tensor
 
+from atlas_core.api import DataError, short
+
 SRGB_KNEE = 0.0031308  # IEC 61966-2-1: linear below, a 1/2.4 power above
+ENCODINGS = ("linear", "srgb")
+FLOAT_SUFFIXES = (".exr", ".hdr")  # high-dynamic-range files hold linear values
 
 
 def srgb(linear: Tensor) -> Tensor:
@@ -15,3 +22,32 @@ def srgb(linear: Tensor) -> Tensor:
     x = linear.clamp_min(0.0)
     power = 1.055 * x.clamp_min(SRGB_KNEE) ** (1 / 2.4) - 0.055  # no infinite slope at 0
     return torch.where(x <= SRGB_KNEE, 12.92 * x, power)
+
+
+def png_gamma(file: Path) -> float | None:
+    """A PNG's ``gAMA`` chunk (1.0: linear values), or None without one."""
+    if file.suffix.lower() != ".png":
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(file) as image:
+            gamma = image.info.get("gamma")
+    except OSError:  # not a readable PNG: the loader says so
+        return None
+    return float(gamma) if gamma else None
+
+
+def declared_encoding(path: Path, meta: dict[str, Any], first_image: Path) -> str:
+    """How a split's images encode light: the JSON's ``encoding`` (``linear`` or ``srgb``),
+    else linear for float images (EXR, HDR) and PNGs whose ``gAMA`` is 1, else sRGB, which
+    is what 8-bit files without a declaration hold (the PNG and JPEG default)."""
+    if "encoding" in meta:
+        value = meta["encoding"]
+        if value not in ENCODINGS:
+            raise DataError(f"{path}: encoding must be 'linear' or 'srgb', got {short(value)}")
+        return value
+    if first_image.suffix.lower() in FLOAT_SUFFIXES:
+        return "linear"
+    gamma = png_gamma(first_image)
+    return "linear" if gamma is not None and abs(gamma - 1.0) < 0.01 else "srgb"

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import struct
 from pathlib import Path
 
 import pytest
 import torch
-from atlas_plugin_relight.data import load_nerv_point
+from atlas_plugin_relight import SRGB_LOSS_GAMMA
+from atlas_plugin_relight.data import images_encoding, load_nerv_point
 from atlas_plugin_relight.synth import write_point_scene
 from atlas_plugin_relight.tonemap import srgb
+from PIL import Image, PngImagePlugin
 
-from atlas_core.api import ConfigError, RunConfig, make_rays
-from atlas_core.testing import build_pipeline, load_plugins
+from atlas_core.api import ConfigError, DataError, RunConfig, make_rays
+from atlas_core.testing import build_pipeline, configured, load_plugins, run_cli
 
 VOLUME = {"field": "volsdf_grid", "field.resolution": 24, "field.initial_resolution": 24,
           "field.upscale_steps": [], "relight.grid_resolution": 16,
@@ -79,6 +85,73 @@ def test_srgb_encodes_the_linear_foreground_and_keeps_the_background(
 
 
 def test_an_unknown_tonemap_is_refused(point_scene: Path) -> None:
-    message = "'filmic' for relight.tonemap; choose from: linear, srgb"
+    message = "'filmic' for relight.tonemap; choose from: auto, linear, srgb"
     with pytest.raises(ConfigError, match=message):
         render(point_scene, {**SURFACE, "relight.tonemap": "filmic"})
+
+
+def redeclare(scene: Path, out: Path, encoding: str | None) -> Path:
+    """A copy of ``scene`` whose JSON declares ``encoding`` (no key when None)."""
+    shutil.copytree(scene, out)
+    path = out / "transforms_train.json"
+    meta = json.loads(path.read_text())
+    meta.pop("encoding", None)
+    if encoding is not None:
+        meta["encoding"] = encoding
+    path.write_text(json.dumps(meta))
+    return out
+
+
+def test_auto_takes_the_declared_encoding_and_srgb_when_none(
+    point_scene: Path, tmp_path: Path
+) -> None:
+    assert json.loads((point_scene / "transforms_train.json").read_text())["encoding"] == "linear"
+    linear = render(point_scene, {**SURFACE, "relight.tonemap": "linear"})["rgb"]
+    encoded = render(point_scene, {**SURFACE, "relight.tonemap": "srgb"})["rgb"]
+    assert not torch.allclose(linear, encoded, atol=1e-3)
+    assert torch.equal(render(point_scene, SURFACE)["rgb"], linear)  # auto is the default
+    declared = redeclare(point_scene, tmp_path / "srgb", "srgb")
+    assert torch.equal(render(declared, SURFACE)["rgb"], encoded)
+    silent = redeclare(point_scene, tmp_path / "silent", None)
+    assert torch.equal(render(silent, {**SURFACE, "relight.tonemap": "auto"})["rgb"], encoded)
+
+
+def test_a_png_with_gamma_one_declares_linear_light(point_scene: Path, tmp_path: Path) -> None:
+    scene = redeclare(point_scene, tmp_path / "scene", None)
+    assert images_encoding(scene) == "srgb"
+    chunks = PngImagePlugin.PngInfo()
+    chunks.add(b"gAMA", struct.pack(">I", 100000))  # gamma 1.0, in units of 1/100000
+    with Image.open(scene / "train" / "r_0.png") as image:
+        image.load()
+    image.save(scene / "train" / "r_0.png", pnginfo=chunks)
+    assert images_encoding(scene) == "linear"
+
+
+def test_the_resolved_tonemap_is_recorded_and_srgb_compares_about_linear_light(
+    point_scene: Path, tmp_path: Path
+) -> None:
+    plugins = ["volsdf", "relight"]
+    config = configured(plugins, {"data.path": str(point_scene)})
+    assert config.plugin_options["relight"]["tonemap"] == "linear"
+    assert config.train.loss_gamma == 1.0
+    silent = str(redeclare(point_scene, tmp_path / "silent", None))
+    config = configured(plugins, {"data.path": silent})
+    assert config.plugin_options["relight"]["tonemap"] == "srgb"
+    assert config.train.loss_gamma == pytest.approx(1 / 2.4) == SRGB_LOSS_GAMMA
+    chosen = configured(plugins, {"data.path": silent, "train.loss_gamma": 1.0})
+    assert chosen.train.loss_gamma == 1.0
+    forced = configured(plugins, {"data.path": str(point_scene), "relight.tonemap": "srgb"})
+    assert forced.train.loss_gamma == SRGB_LOSS_GAMMA
+
+
+def test_an_unknown_declared_encoding_names_the_file(
+    point_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    scene = redeclare(point_scene, tmp_path / "scene", "gamma22")
+    message = r"transforms_train.json: encoding must be 'linear' or 'srgb', got 'gamma22'"
+    with pytest.raises(DataError, match=message):
+        load_nerv_point(scene)
+    args = ["run", "--data", str(scene), "--data-kind", "nerv_point", "--plugins", "volsdf,relight"]
+    assert run_cli([*args, "--out", str(tmp_path / "out"), "--max-steps", "1"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and re.search(message, error[0]) and not (tmp_path / "out").exists()

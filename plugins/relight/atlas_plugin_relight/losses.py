@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.nn.functional import binary_cross_entropy_with_logits
 
-from atlas_core.api import ConfigError, Loss, RayBundle, mask_cross_entropy
+from atlas_core.api import ColourLoss, ConfigError, Loss, RayBundle, mask_cross_entropy
 
 
 class MaskLoss(Loss):
@@ -37,10 +37,15 @@ class MaskLoss(Loss):
         return torch.where(keep, bce, torch.zeros_like(bce)).mean()
 
 
-class RadianceLoss(Loss):
+class RadianceLoss(ColourLoss):
     """Mean squared error of ``relight_volume``'s second image (``relight_radiance``: the
-    light-aware network's or the field's radiance) against the target: the term the
+    light-aware network's or the field's radiance) against the target, after the run's
+    colour transform as the image's own loss (``train.loss_gamma``): the term the
     geometry learns from."""
+
+    def error(self, prediction: Tensor, target: Tensor, rays: RayBundle) -> Tensor:
+        """Mean squared error."""
+        return (prediction - target).square().mean()
 
     def forward(
         self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]
@@ -50,4 +55,7 @@ class RadianceLoss(Loss):
             raise ConfigError(
                 "loss 'relight_radiance' needs renderer 'relight_volume' (an SDF grid field)"
             )
-        return (outputs["relight_radiance"] - outputs["target_rgb"]).square().mean()
+        target = outputs["target_rgb"]
+        if not self.colour.identity:
+            target = self.colour(target)
+        return self.compare(outputs["relight_radiance"], target, rays)

@@ -144,6 +144,22 @@ def test_the_resolved_tonemap_is_recorded_and_srgb_compares_about_linear_light(
     assert forced.train.loss_gamma == SRGB_LOSS_GAMMA
 
 
+def test_the_geometry_term_compares_about_linear_light_on_srgb_images(
+    point_scene: Path, tmp_path: Path
+) -> None:
+    silent = redeclare(point_scene, tmp_path / "silent", None)
+    outputs = {"relight_radiance": torch.full((4, 3), 0.25), "target_rgb": torch.full((4, 3), 0.5)}
+    for scene, expected in ((point_scene, 0.25**2), (silent, (0.25**2.4 - 0.5**2.4) ** 2)):
+        config = RunConfig()
+        config.data.path, config.data.kind = str(scene), "nerv_point"
+        config.plugins = ["volsdf", "relight"]
+        for key, value in VOLUME.items():
+            config.set(key, value)
+        pipe = build_pipeline(config, load_plugins(config.plugins), load_nerv_point(scene))
+        loss = pipe.losses["relight_radiance"](None, outputs, {})
+        assert float(loss) == pytest.approx(expected, rel=1e-4)
+
+
 def test_an_unknown_declared_encoding_names_the_file(
     point_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

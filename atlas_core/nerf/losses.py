@@ -74,12 +74,17 @@ class ColourLoss(Loss):
         """Error of the fine image plus, as in NeRF, that of the coarse image (weighted by
         ``train.coarse_weight``: 1 in NeRF, 0.1 in Mip-NeRF)."""
         target = outputs["target_rgb"]
+        loss = self.measure(outputs["rgb"], target, rays)
+        if "coarse_rgb" in outputs and self.coarse_weight:
+            loss = loss + self.coarse_weight * self.measure(outputs["coarse_rgb"], target, rays)
+        return loss
+
+    def measure(self, prediction: Tensor, target: Tensor, rays: RayBundle) -> Tensor:
+        """The error of an image [R, 3] against its untransformed target [R, 3], both put
+        through the run's colour transform (for subclasses that score another image)."""
         if not self.colour.identity:
             target = self.colour(target)
-        loss = self.compare(outputs["rgb"], target, rays)
-        if "coarse_rgb" in outputs and self.coarse_weight:
-            loss = loss + self.coarse_weight * self.compare(outputs["coarse_rgb"], target, rays)
-        return loss
+        return self.compare(prediction, target, rays)
 
     def compare(self, prediction: Tensor, target: Tensor, rays: RayBundle) -> Tensor:
         """Transform the prediction, then measure its error against the transformed target."""

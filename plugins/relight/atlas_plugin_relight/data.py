@@ -36,7 +36,7 @@ from atlas_core.api import (
     short,
 )
 from atlas_plugin_relight.lights import POSITIONS, POWER, SCALED
-from atlas_plugin_relight.tonemap import declared_encoding
+from atlas_plugin_relight.tonemap import declared_encoding, meta_encoding
 
 
 def split_file(root: Path, split: str) -> Path | None:
@@ -134,7 +134,7 @@ def load_views(path: Path, downscale: int) -> Views:
     poses = [parse_pose(path, i, frame["transform_matrix"]) for i, frame in enumerate(frames)]
     files = [image_file(path.parent, path, i, f["file_path"]) for i, f in enumerate(frames)]
     extras = light_extras(path, frames, poses)
-    declared_encoding(path, meta, files[0])  # a bad declaration stops here, naming the file
+    meta_encoding(path, meta)  # a bad declaration stops here, naming the file
     stack = torch.from_numpy(np.stack(read_images(files)))
     height, width = stack.shape[1:3]
     if downscale > min(height, width):

@@ -55,7 +55,4 @@ class RadianceLoss(ColourLoss):
             raise ConfigError(
                 "loss 'relight_radiance' needs renderer 'relight_volume' (an SDF grid field)"
             )
-        target = outputs["target_rgb"]
-        if not self.colour.identity:
-            target = self.colour(target)
-        return self.compare(outputs["relight_radiance"], target, rays)
+        return self.measure(outputs["relight_radiance"], outputs["target_rgb"], rays)

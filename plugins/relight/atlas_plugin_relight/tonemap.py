@@ -38,15 +38,21 @@ def png_gamma(file: Path) -> float | None:
     return float(gamma) if gamma else None
 
 
+def meta_encoding(path: Path, meta: dict[str, Any]) -> str | None:
+    """The encoding a transforms JSON declares (its top-level ``encoding``), or None."""
+    value = meta.get("encoding")
+    if value is not None and value not in ENCODINGS:
+        raise DataError(f"{path}: encoding must be 'linear' or 'srgb', got {short(value)}")
+    return value
+
+
 def declared_encoding(path: Path, meta: dict[str, Any], first_image: Path) -> str:
     """How a split's images encode light: the JSON's ``encoding`` (``linear`` or ``srgb``),
     else linear for float images (EXR, HDR) and PNGs whose ``gAMA`` is 1, else sRGB, which
     is what 8-bit files without a declaration hold (the PNG and JPEG default)."""
-    if "encoding" in meta:
-        value = meta["encoding"]
-        if value not in ENCODINGS:
-            raise DataError(f"{path}: encoding must be 'linear' or 'srgb', got {short(value)}")
-        return value
+    declared = meta_encoding(path, meta)
+    if declared is not None:
+        return declared
     if first_image.suffix.lower() in FLOAT_SUFFIXES:
         return "linear"
     gamma = png_gamma(first_image)

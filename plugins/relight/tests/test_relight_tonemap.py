@@ -13,7 +13,7 @@ import torch
 from atlas_plugin_relight import SRGB_LOSS_GAMMA
 from atlas_plugin_relight.data import images_encoding, load_nerv_point
 from atlas_plugin_relight.synth import write_point_scene
-from atlas_plugin_relight.tonemap import srgb
+from atlas_plugin_relight.tonemap import declared_encoding, srgb
 from PIL import Image, PngImagePlugin
 
 from atlas_core.api import ConfigError, DataError, RunConfig, make_rays
@@ -125,6 +125,14 @@ def test_a_png_with_gamma_one_declares_linear_light(point_scene: Path, tmp_path:
         image.load()
     image.save(scene / "train" / "r_0.png", pnginfo=chunks)
     assert images_encoding(scene) == "linear"
+
+
+def test_float_images_hold_linear_light_unless_the_json_says_otherwise() -> None:
+    path = Path("transforms_train.json")
+    assert declared_encoding(path, {}, Path("r_0.exr")) == "linear"
+    assert declared_encoding(path, {}, Path("r_0.HDR")) == "linear"
+    assert declared_encoding(path, {"encoding": "srgb"}, Path("r_0.exr")) == "srgb"
+    assert declared_encoding(path, {}, Path("missing.jpg")) == "srgb"
 
 
 def test_the_resolved_tonemap_is_recorded_and_srgb_compares_about_linear_light(

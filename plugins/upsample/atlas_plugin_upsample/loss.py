@@ -25,9 +25,7 @@ class UpsampleLoss(ColourLoss):
         background = background.permute(0, 2, 3, 1)
         alpha = rgba[..., 3:]
         target = (rgba[..., :3] * alpha + background * (1 - alpha)).reshape(-1, 3)
-        if not self.colour.identity:
-            target = self.colour(target)
-        return self.compare(outputs["upsampled_rgb"], target, rays)
+        return self.measure(outputs["upsampled_rgb"], target, rays)
 
     def error(self, prediction: Tensor, target: Tensor, rays: RayBundle) -> Tensor:
         """Mean squared error."""

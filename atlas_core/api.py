@@ -13,8 +13,9 @@ Data types
     ``RayBundle``, ``RaySamples``, ``SceneData``, ``Views``, ``Run``, ``Pipeline``,
     ``SamplerExtras``, ``COARSE_RGB``, ``COARSE_ACC``.
 Base classes
-    ``Field``, ``Encoding``, ``Sampler``, ``Renderer``, ``Loss``, ``ColourLoss``, and
-    ``mask_cross_entropy`` (opacity against alpha, for mask losses).
+    ``Field``, ``Encoding``, ``Sampler``, ``Renderer``, ``Loss``, ``ColourLoss``,
+    ``RGBL2Loss`` (its mean squared error), and ``mask_cross_entropy`` (opacity against
+    alpha, for mask losses).
 Capabilities and parameter tags
     ``HasDensity``, ``HasSDF``, ``HasSDFGradient``, ``HasSampleStep``, ``Grows``, ``Antialiases``,
     ``RendersViews``, ``ViewRenderer``, ``NeedsCrops``, ``has_density``, ``first_with``,
@@ -94,7 +95,7 @@ from atlas_core.nerf.crops import BLOCK_KEY, CROP_KEY, crop_shape, decimate, und
 from atlas_core.nerf.encodings import Encoding, IdentityEncoding, PositionalEncoding
 from atlas_core.nerf.fields import Field
 from atlas_core.nerf.frustums import frustum_multisamples, level_weights
-from atlas_core.nerf.losses import ColourLoss, Loss, mask_cross_entropy
+from atlas_core.nerf.losses import ColourLoss, Loss, RGBL2Loss, mask_cross_entropy
 from atlas_core.nerf.mlp import mlp, trunc_exp
 from atlas_core.nerf.native import cpu_floats, kernel_choice, load_extension, use_native
 from atlas_core.nerf.occupancy import prefer_occupancy
@@ -141,6 +142,7 @@ __all__ = [
     "Pipeline",
     "PluginError",
     "PositionalEncoding",
+    "RGBL2Loss",
     "RayBundle",
     "RaySamples",
     "Register",

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.nn.functional import binary_cross_entropy_with_logits
 
-from atlas_core.api import ColourLoss, ConfigError, Loss, RayBundle, mask_cross_entropy
+from atlas_core.api import ConfigError, Loss, RayBundle, RGBL2Loss, mask_cross_entropy
 
 
 class MaskLoss(Loss):
@@ -37,15 +37,11 @@ class MaskLoss(Loss):
         return torch.where(keep, bce, torch.zeros_like(bce)).mean()
 
 
-class RadianceLoss(ColourLoss):
+class RadianceLoss(RGBL2Loss):
     """Mean squared error of ``relight_volume``'s second image (``relight_radiance``: the
     light-aware network's or the field's radiance) against the target, after the run's
     colour transform as the image's own loss (``train.loss_gamma``): the term the
     geometry learns from."""
-
-    def error(self, prediction: Tensor, target: Tensor, rays: RayBundle) -> Tensor:
-        """Mean squared error."""
-        return (prediction - target).square().mean()
 
     def forward(
         self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from atlas_core.api import BLOCK_KEY, AtlasError, ColourLoss, RayBundle, crop_shape, undo_blocks
+from atlas_core.api import BLOCK_KEY, AtlasError, RayBundle, RGBL2Loss, crop_shape, undo_blocks
 
 
-class UpsampleLoss(ColourLoss):
+class UpsampleLoss(RGBL2Loss):
     """Mean squared error of ``upsampled_rgb`` against the full-resolution crop targets."""
 
     def forward(
@@ -26,7 +26,3 @@ class UpsampleLoss(ColourLoss):
         alpha = rgba[..., 3:]
         target = (rgba[..., :3] * alpha + background * (1 - alpha)).reshape(-1, 3)
         return self.measure(outputs["upsampled_rgb"], target, rays)
-
-    def error(self, prediction: Tensor, target: Tensor, rays: RayBundle) -> Tensor:
-        """Mean squared error."""
-        return (prediction - target).square().mean()

@@ -100,7 +100,13 @@ from atlas_core.nerf.mlp import mlp, trunc_exp
 from atlas_core.nerf.native import cpu_floats, kernel_choice, load_extension, use_native
 from atlas_core.nerf.occupancy import prefer_occupancy
 from atlas_core.nerf.pipeline import Pipeline, protocol_background
-from atlas_core.nerf.rays import DisplacedSamples, RayBundle, RaySamples, samples_from_bins
+from atlas_core.nerf.rays import (
+    DisplacedSamples,
+    RayBundle,
+    RaySamples,
+    clip_to_box,
+    samples_from_bins,
+)
 from atlas_core.nerf.renderers import Background, Renderer, VolumeRenderer
 from atlas_core.nerf.samplers import (
     COARSE_ACC,
@@ -184,6 +190,7 @@ __all__ = [
     "load_extension",
     "look_at",
     "make_rays",
+    "clip_to_box",
     "mask_cross_entropy",
     "mlp",
     "parameter_tags",

@@ -33,7 +33,7 @@ class Shading:
         self.material = Material(options, tuple(context.scene.bounds))
         self.light = make_light(options)
         self.gain = LightGain(options.learn_gain)
-        self.shadow = make_shadow(options, self.sdf)
+        self.shadow = make_shadow(options, self.sdf, tuple(context.scene.bounds))
         self.tonemap = options.tonemap  # auto was resolved in atlas_configure
         return options
 

@@ -2,6 +2,10 @@
 
 NeRV (Srinivasan et al. 2021) learns visibility with a network instead of marching;
 ``hard`` is the exact test for an SDF: a shadow ray that reaches the surface is blocked.
+It marches only inside the scene box: an SDF grid reads the distance to the box outside
+it, which falls to nothing just past the face a step leaving the box lands behind, and
+that had blocked about one shadow ray in twenty (11 of 202 shadowed pixels in a test
+view of the realistic point-light scene: the black stipple on the lit plate).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from atlas_core.api import PositionalEncoding, mlp
+from atlas_core.api import PositionalEncoding, clip_to_box, mlp
 from atlas_plugin_relight.options import RelightOptions
 
 OFFSET = 1e-2  # start shadow rays this far along the normal, off the surface
@@ -27,11 +31,15 @@ class NoShadow(nn.Module):
 
 
 class HardShadow(nn.Module):
-    """Sphere-trace from each point toward each light; 0 where the SDF is reached first."""
+    """Sphere-trace from each point toward each light, inside ``bounds`` (the scene box,
+    where the surfaces are); 0 where the SDF is reached first."""
 
-    def __init__(self, sdf: Callable[[Tensor], Tensor], steps: int = 48):
+    def __init__(
+        self, sdf: Callable[[Tensor], Tensor], steps: int = 48,
+        bounds: tuple[float, ...] | None = None,
+    ):  # fmt: skip
         super().__init__()
-        self.sdf, self.steps = sdf, steps
+        self.sdf, self.steps, self.bounds = sdf, steps, bounds
 
     @torch.no_grad()
     def forward(self, x: Tensor, n: Tensor, wi: Tensor, dist: Tensor) -> Tensor:
@@ -40,6 +48,8 @@ class HardShadow(nn.Module):
         start = (x + OFFSET * n)[:, None, :].expand(-1, lights, -1).reshape(-1, 3)
         dirs, far = wi.reshape(-1, 3), dist.reshape(-1, 1)
         t = torch.zeros_like(far)
+        if self.bounds is not None:  # starts outside the box leave at t = 0: unblocked
+            _, far = clip_to_box(start, dirs, t, far, self.bounds)
         blocked = torch.zeros_like(far, dtype=torch.bool)
         for _ in range(self.steps):
             active = ~blocked & (t < far)
@@ -66,10 +76,12 @@ class LearnedShadow(nn.Module):
         return torch.sigmoid(self.net(torch.cat([encoded, wi], dim=-1)))
 
 
-def make_shadow(options: RelightOptions, sdf: Callable[[Tensor], Tensor]) -> nn.Module:
-    """The shadow test the options choose."""
+def make_shadow(
+    options: RelightOptions, sdf: Callable[[Tensor], Tensor], bounds: tuple[float, ...]
+) -> nn.Module:
+    """The shadow test the options choose (``hard`` marches inside ``bounds``)."""
     if options.shadow == "hard":
-        return HardShadow(sdf, options.steps)
+        return HardShadow(sdf, options.steps, bounds)
     if options.shadow == "learned":
         return LearnedShadow(min(options.width, 32))
     return NoShadow()

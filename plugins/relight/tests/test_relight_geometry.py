@@ -100,6 +100,28 @@ def test_hard_shadow_is_zero_behind_an_occluder_and_one_in_the_open() -> None:
     assert torch.equal(NoShadow()(x, n, wi, dist), torch.ones(2, 1, 1))
 
 
+def box_grid_sdf(positions: torch.Tensor) -> torch.Tensor:
+    """A sphere of radius 0.3 as an SDF grid over [-1.5, 1.5]^3 reads it: the distance
+    to the box outside it (near zero just past a face)."""
+    inside = (positions.abs() <= 1.5).all(dim=-1, keepdim=True)
+    gap = (positions.abs() - 1.5).clamp_min(0.0).norm(dim=-1, keepdim=True)
+    return torch.where(inside, positions.norm(dim=-1, keepdim=True) - 0.3, gap)
+
+
+def test_hard_shadow_ends_at_the_scene_box() -> None:
+    # Toward a light above y = 1.5, the first step from y = 0.9 (0.6 from the sphere)
+    # lands just past the box's face, where the grid reads the distance to the box
+    box = (-1.5, -1.5, -1.5, 1.5, 1.5, 1.5)
+    x = torch.tensor([[0.0, 0.9, 0.0], [0.0, -0.9, 0.0]])  # the second behind the sphere
+    n = torch.tensor([[0.0, 0.0, 1.0]]).expand(2, 3)
+    lights = torch.tensor([[[0.0, 6.0, 0.01]]]).expand(2, 1, 3)
+    wi, dist, _ = incident(x, lights, torch.ones(2, 1, 3))
+    unbounded = HardShadow(box_grid_sdf)(x, n, wi, dist)
+    visible = HardShadow(box_grid_sdf, bounds=box)(x, n, wi, dist)
+    assert unbounded[:, 0, 0].tolist() == [0.0, 0.0]  # the face blocked the first: stipple
+    assert visible[:, 0, 0].tolist() == [1.0, 0.0]  # the sphere still blocks the second
+
+
 def test_learned_shadow_starts_visible_and_has_gradients() -> None:
     shadow = LearnedShadow(16)
     x, wi = torch.randn(5, 3), unit(torch.randn(5, 2, 3))

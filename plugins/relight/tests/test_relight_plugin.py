@@ -194,6 +194,7 @@ def test_on_the_sdf_grid_the_warm_up_converts_at_a_higher_opacity_unblurred(
     config = config_for(point_scene, ["volsdf", "relight"], {"field": "volsdf_grid"})
     configure(config, load_plugins(config.plugins))
     assert config.field.options["opacity"] == 0.35 and config.field.options["opacity_blur"] == 0
+    assert config.field.options["min_component"] == 0.004
     hashed = config_for(point_scene, ["volsdf", "relight"], {"field": "volsdf_hash"})
     configure(hashed, load_plugins(hashed.plugins))
     assert "opacity" not in hashed.field.options  # its teacher keeps volsdf's conversion

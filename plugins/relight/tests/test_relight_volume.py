@@ -58,7 +58,8 @@ def test_shading_trains_the_material_and_radiance_the_geometry(
     pipe, rays = pipeline_and_rays(point_scene, settings)
     assert type(pipe.renderer).__name__ == "RelightVolumeRenderer"
     assert pipe.field.carve_views == 0  # the plugin's defaults for the warm-up
-    assert (pipe.field.opacity, pipe.field.opacity_blur) == (0.35, 0.0)
+    assert (pipe.field.opacity, pipe.field.opacity_blur, pipe.field.min_component) == (
+        0.35, 0.0, 0.004)  # fmt: skip
     outputs, field_outputs = pipe(rays)
     assert outputs["rgb"].shape == (128, 3) and bool(torch.isfinite(outputs["rgb"]).all())
     assert not torch.allclose(outputs["rgb"], outputs["relight_radiance"])

@@ -34,10 +34,7 @@ class HardShadow(nn.Module):
     """Sphere-trace from each point toward each light, inside ``bounds`` (the scene box,
     where the surfaces are); 0 where the SDF is reached first."""
 
-    def __init__(
-        self, sdf: Callable[[Tensor], Tensor], steps: int = 48,
-        bounds: tuple[float, ...] | None = None,
-    ):  # fmt: skip
+    def __init__(self, sdf: Callable[[Tensor], Tensor], steps: int, bounds: tuple[float, ...]):
         super().__init__()
         self.sdf, self.steps, self.bounds = sdf, steps, bounds
 
@@ -48,8 +45,7 @@ class HardShadow(nn.Module):
         start = (x + OFFSET * n)[:, None, :].expand(-1, lights, -1).reshape(-1, 3)
         dirs, far = wi.reshape(-1, 3), dist.reshape(-1, 1)
         t = torch.zeros_like(far)
-        if self.bounds is not None:  # starts outside the box leave at t = 0: unblocked
-            _, far = clip_to_box(start, dirs, t, far, self.bounds)
+        _, far = clip_to_box(start, dirs, t, far, self.bounds)  # outside: unblocked
         blocked = torch.zeros_like(far, dtype=torch.bool)
         for _ in range(self.steps):
             active = ~blocked & (t < far)

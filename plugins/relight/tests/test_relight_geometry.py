@@ -90,7 +90,7 @@ def test_dataset_light_reads_rays_and_falls_back_to_a_collocated_light() -> None
 
 
 def test_hard_shadow_is_zero_behind_an_occluder_and_one_in_the_open() -> None:
-    shadow = HardShadow(two_spheres)
+    shadow = HardShadow(two_spheres, 48, (-5.0, -5.0, -5.0, 5.0, 5.0, 5.0))
     x = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
     n = x.clone()
     lights = torch.tensor([[[0.0, 0.0, 4.0]], [[4.0, 0.0, 0.5]]])
@@ -116,9 +116,9 @@ def test_hard_shadow_ends_at_the_scene_box() -> None:
     n = torch.tensor([[0.0, 0.0, 1.0]]).expand(2, 3)
     lights = torch.tensor([[[0.0, 6.0, 0.01]]]).expand(2, 1, 3)
     wi, dist, _ = incident(x, lights, torch.ones(2, 1, 3))
-    unbounded = HardShadow(box_grid_sdf)(x, n, wi, dist)
-    visible = HardShadow(box_grid_sdf, bounds=box)(x, n, wi, dist)
-    assert unbounded[:, 0, 0].tolist() == [0.0, 0.0]  # the face blocked the first: stipple
+    beyond = HardShadow(box_grid_sdf, 48, tuple(2 * b for b in box))(x, n, wi, dist)
+    visible = HardShadow(box_grid_sdf, 48, box)(x, n, wi, dist)
+    assert beyond[:, 0, 0].tolist() == [0.0, 0.0]  # past the face the first is blocked
     assert visible[:, 0, 0].tolist() == [1.0, 0.0]  # the sphere still blocks the second
 
 

@@ -28,7 +28,8 @@ Building blocks
     ``pixel_rays``), frustums (``frustum_multisamples``, ``level_weights``), cameras
     (``look_at``, ``focal_from_fov``, ``project``, ``INTRINSICS``), crops
     (``CROP_KEY``, ``BLOCK_KEY``, ``crop_shape``, ``decimate``, ``undo_blocks``), images
-    (``read_rgba``, ``downscale_rgba``, ``to_uint8``), C++ kernels built just in time
+    (``read_rgba``, ``downscale_rgba``, ``to_uint8``), the sRGB curve (``linear_to_srgb``,
+    ``srgb_to_linear``), C++ kernels built just in time
     (``load_extension``, ``kernel_choice``, ``use_native``, ``cpu_floats``), evaluation
     (``eval_indices``, ``protocol_background``), meshes (``read_ply``,
     ``connected_components``), and three namespaces: ``grid`` (dense voxel grids),
@@ -90,6 +91,7 @@ from atlas_core.errors import AtlasError, ConfigError, DataError, PluginError, f
 from atlas_core.hookspecs import Register
 from atlas_core.nerf import grid
 from atlas_core.nerf.cameras import INTRINSICS, focal_from_fov, look_at, pixel_rays, project
+from atlas_core.nerf.colour import linear_to_srgb, srgb_to_linear
 from atlas_core.nerf.compositing import render_weights, segment_sum
 from atlas_core.nerf.crops import BLOCK_KEY, CROP_KEY, crop_shape, decimate, undo_blocks
 from atlas_core.nerf.encodings import Encoding, IdentityEncoding, PositionalEncoding
@@ -188,6 +190,7 @@ __all__ = [
     "load_split",
     "kernel_choice",
     "level_weights",
+    "linear_to_srgb",
     "load_extension",
     "look_at",
     "make_rays",
@@ -213,6 +216,7 @@ __all__ = [
     "samples_from_bins",
     "segment_sum",
     "short",
+    "srgb_to_linear",
     "stratified_edges",
     "realistic",
     "synth",

@@ -106,6 +106,7 @@ class TrainConfig:
     loss_space: typing.Literal["rgb", "hsv", "luminance", "xyz"] = "rgb"
     tone_map: bool = False  # x / (1 + x) before colour losses
     loss_gamma: float = option(default=1.0, metadata={"min": 0.01})  # x ** (1 / gamma)
+    loss_linear: bool = False  # sRGB-encoded images decoded to linear light before the loss
     error_sampling: float = option(default=0.0, metadata={"min": 0})  # share drawn by error
     scales: int = option(default=1, metadata={"min": 1})  # 1, 1/2, ... resolutions (Mip-NeRF)
     pixel_jitter: bool = False  # each ray through a random point of its pixel, not its centre

@@ -1,4 +1,4 @@
-"""Colour spaces, tone mapping and gamma for colour losses; rgb_rmse."""
+"""Colour spaces, the sRGB curve, tone mapping and gamma for colour losses; rgb_rmse."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from atlas_core.config import RunConfig
-from atlas_core.nerf.colour import LossColour, luminance, rgb_to_hsv, rgb_to_xyz
+from atlas_core.nerf.colour import (
+    LossColour,
+    linear_to_srgb,
+    luminance,
+    rgb_to_hsv,
+    rgb_to_xyz,
+    srgb_to_linear,
+)
 from atlas_core.nerf.losses import RGBL2Loss, RGBRMSELoss
 from atlas_core.nerf.rays import RayBundle
 
@@ -30,12 +37,38 @@ def test_xyz_uses_the_srgb_d65_matrix() -> None:
     assert torch.allclose(luminance(colours)[:, 0], rgb_to_xyz(colours)[:, 1], atol=1e-6)
 
 
+def test_srgb_is_the_standard_curve_with_a_finite_slope_at_black() -> None:
+    x = torch.tensor([0.0, 0.002, 0.0031308, 0.18, 0.5, 1.0], requires_grad=True)
+    y = linear_to_srgb(x)
+    expected = [0.0, 12.92 * 0.002, 0.040449936, 0.461356, 0.735357, 1.0]
+    assert y.tolist() == pytest.approx(expected, abs=1e-5)
+    (slope,) = torch.autograd.grad(y.sum(), x)
+    assert bool(torch.isfinite(slope).all()) and float(slope[0]) == pytest.approx(12.92)
+    assert float(linear_to_srgb(torch.tensor(-0.5))) == 0.0
+
+
+def test_srgb_to_linear_inverts_the_curve_with_slope_one_over_12_92_at_black() -> None:
+    x = torch.linspace(0, 1, 1001, dtype=torch.float64)
+    assert torch.allclose(srgb_to_linear(linear_to_srgb(x)), x, atol=1e-12)
+    encoded = torch.tensor([0.0, 0.02, 0.5, 1.0], requires_grad=True)
+    decoded = srgb_to_linear(encoded)
+    assert decoded.tolist() == pytest.approx([0.0, 0.02 / 12.92, 0.214041, 1.0], abs=1e-6)
+    (slope,) = torch.autograd.grad(decoded.sum(), encoded)
+    assert float(slope[0]) == pytest.approx(1 / 12.92) and bool(torch.isfinite(slope).all())
+    assert float(srgb_to_linear(torch.tensor(-0.2))) == 0.0
+
+
 def test_tone_map_and_gamma_order() -> None:
     x = torch.tensor([[0.0, 1.0, 3.0]])
     assert torch.allclose(LossColour(tone_map=True)(x), torch.tensor([[0.0, 0.5, 0.75]]))
     y = LossColour(tone_map=True, gamma=2.0)(x)
     assert torch.allclose(y[0, 1:], torch.tensor([0.5, 0.75]).sqrt())
     assert LossColour().identity and not LossColour(gamma=2.2).identity
+    assert not LossColour(linear=True).identity
+    z = torch.tensor([[0.2, 0.5, 1.0]])
+    assert torch.allclose(
+        LossColour(linear=True, tone_map=True)(z), srgb_to_linear(z) / (1 + srgb_to_linear(z))
+    )
     assert LossColour(space="luminance")(torch.rand(7, 3)).shape == (7, 1)
 
 
@@ -63,6 +96,10 @@ def rays(count: int) -> RayBundle:
         ({"loss_space": "luminance"}, lambda p, t: (luminance(p) - luminance(t)).square().mean()),
         ({"tone_map": True}, lambda p, t: (p / (1 + p) - t / (1 + t)).square().mean()),
         ({"loss_gamma": 2.0}, lambda p, t: (p.sqrt() - t.sqrt()).square().mean()),
+        (
+            {"loss_linear": True},
+            lambda p, t: (srgb_to_linear(p) - srgb_to_linear(t)).square().mean(),
+        ),
     ],
 )
 def test_loss_is_computed_in_the_chosen_space(settings: dict, expected: object) -> None:

@@ -1,7 +1,8 @@
 """Loss terms; the run's loss is their sum weighted by ``config.losses``.
 
 Colour losses compare images after the run's colour transform (``train.loss_space``,
-``train.tone_map``, ``train.loss_gamma``; see ``atlas_core.colour``).
+``train.loss_linear``, ``train.tone_map``, ``train.loss_gamma``; see
+``atlas_core.nerf.colour``).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def loss_colour(context: BuildContext | None) -> LossColour:
     if context is None:
         return LossColour()
     train = context.config.train
-    return LossColour(train.loss_space, train.tone_map, train.loss_gamma)
+    return LossColour(train.loss_space, train.tone_map, train.loss_gamma, train.loss_linear)
 
 
 class ColourLoss(Loss):

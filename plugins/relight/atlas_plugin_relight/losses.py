@@ -40,7 +40,7 @@ class MaskLoss(Loss):
 class RadianceLoss(RGBL2Loss):
     """Mean squared error of ``relight_volume``'s second image (``relight_radiance``: the
     light-aware network's or the field's radiance) against the target, after the run's
-    colour transform as the image's own loss (``train.loss_gamma``): the term the
+    colour transform as the image's own loss (``train.loss_linear`` and the rest): the term the
     geometry learns from."""
 
     def forward(

@@ -21,8 +21,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from atlas_core.api import focal_from_fov, pixel_rays, realistic, synth
-from atlas_plugin_relight.tonemap import srgb
+from atlas_core.api import focal_from_fov, linear_to_srgb, pixel_rays, realistic, synth
 
 __all__ = ["INTENSITY", "VIEWS", "render_point", "write_realistic_point"]
 
@@ -46,7 +45,7 @@ def render_point(  # noqa: ANN201
     rgba = np.concatenate([np.clip(rgb, 0, 1) * hit[:, None], hit[:, None]], axis=1)
     mean = rgba.reshape(size, supersample, size, supersample, 4).mean(axis=(1, 3))
     if encoding == "srgb":  # the pixel filter in linear light, then the encoding
-        mean[..., :3] = srgb(torch.from_numpy(mean[..., :3])).numpy()
+        mean[..., :3] = linear_to_srgb(torch.from_numpy(mean[..., :3])).numpy()
     return np.round(mean * 255).astype(np.uint8)
 
 

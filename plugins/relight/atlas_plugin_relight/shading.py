@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-from atlas_core.api import RayBundle
+from atlas_core.api import RayBundle, linear_to_srgb
 from atlas_plugin_relight.lights import LightGain, make_light
 from atlas_plugin_relight.material import Material
 from atlas_plugin_relight.options import RelightOptions
 from atlas_plugin_relight.shadows import make_shadow
 from atlas_plugin_relight.surface import find_sdf
-from atlas_plugin_relight.tonemap import srgb
 
 if TYPE_CHECKING:
     from atlas_core.api import BuildContext
@@ -39,7 +38,7 @@ class Shading:
 
     def encode(self, rgb: Tensor) -> Tensor:
         """Linear light as the images store it (``relight.tonemap``)."""
-        return srgb(rgb) if self.tonemap == "srgb" else rgb
+        return linear_to_srgb(rgb) if self.tonemap == "srgb" else rgb
 
     def sdf(self, positions: Tensor) -> Tensor:
         """The field's signed distance at positions [M, 3]."""

@@ -5,23 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import Tensor
-
 from atlas_core.api import DataError, short
 
-SRGB_KNEE = 0.0031308  # IEC 61966-2-1: linear below, a 1/2.4 power above
 ENCODINGS = ("linear", "srgb")
 FLOAT_SUFFIXES = (".exr", ".hdr")  # high-dynamic-range files hold linear values
-
-
-def srgb(linear: Tensor) -> Tensor:
-    """The sRGB transfer function of linear values (clamped at zero), as renderers encode
-    8-bit images (Blender's PNGs among them); inverse renderers such as NeRFactor (Zhang et
-    al. 2021) and TensoIR (Jin et al. 2023) shade in linear light and encode before the loss."""
-    x = linear.clamp_min(0.0)
-    power = 1.055 * x.clamp_min(SRGB_KNEE) ** (1 / 2.4) - 0.055  # no infinite slope at 0
-    return torch.where(x <= SRGB_KNEE, 12.92 * x, power)
 
 
 def png_gamma(file: Path) -> float | None:

@@ -9,8 +9,8 @@ import pytest
 import torch
 from atlas_plugin_relight import load_nerv_point, realistic_point
 from atlas_plugin_relight.lights import POSITIONS
-from atlas_plugin_relight.tonemap import srgb
 
+from atlas_core.api import linear_to_srgb
 from atlas_core.testing import run_cli
 
 
@@ -63,7 +63,7 @@ def test_srgb_images_encode_the_linear_render(tmp_path: Path) -> None:
     encoded = realistic_point.render_point(c2w, light, 32, supersample=1, encoding="srgb") / 255.0
     lit = linear[..., :3] > 0.2  # where 8-bit linear values resolve the curve
     assert lit.sum() > 50
-    expected = srgb(torch.from_numpy(linear[..., :3])).numpy()
+    expected = linear_to_srgb(torch.from_numpy(linear[..., :3])).numpy()
     assert np.abs(encoded[..., :3] - expected)[lit].max() <= 2.5 / 255
     assert (encoded[..., :3] >= linear[..., :3] - 1 / 255).all()  # the curve brightens
     assert np.array_equal(encoded[..., 3], linear[..., 3])

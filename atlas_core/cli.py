@@ -173,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=CAMERA_MODELS[0],
         help="COLMAP camera shared by every image (written as OPENCV)",
     )
+    process.add_argument(
+        "--threads",
+        type=int,
+        help="threads for COLMAP's features, matching and mapping (default: every core; "
+        "1 makes the same scene from the same input on every run)",
+    )
     process.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     return parser
 

@@ -21,6 +21,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         camera_model=args.camera_model,
         overwrite=args.overwrite,
         verbose=debugging(args),
+        threads=args.threads,
     )
     count = len(summary.registered)
     print(f"registered {count} of {summary.total} images ({summary.matcher} matching)")

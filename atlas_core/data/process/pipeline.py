@@ -98,9 +98,12 @@ def process(
     overwrite: bool = False,
     say: Callable[[str], None] = _say,
     verbose: bool = False,
+    threads: int | None = None,
 ) -> Summary:
     """Run structure from motion on a folder of photos or a video and write the scene;
-    ``verbose`` shows COLMAP's own log."""
+    ``verbose`` shows COLMAP's own log; ``threads`` (None: every core) runs COLMAP's
+    features, matching and mapping on that many threads (1: the same scene from the same
+    input on every run)."""
     source, out = Path(source), Path(out)
     if not source.exists():
         raise DataError(f"{source}: input does not exist (a folder of photos or a video)")
@@ -112,6 +115,8 @@ def process(
         raise DataError(f"--frames must be >= 1, got {frames}")
     if matcher is not None and matcher not in sfm.MATCHERS:
         raise DataError(f"--matcher must be one of {', '.join(sfm.MATCHERS)}, got '{matcher}'")
+    if threads is not None and threads < 1:
+        raise DataError(f"--threads must be >= 1, got {threads}")
     if camera_model not in sfm.CAMERA_MODELS:
         raise DataError(
             f"--camera-model must be one of {', '.join(sfm.CAMERA_MODELS)}, got '{camera_model}'"
@@ -122,7 +127,8 @@ def process(
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.process-"))
     try:
-        summary = _run(source, stage, video, frames, matcher, camera_model, say)
+        threads = -1 if threads is None else threads
+        summary = _run(source, stage, video, frames, matcher, camera_model, threads, say)
         _move_into_place(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -139,14 +145,19 @@ def _count(solution: sfm.Solution | None) -> int:
 
 
 def _map(
-    database: Path, images: Path, scratch: Path, total: int, angle: float | None
+    database: Path, images: Path, scratch: Path, total: int, angle: float | None, threads: int
 ) -> sfm.Solution | None:
     """One incremental mapping attempt, its scratch output removed afterwards."""
     scratch.mkdir()
     try:
         with _bar(total, "mapping") as bar:
             return sfm.map_images(
-                database, images, scratch, tick=lambda: bar.update(1), init_min_tri_angle=angle
+                database,
+                images,
+                scratch,
+                tick=lambda: bar.update(1),
+                init_min_tri_angle=angle,
+                threads=threads,
             )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -163,6 +174,7 @@ def _run(
     frames: int,
     matcher: str | None,
     camera_model: str,
+    threads: int,
     say: Callable[[str], None],
 ) -> Summary:
     seconds: dict[str, float] = {}
@@ -187,15 +199,15 @@ def _run(
     colmap.mkdir()
     database = colmap / "database.db"
     with _phase(seconds, "features", say) as note:
-        sfm.extract(database, images, names, camera_model)
+        sfm.extract(database, images, names, camera_model, threads)
         note.append(f"SIFT on {len(names)} images, camera model {camera_model}")
     with _phase(seconds, "matching", say) as note:
-        sfm.match(database, matcher)
+        sfm.match(database, matcher, threads)
         note.append(matcher)
     with _phase(seconds, "mapping", say) as note:
-        solution = _map(database, images, stage / "mapper", len(names), None)
+        solution = _map(database, images, stage / "mapper", len(names), None, threads)
         if _count(solution) < RETRY_BELOW * len(names):
-            again = _map(database, images, stage / "mapper", len(names), RELAXED_TRI_ANGLE)
+            again = _map(database, images, stage / "mapper", len(names), RELAXED_TRI_ANGLE, threads)
             say(
                 f"mapping: registered {_count(solution)} of {len(names)} images; again with "
                 f"a {RELAXED_TRI_ANGLE:g} degree initial pair: {_count(again)}"

@@ -81,31 +81,46 @@ def import_pycolmap(quiet: bool | None = None) -> Any:
     return pycolmap
 
 
-def extract(database: Path, images: Path, names: list[str], camera_model: str) -> None:
-    """SIFT features of ``names`` (files in ``images``) into ``database``, one camera."""
+def extract(
+    database: Path, images: Path, names: list[str], camera_model: str, threads: int = -1
+) -> None:
+    """SIFT features of ``names`` (files in ``images``) into ``database``, one camera, on
+    ``threads`` threads (-1: every core)."""
     pycolmap = import_pycolmap()
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = camera_model
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.num_threads = threads
     pycolmap.extract_features(
         database,
         images,
         image_names=names,
         camera_mode=pycolmap.CameraMode.SINGLE,
         reader_options=reader,
+        extraction_options=extraction,
         device=pycolmap.Device.cpu,
     )
 
 
-def match(database: Path, matcher: str) -> None:
+def match(database: Path, matcher: str, threads: int = -1, seed: int = 0) -> None:
     """Match every pair (``exhaustive``) or each image with its next ones by name
-    (``sequential``, COLMAP's default overlap of 10 plus quadratic overlap)."""
+    (``sequential``, COLMAP's default overlap of 10 plus quadratic overlap) on ``threads``
+    threads, each pair's geometric verification seeded with ``seed`` (COLMAP seeds its
+    RANSAC from the clock unless told)."""
     pycolmap = import_pycolmap()
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = threads
+    verification = pycolmap.TwoViewGeometryOptions()
+    verification.ransac.random_seed = seed
+    chosen = {"matching_options": matching, "verification_options": verification}
     if matcher == "exhaustive":
-        pycolmap.match_exhaustive(database, device=pycolmap.Device.cpu)
+        pycolmap.match_exhaustive(database, **chosen, device=pycolmap.Device.cpu)
     elif matcher == "sequential":
         pairing = pycolmap.SequentialPairingOptions()
         pairing.loop_detection = False  # would need a downloaded vocabulary tree
-        pycolmap.match_sequential(database, pairing_options=pairing, device=pycolmap.Device.cpu)
+        pycolmap.match_sequential(
+            database, pairing_options=pairing, **chosen, device=pycolmap.Device.cpu
+        )
     else:
         raise AtlasError(f"--matcher must be one of {', '.join(MATCHERS)}, got '{matcher}'")
 
@@ -133,8 +148,10 @@ def map_images(
     tick: Callable[[], None] | None = None,
     seed: int = 0,
     init_min_tri_angle: float | None = None,
+    threads: int = -1,
 ) -> Solution | None:
-    """Incremental mapping; the reconstruction with the most registered images, or None.
+    """Incremental mapping on ``threads`` threads; the reconstruction with the most
+    registered images, or None.
 
     ``init_min_tri_angle`` (degrees) overrides COLMAP's 16 for the initial pair: smaller
     suits forward-facing captures, whose baselines are short next to the depth.
@@ -142,6 +159,7 @@ def map_images(
     pycolmap = import_pycolmap()
     options = pycolmap.IncrementalPipelineOptions()
     options.random_seed = seed
+    options.num_threads = threads
     if init_min_tri_angle is not None:
         options.mapper.init_min_tri_angle = init_min_tri_angle
     models = pycolmap.incremental_mapping(

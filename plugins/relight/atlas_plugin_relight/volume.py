@@ -9,9 +9,10 @@ per ray, from the expected surface point (the depth of the composited weights).
 
 Geometry learns from a second image, composited as ``relight_radiance`` for the
 ``relight_radiance`` loss: by default (``relight.geometry=neural``) each sample's radiance
-from a network of the material features, normal, light and view, times the incident
-light, the cosine with the live (not detached) normal and the shadow test, or the field's
-own radiance (``radiance``). The cosine is what lets images under moving lights shape the
+from a network of the material features and the angles between normal, light, view and
+half vector (a learned isotropic reflectance), times the incident light, the cosine with
+the live (not detached) normal and the shadow test, or the field's own radiance
+(``radiance``). The cosine is what lets images under moving lights shape the
 surface, as photometric stereo does (Woodham 1980): at 650 steps on the realistic
 point-light scene 21.64 dB against 19.89 with the normal detached and no shadow term. The
 shaded image composites with the weights held fixed, so it trains the material and the
@@ -44,12 +45,19 @@ from atlas_core.api import (
     render_weights,
     segment_sum,
 )
-from atlas_plugin_relight.brdf import dot, unit
+from atlas_plugin_relight.brdf import dot, half_vector, unit
 from atlas_plugin_relight.lights import incident
 from atlas_plugin_relight.shading import Shading
 from atlas_plugin_relight.shadows import NoShadow
 
 RADIANCE = "relight_radiance"  # outputs key: the image the geometry learns from
+# The light-aware network sees the normal, light and view only through n.wi, n.wo, n.h and
+# wi.wo, as an isotropic BRDF does. Given the world-space vectors, it learned light-dependent
+# colours that undo a wrongly tilted surface's shading, and the plate kept the warm-up's
+# mounds (lit plate pixels tilted under 3 degrees: 10% against 43% with the angles).
+# Realistic point-light scene, README command, 600 s, one run each: linear 26.31 dB
+# against 26.07 and 25.85; sRGB seed 0 24.44 against 23.86, seed 1 25.10 against 24.30
+ANGLES = 4
 OPACITY = "relight_opacity"  # ... and its opacity (the shaded image's has no gradient)
 
 if TYPE_CHECKING:
@@ -76,7 +84,7 @@ class RelightVolumeRenderer(Shading, VolumeRenderer):
         self.falloff = options.warmup == "falloff"
         self.neural = None
         if options.geometry == "neural":
-            inputs = self.material.encoding.out_dim + 9
+            inputs = self.material.encoding.out_dim + ANGLES
             self.neural = mlp(inputs, options.width, 2, 3)
 
     def composite(
@@ -89,11 +97,12 @@ class RelightVolumeRenderer(Shading, VolumeRenderer):
 
     def light_aware(self, features: Tensor, n: Tensor, wi: Tensor, wo: Tensor,
                     radiance: Tensor) -> Tensor:  # fmt: skip
-        """Per-sample radiance [S, 3]: a network of the material features, normal, light
-        and view (a learned reflectance) times ``radiance`` (incident light, cosine, shadow)."""
-        lights = wi.shape[1]
-        rep = lambda v: v[:, None, :].expand(-1, lights, -1)  # noqa: E731
-        inputs = torch.cat([rep(features), rep(n), wi, rep(wo)], dim=-1)
+        """Per-sample radiance [S, 3]: a network of the material features and the angles
+        between normal, light, view and half vector (a learned isotropic reflectance) times
+        ``radiance`` (incident light, cosine, shadow)."""
+        n, view = n[:, None, :].expand_as(wi), wo[:, None, :].expand_as(wi)
+        angles = [dot(n, wi), dot(n, view), dot(n, half_vector(wi, wo)), dot(wi, view)]
+        inputs = torch.cat([features[:, None, :].expand(-1, wi.shape[1], -1), *angles], dim=-1)
         return (softplus(self.neural(inputs)) * radiance).sum(dim=1)
 
     def visibility(self, samples: RaySamples, density: Tensor, normals: Tensor,

@@ -95,6 +95,23 @@ def test_the_geometry_image_shades_with_the_live_normals(point_scene: Path) -> N
     assert to_shaded is None or float(to_shaded.abs().sum()) == 0.0
 
 
+def test_the_light_aware_network_sees_only_angles(point_scene: Path) -> None:
+    # a rotation of normal, lights and view together leaves an isotropic reflectance as
+    # it was; world-space vectors as inputs would let it undo a wrongly tilted surface
+    pipe, _ = pipeline_and_rays(point_scene, {"field.init": "sphere"})
+    torch.manual_seed(3)
+    unit = lambda v: v / v.norm(dim=-1, keepdim=True)  # noqa: E731
+    n, wo, wi = unit(torch.randn(32, 3)), unit(torch.randn(32, 3)), unit(torch.randn(32, 2, 3))
+    features, radiance = (
+        torch.randn(32, pipe.renderer.material.encoding.out_dim),
+        torch.rand(32, 2, 3),
+    )
+    turn = torch.linalg.qr(torch.randn(3, 3))[0]
+    plain = pipe.renderer.light_aware(features, n, wi, wo, radiance)
+    turned = pipe.renderer.light_aware(features, n @ turn.T, wi @ turn.T, wo @ turn.T, radiance)
+    assert torch.allclose(plain, turned, atol=1e-5) and float(plain.abs().sum()) > 0
+
+
 @pytest.mark.parametrize("warmup", ["falloff", "radiance"])
 def test_density_warm_up_renders_the_field_radiance(point_scene: Path, warmup: str) -> None:
     settings = {"field.init": "density", "relight.warmup": warmup}

@@ -40,8 +40,8 @@ class MaskLoss(Loss):
 class RadianceLoss(RGBL2Loss):
     """Mean squared error of ``relight_volume``'s second image (``relight_radiance``: the
     light-aware network's or the field's radiance) against the target, after the run's
-    colour transform as the image's own loss (``train.loss_linear`` and the rest): the term the
-    geometry learns from."""
+    colour transform as the image's own loss (``train.loss_linear`` and the rest): the
+    term the geometry learns from."""
 
     def forward(
         self, rays: RayBundle, outputs: dict[str, Tensor], field_outputs: dict[str, Tensor]

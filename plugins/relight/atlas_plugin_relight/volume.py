@@ -51,6 +51,7 @@ from atlas_plugin_relight.shading import Shading
 from atlas_plugin_relight.shadows import NoShadow
 
 RADIANCE = "relight_radiance"  # outputs key: the image the geometry learns from
+OPACITY = "relight_opacity"  # ... and its opacity (the shaded image's has no gradient)
 # The light-aware network sees the normal, light and view only through n.wi, n.wo, n.h and
 # wi.wo, as an isotropic BRDF does. Given the world-space vectors, it learned light-dependent
 # colours that undo a wrongly tilted surface's shading, and the plate kept the warm-up's
@@ -58,7 +59,6 @@ RADIANCE = "relight_radiance"  # outputs key: the image the geometry learns from
 # Realistic point-light scene, README command, 600 s, one run each: linear 26.31 dB
 # against 26.07 and 25.85; sRGB seed 0 24.44 against 23.86, seed 1 25.10 against 24.30
 ANGLES = 4
-OPACITY = "relight_opacity"  # ... and its opacity (the shaded image's has no gradient)
 
 if TYPE_CHECKING:
     from atlas_core.api import BuildContext

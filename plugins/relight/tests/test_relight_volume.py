@@ -110,6 +110,8 @@ def test_the_light_aware_network_sees_only_angles(point_scene: Path) -> None:
     plain = pipe.renderer.light_aware(features, n, wi, wo, radiance)
     turned = pipe.renderer.light_aware(features, n @ turn.T, wi @ turn.T, wo @ turn.T, radiance)
     assert torch.allclose(plain, turned, atol=1e-5) and float(plain.abs().sum()) > 0
+    moved = pipe.renderer.light_aware(features, n, wi.flip(0), wo, radiance)  # other angles
+    assert not torch.allclose(plain, moved, atol=1e-3)
 
 
 @pytest.mark.parametrize("warmup", ["falloff", "radiance"])

@@ -350,34 +350,37 @@ def test_missing_pycolmap_says_how_to_install(tmp_path: Path, monkeypatch, capsy
     assert not (tmp_path / "scene").exists()
 
 
-@pytest.mark.parametrize("threads", [None, 1])
+@pytest.mark.parametrize(
+    ("matcher", "threads"), [("exhaustive", None), ("exhaustive", 1), ("sequential", 1)]
+)
 def test_threads_reach_every_colmap_stage_and_verification_is_seeded(
-    photos, tmp_path: Path, monkeypatch, threads: int | None
+    photos, tmp_path: Path, monkeypatch, matcher: str, threads: int | None
 ) -> None:
     import pycolmap
 
     seen: dict[str, int] = {}
+    matching = f"match_{matcher}"
 
     def recording(name: str, options: str, read):  # noqa: ANN001, ANN202
         real = getattr(pycolmap, name)
 
         def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
             seen[name] = read(kwargs[options])
-            if name == "match_exhaustive":
+            if name == matching:
                 seen["ransac seed"] = kwargs["verification_options"].ransac.random_seed
             return real(*args, **kwargs)
 
         monkeypatch.setattr(pycolmap, name, call)
 
     recording("extract_features", "extraction_options", lambda o: o.num_threads)
-    recording("match_exhaustive", "matching_options", lambda o: o.num_threads)
+    recording(matching, "matching_options", lambda o: o.num_threads)
     recording("incremental_mapping", "options", lambda o: o.num_threads)
-    extra = [] if threads is None else ["--threads", threads]
+    extra = ["--matcher", matcher] + ([] if threads is None else ["--threads", threads])
     assert run(["data", "process", photos[0], "--out", tmp_path / "scene", *extra]) == 0
     expected = -1 if threads is None else threads  # -1: COLMAP's every core
     assert seen == {
         "extract_features": expected,
-        "match_exhaustive": expected,
+        matching: expected,
         "ransac seed": 0,
         "incremental_mapping": expected,
     }

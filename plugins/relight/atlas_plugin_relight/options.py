@@ -8,7 +8,7 @@ from typing import Literal
 Intersect = Literal["sphere", "bisection", "secant"]
 LightKind = Literal["dataset", "point", "learned"]
 Integrator = Literal["direct", "path"]
-Shadow = Literal["none", "hard", "learned"]
+Shadow = Literal["none", "hard", "volume", "learned"]
 Encoding = Literal["grid", "positional"]
 Geometry = Literal["radiance", "neural"]
 Warmup = Literal["falloff", "radiance"]
@@ -37,6 +37,9 @@ class RelightOptions:
     light, ``linear`` (as rendered) or ``srgb`` (the sRGB curve, as most 8-bit renders and
     photos store it): the renderers shade in linear light and encode before the losses;
     ``auto`` takes what the data declares (``tonemap.declared_encoding``), sRGB if nothing.
+    ``shadow``: ``none``, ``hard`` (sphere-traced, binary), ``volume`` (traced, and the
+    transmittance of the field's density along the way: shadows as wide as the volume
+    rendered silhouettes; the default on the SDF grids) or ``learned`` (NeRV's network).
     """
 
     intersect: Intersect = "sphere"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-from atlas_core.api import RayBundle, linear_to_srgb
+from atlas_core.api import ConfigError, RayBundle, linear_to_srgb
 from atlas_plugin_relight.lights import LightGain, make_light
 from atlas_plugin_relight.material import Material
 from atlas_plugin_relight.options import RelightOptions
@@ -28,11 +28,21 @@ class Shading:
 
         options = plugin_options(context.config, "relight", RelightOptions)
         name = context.config.field.name
-        self._sdf = [find_sdf(context.field_module(), what, name)]  # not a submodule
+        field = find_sdf(context.field_module(), what, name)
+        self._sdf = [field]  # not a submodule
         self.material = Material(options, tuple(context.scene.bounds))
         self.light = make_light(options)
         self.gain = LightGain(options.learn_gain)
-        self.shadow = make_shadow(options, self.sdf, tuple(context.scene.bounds))
+        extinction = None
+        if options.shadow == "volume":
+            extinction = getattr(field, "laplace_density", None)
+            if extinction is None:
+                raise ConfigError(
+                    f"{what}: relight.shadow=volume needs a field whose density is a function "
+                    f"of its SDF (laplace_density, as volsdf_grid's and volsdf_hash's); "
+                    f"field {name!r} has none: use relight.shadow=hard"
+                )
+        self.shadow = make_shadow(options, self.sdf, tuple(context.scene.bounds), extinction)
         self.tonemap = options.tonemap  # auto was resolved in atlas_configure
         return options
 

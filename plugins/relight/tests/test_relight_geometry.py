@@ -100,6 +100,35 @@ def test_hard_shadow_is_zero_behind_an_occluder_and_one_in_the_open() -> None:
     assert torch.equal(NoShadow()(x, n, wi, dist), torch.ones(2, 1, 1))
 
 
+def laplace_extinction(sdf: torch.Tensor, beta: float = 0.0025) -> torch.Tensor:
+    """VolSDF's density of an SDF value (eq. 2 and 3, alpha = 1 / beta)."""
+    outside = 0.5 * torch.exp(-sdf.clamp_min(0.0) / beta)
+    return torch.where(sdf > 0, outside, 1.0 - 0.5 * torch.exp(sdf.clamp_max(0.0) / beta)) / beta
+
+
+def test_volume_shadow_is_as_wide_as_a_volume_rendered_silhouette() -> None:
+    # shadow rays straight up past a sphere of radius 0.4, 0.01 inside to 0.02 outside
+    # its zero level: under the density camera rays see (beta 0.0025), the grazing ones
+    # are partly blocked, about half of them 3 beta out; the binary test passes them all
+    box = (-1.5, -1.5, -1.5, 1.5, 1.5, 1.5)
+    gaps = torch.tensor([-0.01, 0.003, 0.0075, 0.02])
+    x = torch.stack([0.4 + gaps, torch.zeros(4), torch.full((4,), -1.0)], dim=-1)
+    n = torch.tensor([[0.0, 0.0, 1.0]]).expand(4, 3)
+    wi, dist, _ = incident(x, (x + torch.tensor([0.0, 0.0, 5.0]))[:, None], torch.ones(4, 1, 3))
+    hard = HardShadow(sphere((0.0, 0.0, 0.0), 0.4), 64, box)(x, n, wi, dist)[:, 0, 0]
+    volume = HardShadow(sphere((0.0, 0.0, 0.0), 0.4), 64, box, laplace_extinction)
+    soft = volume(x, n, wi, dist)[:, 0, 0]
+    assert hard.tolist() == [0.0, 1.0, 1.0, 1.0]
+    assert float(soft[0]) == 0.0 and float(soft[1]) < 0.1 and 0.2 < float(soft[2]) < 0.8
+    assert float(soft[3]) > 0.95
+    # a light low over a plane: the ray leaving it is dimmed only past CLEAR
+    x, n = torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 1.0]])
+    light = torch.tensor([[[1.0, 0.0, math.tan(math.radians(5.0))]]])
+    wi, dist, _ = incident(x, light, torch.ones(1, 1, 3))
+    plane = HardShadow(lambda p: p[:, 2:], 64, box, laplace_extinction)
+    assert float(plane(x, n, wi, dist)) > 0.99  # 0.90 counted from the start point
+
+
 def box_grid_sdf(positions: torch.Tensor) -> torch.Tensor:
     """A sphere of radius 0.3 as an SDF grid over [-1.5, 1.5]^3 reads it: the distance
     to the box outside it (near zero just past a face)."""

@@ -58,8 +58,9 @@ GRID_CONVERSION = {"opacity": 0.35, "opacity_blur": 0.0, "min_component": 0.004}
 # Shadow rays on the SDF grids see the field's density as camera rays do (relight.shadow=
 # volume unless set): the zero level lies inside the volume-rendered silhouettes (the
 # spheres 0.007-0.009 inside), so its shadows came out small. Realistic point-light
-# scenes, 600 s, one run each: sRGB seeds 0, 1, 2 25.03, 25.88, 24.54 dB against 24.44,
-# 25.10, 24.79 with hard; linear 26.35 against 26.31; the shadowed plate gains on all four
+# scenes, 600 s: sRGB seeds 0, 1 25.03, 25.88 dB against 24.44, 25.10 with hard, seed 2
+# 24.54 and 25.23 against 24.79 and 24.94; linear 26.35 against 26.31; the shadowed
+# plate gains on all four
 VOLUME_SHADOW = "volume"
 # Test pixels as the mean of 2 x 2 rays over their area where the training images are
 # antialiased (eval.supersample=0, auto), as NeRV's and the realistic generated scenes'

@@ -3,11 +3,12 @@ their learned gain, and the shadow test."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from torch import Tensor
+from torch import Tensor, nn
 
-from atlas_core.api import ConfigError, RayBundle, linear_to_srgb
+from atlas_core.api import ConfigError, RayBundle, has_density, linear_to_srgb
 from atlas_plugin_relight.lights import LightGain, make_light
 from atlas_plugin_relight.material import Material
 from atlas_plugin_relight.options import RelightOptions
@@ -16,6 +17,21 @@ from atlas_plugin_relight.surface import find_sdf
 
 if TYPE_CHECKING:
     from atlas_core.api import BuildContext
+
+
+def shadow_density(
+    options: RelightOptions, field: nn.Module, what: str, name: str
+) -> Callable[[Tensor], Tensor] | None:
+    """The field's density (the core's ``HasDensity``) where ``relight.shadow=volume``
+    sums it along shadow rays, else None; a ConfigError for a field without one."""
+    if options.shadow != "volume":
+        return None
+    if not has_density(field):
+        raise ConfigError(
+            f"{what}: relight.shadow=volume needs a field with a density, but field "
+            f"{name!r} has none; use relight.shadow=hard"
+        )
+    return field.density
 
 
 class Shading:
@@ -33,15 +49,7 @@ class Shading:
         self.material = Material(options, tuple(context.scene.bounds))
         self.light = make_light(options)
         self.gain = LightGain(options.learn_gain)
-        extinction = None
-        if options.shadow == "volume":
-            extinction = getattr(field, "laplace_density", None)
-            if extinction is None:
-                raise ConfigError(
-                    f"{what}: relight.shadow=volume needs a field whose density is a function "
-                    f"of its SDF (laplace_density, as volsdf_grid's and volsdf_hash's); "
-                    f"field {name!r} has none: use relight.shadow=hard"
-                )
+        extinction = shadow_density(options, field, what, name)
         self.shadow = make_shadow(options, self.sdf, tuple(context.scene.bounds), extinction)
         self.tonemap = options.tonemap  # auto was resolved in atlas_configure
         return options

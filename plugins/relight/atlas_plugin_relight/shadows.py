@@ -8,9 +8,10 @@ it, which falls to nothing just past the face a step leaving the box lands behin
 that had blocked about one shadow ray in twenty (11 of 202 shadowed pixels in a test
 view of the realistic point-light scene: the black stipple on the lit plate).
 
-``volume`` marches the same way and also sums the field's own density over the traced
-steps (trapezoids; the steps shrink near a surface), so a shadow ray that grazes a
-blocker is as opaque as a camera ray grazing it: a volume-rendered SDF's silhouettes lie
+``volume`` marches the same way and also sums the field's own density (its
+``density()``, the core's ``HasDensity``) over the traced steps (trapezoids; the steps
+shrink near a surface), so a shadow ray that grazes a blocker is as opaque as a camera
+ray grazing it: a volume-rendered SDF's silhouettes lie
 a few beta outside its zero level (VolSDF's Laplace density, Yariv et al. 2021), and
 fitted to the images, the learned spheres of the realistic point-light scene sat 0.009
 inside their true surfaces (beta 0.0025), so the zero level's shadows came out small.
@@ -44,7 +45,7 @@ class NoShadow(nn.Module):
 class HardShadow(nn.Module):
     """Sphere-trace from each point toward each light, inside ``bounds`` (the scene box,
     where the surfaces are); 0 where the SDF is reached first, else 1, or with
-    ``extinction`` (the field's density of an SDF value) the transmittance along the way."""
+    ``extinction`` (the field's density at points) the transmittance along the way."""
 
     def __init__(self, sdf: Callable[[Tensor], Tensor], steps: int, bounds: tuple[float, ...],
                  extinction: Callable[[Tensor], Tensor] | None = None):  # fmt: skip
@@ -66,10 +67,14 @@ class HardShadow(nn.Module):
             active = ~blocked & (t < far)
             if not bool(active.any()):
                 break
-            value = self.sdf(start + t * dirs)
+            points = start + t * dirs
+            value = self.sdf(points)
             if self.extinction is not None:  # trapezoids over the traced steps
                 away = away | (value > CLEAR)
-                sigma = torch.where(away, self.extinction(value), torch.zeros_like(value))
+                counted = (away & active).view(-1)
+                sigma = torch.zeros_like(value)
+                if bool(counted.any()):
+                    sigma[counted] = self.extinction(points[counted])
                 depth = torch.where(active, depth + 0.5 * (sigma + last) * step, depth)
                 last = sigma
             blocked = blocked | (active & (value < HIT))

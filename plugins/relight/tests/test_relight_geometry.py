@@ -100,10 +100,15 @@ def test_hard_shadow_is_zero_behind_an_occluder_and_one_in_the_open() -> None:
     assert torch.equal(NoShadow()(x, n, wi, dist), torch.ones(2, 1, 1))
 
 
-def laplace_extinction(sdf: torch.Tensor, beta: float = 0.0025) -> torch.Tensor:
-    """VolSDF's density of an SDF value (eq. 2 and 3, alpha = 1 / beta)."""
-    outside = 0.5 * torch.exp(-sdf.clamp_min(0.0) / beta)
-    return torch.where(sdf > 0, outside, 1.0 - 0.5 * torch.exp(sdf.clamp_max(0.0) / beta)) / beta
+def laplace_density(sdf, beta: float = 0.0025):  # noqa: ANN001, ANN201
+    """VolSDF's density of an SDF (eq. 2 and 3, alpha = 1 / beta) as a function of points."""
+
+    def density(p: torch.Tensor) -> torch.Tensor:
+        d = sdf(p)
+        outside = 0.5 * torch.exp(-d.clamp_min(0.0) / beta)
+        return torch.where(d > 0, outside, 1.0 - 0.5 * torch.exp(d.clamp_max(0.0) / beta)) / beta
+
+    return density
 
 
 def test_volume_shadow_is_as_wide_as_a_volume_rendered_silhouette() -> None:
@@ -116,7 +121,8 @@ def test_volume_shadow_is_as_wide_as_a_volume_rendered_silhouette() -> None:
     n = torch.tensor([[0.0, 0.0, 1.0]]).expand(4, 3)
     wi, dist, _ = incident(x, (x + torch.tensor([0.0, 0.0, 5.0]))[:, None], torch.ones(4, 1, 3))
     hard = HardShadow(sphere((0.0, 0.0, 0.0), 0.4), 64, box)(x, n, wi, dist)[:, 0, 0]
-    volume = HardShadow(sphere((0.0, 0.0, 0.0), 0.4), 64, box, laplace_extinction)
+    ball = sphere((0.0, 0.0, 0.0), 0.4)
+    volume = HardShadow(ball, 64, box, laplace_density(ball))
     soft = volume(x, n, wi, dist)[:, 0, 0]
     assert hard.tolist() == [0.0, 1.0, 1.0, 1.0]
     assert float(soft[0]) == 0.0 and float(soft[1]) < 0.1 and 0.2 < float(soft[2]) < 0.8
@@ -125,7 +131,8 @@ def test_volume_shadow_is_as_wide_as_a_volume_rendered_silhouette() -> None:
     x, n = torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 1.0]])
     light = torch.tensor([[[1.0, 0.0, math.tan(math.radians(5.0))]]])
     wi, dist, _ = incident(x, light, torch.ones(1, 1, 3))
-    plane = HardShadow(lambda p: p[:, 2:], 64, box, laplace_extinction)
+    floor = lambda p: p[:, 2:]  # noqa: E731
+    plane = HardShadow(floor, 64, box, laplace_density(floor))
     assert float(plane(x, n, wi, dist)) > 0.99  # 0.90 counted from the start point
 
 

@@ -9,6 +9,8 @@ import torch
 from atlas_plugin_relight.data import load_nerv_point
 from atlas_plugin_relight.lights import POSITIONS, POWER
 from atlas_plugin_relight.losses import MaskLoss, RadianceLoss
+from atlas_plugin_relight.options import RelightOptions
+from atlas_plugin_relight.shading import shadow_density
 from atlas_plugin_relight.synth import write_point_scene
 from atlas_plugin_relight.volume import relative_falloff
 
@@ -181,18 +183,20 @@ def test_shadows_gate_each_light_per_ray(point_scene: Path) -> None:
 
 def test_shadow_rays_see_the_grid_density_unless_set(point_scene: Path) -> None:
     pipe, _ = pipeline_and_rays(point_scene, {"field.init": "sphere"})
-    assert pipe.renderer.shadow.extinction == pipe.field.laplace_density  # the default
+    assert pipe.renderer.shadow.extinction == pipe.field.density  # the default
     pipe, _ = pipeline_and_rays(point_scene, {"field.init": "sphere", "relight.shadow": "hard"})
     assert pipe.renderer.shadow.extinction is None
 
 
-def test_volume_shadow_needs_a_density_of_the_sdf(point_scene: Path) -> None:
-    config = RunConfig()
-    config.data.path, config.data.kind = str(point_scene), "nerv_point"
-    config.plugins = ["volsdf", "relight"]
-    config.set("relight.shadow", "volume")  # on volsdf's SDF network: surface rendering
-    with pytest.raises(ConfigError, match="relight.shadow=volume needs a field whose density"):
-        build_pipeline(config, load_plugins(config.plugins), load_nerv_point(point_scene))
+def test_volume_shadow_needs_a_field_with_a_density() -> None:
+    class SDFOnly(torch.nn.Module):
+        def sdf(self, positions: torch.Tensor) -> torch.Tensor:
+            return positions.norm(dim=-1, keepdim=True) - 1.0
+
+    volume, hard = RelightOptions(shadow="volume"), RelightOptions(shadow="hard")
+    assert shadow_density(hard, SDFOnly(), "renderer", "mine") is None
+    with pytest.raises(ConfigError, match="relight.shadow=volume needs a field with a density"):
+        shadow_density(volume, SDFOnly(), "renderer", "mine")
 
 
 def test_radiance_loss_needs_the_volume_renderer() -> None:
